@@ -1,0 +1,185 @@
+"""Every error sentinel-fetch raises, in one tree.
+
+Catch :class:`SentinelFetchError` to catch them all. The command line maps the tree
+to exit codes: :class:`InputError` and the credential errors are the user's to fix
+(exit 2); everything else means the job could not be completed (exit 1).
+
+Messages are one line, say what is wrong and, where we know it, what to do. They never
+contain a token, a password or a proxy password: errors that carry a URL carry it
+through :func:`sentinel_fetch.http.redact_url`.
+
+::
+
+    SentinelFetchError
+    ├── InputError                     exit 2: the user's input cannot be used
+    │   ├── QueryError                 impossible dates, unknown collection, bad values
+    │   │   ├── FilterSyntaxError      an OData $filter that does not parse
+    │   │   └── BrowserURLError        a pasted Copernicus Browser URL that is unusable
+    │   ├── AreaError                  WKT/GeoJSON/shapefile/bbox that is not a valid area
+    │   ├── ConfigError                a bad config file or setting
+    │   └── ResultFileError            a saved search result that cannot be read
+    ├── AuthError                      the identity server refused us
+    │   ├── CredentialsMissingError    exit 2: no username/password from any source
+    │   ├── InvalidCredentialsError    exit 2: 401 invalid_grant (wrong password, missing TOTP)
+    │   └── SessionLimitError          the account has too many active sessions
+    ├── ServiceError                   an HTTP error from a CDSE host (status, CDSE code)
+    │   ├── CatalogueError             the OData catalogue
+    │   └── DownloadServiceError       the download host (DAT-ZIP-* codes)
+    ├── TransferError                  one product could not be fetched and verified
+    │   ├── IntegrityError             size, checksum or zip test failed
+    │   ├── ProductOfflineError        Online=false: order it in the Data Workspace
+    │   └── UnsafeNameError            a name from the server would escape the save folder
+    ├── SearchIncompleteError          paging failed after retries: no silently short list
+    └── StorageError                   the disk refused (full, read-only, permission)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AreaError",
+    "AuthError",
+    "BrowserURLError",
+    "CatalogueError",
+    "ConfigError",
+    "CredentialsMissingError",
+    "DownloadServiceError",
+    "FilterSyntaxError",
+    "InputError",
+    "IntegrityError",
+    "InvalidCredentialsError",
+    "ProductOfflineError",
+    "QueryError",
+    "ResultFileError",
+    "SearchIncompleteError",
+    "SentinelFetchError",
+    "ServiceError",
+    "SessionLimitError",
+    "StorageError",
+    "TransferError",
+    "UnsafeNameError",
+]
+
+
+class SentinelFetchError(Exception):
+    """Base of every error raised by sentinel-fetch."""
+
+    #: Exit status the command line uses for this error.
+    exit_code: int = 1
+
+
+class InputError(SentinelFetchError):
+    """The user's input cannot be used; nothing was sent or changed."""
+
+    exit_code = 2
+
+
+class QueryError(InputError):
+    """A search that cannot be run as given (impossible dates, unknown values...)."""
+
+
+class FilterSyntaxError(QueryError):
+    """An OData ``$filter`` expression that does not parse.
+
+    Attributes:
+        position: 0-based character offset of the problem in the filter, if known.
+    """
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class BrowserURLError(QueryError):
+    """A pasted search URL that is not a usable CDSE OData search URL."""
+
+
+class AreaError(InputError):
+    """An area of interest that is not a valid geometry in EPSG:4326."""
+
+
+class ConfigError(InputError):
+    """A configuration file or setting that cannot be used."""
+
+
+class ResultFileError(InputError):
+    """A saved search result file that cannot be read back."""
+
+
+class AuthError(SentinelFetchError):
+    """The identity server refused to give us a token."""
+
+
+class CredentialsMissingError(AuthError):
+    """No CDSE username/password could be found in any configured source."""
+
+    exit_code = 2
+
+
+class InvalidCredentialsError(AuthError):
+    """The identity server rejected the username, password or TOTP code."""
+
+    exit_code = 2
+
+
+class SessionLimitError(AuthError):
+    """CDSE refuses new logins: the account has reached its active-session limit."""
+
+
+class ServiceError(SentinelFetchError):
+    """An HTTP error answer from a CDSE host.
+
+    Attributes:
+        status: HTTP status code (0 when the connection itself failed).
+        code: CDSE error code from the body (e.g. ``DAT-ZIP-100``), if any.
+        retry_after_s: the server's ``Retry-After`` in seconds, if it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        code: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+    @property
+    def transient(self) -> bool:
+        """Whether trying again later may succeed (connection failures, 429, 5xx)."""
+        return self.status == 0 or self.status in (408, 425, 429) or self.status >= 500
+
+
+class CatalogueError(ServiceError):
+    """An error answer from the OData catalogue."""
+
+
+class DownloadServiceError(ServiceError):
+    """An error answer from the download host (``DAT-ZIP-*`` codes)."""
+
+
+class TransferError(SentinelFetchError):
+    """One product could not be fetched and verified."""
+
+
+class IntegrityError(TransferError):
+    """The bytes received do not match the catalogue's size or checksum."""
+
+
+class ProductOfflineError(TransferError):
+    """The product is offline (Deferred Available Data); it must be ordered first."""
+
+
+class UnsafeNameError(TransferError):
+    """A product name that would place a file outside the save folder."""
+
+
+class SearchIncompleteError(SentinelFetchError):
+    """Paging through results failed after retries; a partial list is never returned."""
+
+
+class StorageError(SentinelFetchError):
+    """The file system refused a write (disk full, read-only, no permission)."""
