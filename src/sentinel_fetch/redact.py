@@ -1,0 +1,106 @@
+"""Keep secrets out of logs, URLs and messages.
+
+Tokens and passwords are registered here the moment the library learns them; the
+:class:`RedactingFilter` (installed by the command line on its log handlers, and
+available to any application) replaces every registered secret in every log record,
+whichever library emitted it. URLs are shown through :func:`redact_url`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = ["MASK", "RedactingFilter", "forget_secrets", "redact", "redact_url", "register_secret"]
+
+MASK = "***"
+# Query parameters that carry credentials: CDSE's download host accepts ?token=.
+_SECRET_PARAMS = frozenset({"token", "access_token", "refresh_token", "password", "totp"})
+# Short strings are too likely to occur by accident in ordinary text.
+_MIN_SECRET_LENGTH = 6
+
+_lock = threading.Lock()
+# Bounded: a week-long run refreshes its token a thousand times; old ones cannot leak any more
+# than new ones, but memory must stay flat.
+_secrets: deque[str] = deque(maxlen=256)
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember a secret so :func:`redact` and :class:`RedactingFilter` hide it."""
+    if not secret or len(secret) < _MIN_SECRET_LENGTH:
+        return
+    with _lock:
+        if secret not in _secrets:
+            _secrets.append(secret)
+
+
+def forget_secrets() -> None:
+    """Drop every registered secret (tests use this between cases)."""
+    with _lock:
+        _secrets.clear()
+
+
+def redact(text: str) -> str:
+    """Replace every registered secret in ``text`` with ``***``.
+
+    Example:
+        >>> register_secret("s3cr3t-token-value")
+        >>> redact("Authorization: Bearer s3cr3t-token-value")
+        'Authorization: Bearer ***'
+    """
+    with _lock:
+        secrets = list(_secrets)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to show: no password in the user-info part, no token parameters.
+
+    Example:
+        >>> redact_url("socks5://alice:pw@127.0.0.1:7890")
+        'socks5://alice:***@127.0.0.1:7890'
+        >>> redact_url("https://download.example/odata/v1/Products(1)/$value?token=abc")
+        'https://download.example/odata/v1/Products(1)/$value?token=***'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        name = user.split(":", 1)[0]
+        netloc = f"{name}:{MASK}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(key.lower() in _SECRET_PARAMS for key, _ in pairs):
+            masked = [(k, MASK if k.lower() in _SECRET_PARAMS else v) for k, v in pairs]
+            query = urlencode(masked, safe="*$(),'/:")
+    return redact(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that removes registered secrets from every record it sees.
+
+    Attach it to handlers (not loggers): handler filters see records from every
+    library, including urllib3's debug lines.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg = cleaned
+            record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            # The formatted traceback is produced later from exc_info; pre-render it clean.
+            formatter = logging.Formatter()
+            record.exc_text = redact(formatter.formatException(record.exc_info))
+            record.exc_info = None
+        return True

@@ -1,0 +1,59 @@
+"""Secrets never reach logs or messages."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from sentinel_fetch.redact import RedactingFilter, forget_secrets, redact, redact_url, register_secret
+
+
+@pytest.fixture(autouse=True)
+def _clean_registry() -> None:
+    forget_secrets()
+
+
+def test_registered_secret_is_masked_everywhere_in_text() -> None:
+    register_secret("eyJhbGciOiJSUzI1NiJ9.payload.signature")
+    text = "token eyJhbGciOiJSUzI1NiJ9.payload.signature and again eyJhbGciOiJSUzI1NiJ9.payload.signature"
+    assert redact(text) == "token *** and again ***"
+
+
+def test_short_strings_are_not_treated_as_secrets() -> None:
+    register_secret("abc")
+    assert redact("abc abc") == "abc abc"
+
+
+def test_redact_url_masks_proxy_password_and_token_parameter() -> None:
+    assert redact_url("http://bob:hunter22@proxy.example:3128") == "http://bob:***@proxy.example:3128"
+    masked = redact_url("https://dl.example/odata/v1/Products(x)/$value?token=abcdef123&x=1")
+    assert "abcdef123" not in masked and "token=***" in masked and "x=1" in masked
+
+
+def test_filter_cleans_messages_arguments_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "refresh-token-value-123456"
+    register_secret(secret)
+    logger = logging.getLogger("test.redact")
+    handler = logging.StreamHandler()
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    collector = Collect()
+    collector.addFilter(RedactingFilter())
+    logger.addHandler(collector)
+    try:
+        logger.warning("got %s", secret)
+        try:
+            raise RuntimeError(f"failed with {secret}")
+        except RuntimeError:
+            logger.exception("boom")
+    finally:
+        logger.removeHandler(collector)
+        handler.close()
+    joined = "\n".join(records)
+    assert secret not in joined
+    assert joined.count("***") >= 2
