@@ -1,0 +1,319 @@
+"""The one road to the network.
+
+Every request sentinel-fetch makes goes through :class:`Transport`, which owns:
+
+* one ``requests.Session`` per thread (sessions are not thread-safe; connection reuse
+  inside a thread is what makes 200 small downloads fast);
+* certificate verification (always on; an extra CA bundle can be trusted), set per
+  request because ``requests`` otherwise lets ``REQUESTS_CA_BUNDLE`` override it;
+* the proxy: an explicit ``http://``/``socks5://`` URL, or the standard environment
+  variables (and, through the standard library, the Windows system proxy);
+* redirects, followed by our code, because the ``Authorization`` header is a policy
+  decision: it goes only to the configured CDSE hosts, never to anywhere a redirect
+  points, and never over plain HTTP when it was asked for over HTTPS;
+* turning error answers into :class:`~sentinel_fetch.errors.ServiceError` with the CDSE
+  error code and ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from sentinel_fetch.errors import ConfigError, ServiceError
+from sentinel_fetch.redact import redact, redact_url, register_secret
+from sentinel_fetch.retry import parse_retry_after
+from sentinel_fetch.settings import Settings, origin_of
+
+__all__ = ["BearerSource", "Transport", "error_from_response", "proxy_for_display"]
+
+log = logging.getLogger("sentinel_fetch.http")
+
+#: Something that hands out a valid access token (``TokenManager.access_token``).
+BearerSource = Callable[[], str]
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 8
+_PROXY_SCHEMES = ("http", "https", "socks5", "socks5h", "socks4", "socks4a")
+_USER_AGENT = "sentinel-fetch/0.1 (+https://github.com/sentinel-fetch/sentinel-fetch)"
+
+
+def proxy_for_display(proxy: str | None) -> str:
+    """A proxy URL with its password masked, for logs and ``config`` output."""
+    return redact_url(proxy) if proxy else "none"
+
+
+def _check_proxy(proxy: str) -> str:
+    parts = urlsplit(proxy)
+    if parts.scheme.lower() not in _PROXY_SCHEMES or not parts.hostname:
+        raise ConfigError(
+            f"proxy must look like http://host:port or socks5://host:port, "
+            f"got {proxy_for_display(proxy)!r}"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise ConfigError(f"proxy has an invalid port: {proxy_for_display(proxy)!r}") from None
+    return proxy
+
+
+def _default_verify(settings: Settings) -> str | bool:
+    if settings.ca_bundle:
+        if not os.path.isfile(settings.ca_bundle):
+            raise ConfigError(f"CA bundle not found: {settings.ca_bundle}")
+        return settings.ca_bundle
+    # Honour the bundle variables users already set for pip and curl (corporate CAs).
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(name)
+        if value and os.path.isfile(value):
+            return value
+    return True
+
+
+def error_from_response(
+    response: requests.Response, error_type: type[ServiceError] = ServiceError
+) -> ServiceError:
+    """Build a one-line :class:`ServiceError` from an error answer.
+
+    Reads the CDSE code from the JSON body (``code`` on the download host, ``error`` on
+    the identity host, ``detail`` on the catalogue) without ever echoing headers.
+    """
+    code: str | None = None
+    detail = ""
+    try:
+        body: Any = json.loads(response.content[:65536] or b"null")
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        raw_code = body.get("code") or body.get("error")
+        code = str(raw_code) if raw_code is not None else None
+        text = body.get("message") or body.get("error_description") or body.get("detail")
+        if isinstance(text, list) and text and isinstance(text[0], dict):
+            text = text[0].get("msg")
+        detail = str(text) if text else ""
+    reason = response.reason or ""
+    where = redact_url(response.url.split("?", 1)[0]) if response.url else "CDSE"
+    parts = [f"HTTP {response.status_code} {reason}".strip()]
+    if code:
+        parts.append(code)
+    if detail:
+        parts.append(" ".join(detail.split())[:300])
+    message = f"{': '.join(parts)} ({where})"
+    return error_type(
+        message,
+        status=response.status_code,
+        code=code,
+        retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+class Transport:
+    """Sends HTTP requests for the whole library. Thread-safe.
+
+    Args:
+        settings: endpoints, proxy, CA bundle and timeouts.
+        environ: environment used for proxy variables (defaults to ``os.environ``).
+    """
+
+    def __init__(self, settings: Settings, *, environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self._proxy = _check_proxy(settings.proxy) if settings.proxy else None
+        if self._proxy:
+            register_secret(urlsplit(self._proxy).password)
+        self._verify = _default_verify(settings)
+        self._environ = environ
+        self._bearer_origins = settings.endpoints.bearer_origins()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+        self._pool_size = max(4, settings.limits.workers + 2)
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def session(self) -> requests.Session:
+        """This thread's session (created on first use)."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            # Proxies, CA bundle and .netrc are decided here, not by requests' environment
+            # lookups: .netrc could otherwise add Basic auth to the token request.
+            session.trust_env = False
+            session.headers["User-Agent"] = _USER_AGENT
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        """Close every session's connections."""
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- policy -------------------------------------------------------------------------
+
+    def proxies_for(self, url: str) -> dict[str, str]:
+        """The proxy mapping for one URL (explicit proxy, else environment/system)."""
+        if self._proxy:
+            return {"http": self._proxy, "https": self._proxy}
+        if self._environ is None:
+            return dict(requests.utils.get_environ_proxies(url))
+        # An explicit environment mapping (tests, embedding applications).
+        scheme = urlsplit(url).scheme
+        no_proxy = self._environ.get("NO_PROXY") or self._environ.get("no_proxy")
+        if no_proxy and requests.utils.should_bypass_proxies(url, no_proxy=no_proxy):
+            return {}
+        for name in (f"{scheme}_proxy", "all_proxy"):
+            value = self._environ.get(name) or self._environ.get(name.upper())
+            if value:
+                return {scheme: value}
+        return {}
+
+    def may_receive_token(self, url: str) -> bool:
+        """Whether ``url`` is one of the configured CDSE hosts that may see the token."""
+        return origin_of(url) in self._bearer_origins
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """``(connect, read)`` timeouts in seconds."""
+        limits = self.settings.limits
+        return (limits.connect_timeout_s, limits.read_timeout_s)
+
+    # -- requests -----------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        bearer: BearerSource | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Any = None,
+        data: Any = None,
+        json_body: Any = None,
+        stream: bool = False,
+        timeout: tuple[float, float] | None = None,
+    ) -> requests.Response:
+        """Send one request, following redirects under our Authorization policy.
+
+        Args:
+            method: HTTP method.
+            url: absolute URL.
+            bearer: token source; the token is attached only when the (current) URL is a
+                configured CDSE host, and re-fetched for each hop so a refreshed token is
+                used after a redirect.
+            headers: extra headers (kept across redirects, except Authorization).
+            params: query parameters for the first hop only.
+            data: form body (first hop only; a 303 turns the request into a GET).
+            json_body: JSON body (first hop only).
+            stream: leave the body unread for the caller to stream.
+            timeout: ``(connect, read)`` override.
+
+        Returns:
+            The final response, whatever its status (callers decide what is an error).
+
+        Raises:
+            ServiceError: connection failures (status 0), too many redirects, or a
+                redirect from HTTPS to plain HTTP.
+        """
+        session = self.session()
+        current_url = url
+        current_method = method
+        hops = 0
+        while True:
+            send_headers = dict(headers or {})
+            if bearer is not None and self.may_receive_token(current_url):
+                send_headers["Authorization"] = f"Bearer {bearer()}"
+            started = time.monotonic()
+            try:
+                response = session.request(
+                    current_method,
+                    current_url,
+                    headers=send_headers,
+                    params=params if hops == 0 else None,
+                    data=data if hops == 0 else None,
+                    json=json_body if hops == 0 else None,
+                    stream=stream,
+                    timeout=timeout or self.timeout,
+                    allow_redirects=False,
+                    verify=self._verify,
+                    proxies=self.proxies_for(current_url),
+                )
+            except requests.exceptions.SSLError as exc:
+                raise ServiceError(
+                    f"TLS certificate verification failed for {redact_url(current_url)}: "
+                    f"{_short(exc)} (set ca_bundle if a proxy or mirror uses its own CA)"
+                ) from None
+            except requests.exceptions.ProxyError as exc:
+                raise ServiceError(
+                    f"proxy {proxy_for_display(self._proxy or _env_proxy_name(self, current_url))}"
+                    f" failed: {_short(exc)}"
+                ) from None
+            except requests.exceptions.InvalidSchema as exc:
+                raise ConfigError(
+                    f"{_short(exc)} (SOCKS proxies need the PySocks package)"
+                ) from None
+            except requests.exceptions.RequestException as exc:
+                raise ServiceError(
+                    f"cannot reach {redact_url(current_url.split('?', 1)[0])}: {_short(exc)}"
+                ) from None
+            log.debug(
+                "%s %s -> %s (%.0f ms)",
+                current_method,
+                redact_url(response.url),
+                response.status_code,
+                (time.monotonic() - started) * 1000,
+            )
+            if response.status_code not in _REDIRECTS or "Location" not in response.headers:
+                return response
+            hops += 1
+            target = urljoin(current_url, response.headers["Location"])
+            response.close()
+            if hops > _MAX_REDIRECTS:
+                raise ServiceError(f"too many redirects starting at {redact_url(url)}")
+            if urlsplit(current_url).scheme == "https" and urlsplit(target).scheme != "https":
+                raise ServiceError(
+                    f"refusing a redirect from HTTPS to {redact_url(target)}: "
+                    "it would expose the download to the network"
+                )
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and current_method == "POST"
+            ):
+                current_method = "GET"
+            if not self.may_receive_token(target) and bearer is not None:
+                log.debug("redirect to %s: not a CDSE host, token withheld", redact_url(target))
+            current_url = target
+
+
+def _short(exc: BaseException) -> str:
+    """The last, most specific line of a requests/urllib3 error, without URLs' secrets."""
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    # urllib3 wraps the cause as "...(Caused by X('...'))": keep the cause.
+    if "Caused by " in text:
+        text = text.split("Caused by ", 1)[1].rstrip(")")
+    return redact(text)[:300]
+
+
+def _env_proxy_name(transport: Transport, url: str) -> str | None:
+    proxies = transport.proxies_for(url)
+    return next(iter(proxies.values()), None)
