@@ -1,0 +1,163 @@
+"""Verify products while they stream: BLAKE3 when the catalogue has it, else MD5.
+
+Hashing inline (never in a second pass over the file) is what keeps a verified download
+as fast as an unverified one: BLAKE3 costs about 0.25 CPU-seconds per GB, MD5 about 1.4.
+Products whose catalogue entry has no checksum (older holdings: ``Checksum: []``) are
+checked by size and by testing every member's CRC in the zip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from blake3 import blake3
+
+from sentinel_fetch.errors import IntegrityError
+
+__all__ = ["Expected", "StreamVerifier", "check_zip", "hash_file", "preferred_algorithm"]
+
+# Strongest-and-fastest first.
+_PREFERENCE = ("BLAKE3", "MD5")
+
+
+class _Hasher(Protocol):
+    def update(self, data: bytes | memoryview, /) -> object: ...
+    def hexdigest(self) -> str: ...
+
+
+def _new_hasher(algorithm: str) -> _Hasher:
+    if algorithm == "BLAKE3":
+        return blake3()
+    if algorithm == "MD5":
+        # Integrity against accidental corruption, the catalogue's own choice of digest.
+        return hashlib.md5(usedforsecurity=False)
+    raise ValueError(f"unsupported checksum algorithm {algorithm!r}")
+
+
+def preferred_algorithm(checksums: Mapping[str, str]) -> str | None:
+    """The algorithm to verify with: BLAKE3 if offered, else MD5, else ``None``.
+
+    Example:
+        >>> preferred_algorithm({"MD5": "aa", "BLAKE3": "bb"})
+        'BLAKE3'
+        >>> preferred_algorithm({}) is None
+        True
+    """
+    upper = {name.upper() for name in checksums}
+    return next((name for name in _PREFERENCE if name in upper), None)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a product's bytes must be, from the catalogue.
+
+    Attributes:
+        size: exact length in bytes, or 0 when the catalogue does not say.
+        algorithm: ``BLAKE3``, ``MD5`` or ``None`` (then the zip test decides).
+        digest: lower-case hex digest for ``algorithm``.
+    """
+
+    size: int
+    algorithm: str | None
+    digest: str | None
+
+    @classmethod
+    def from_catalogue(cls, size: int, checksums: Mapping[str, str]) -> Expected:
+        """Pick the preferred checksum of a catalogue entry."""
+        algorithm = preferred_algorithm(checksums)
+        digest = None
+        if algorithm is not None:
+            digest = next(v for k, v in checksums.items() if k.upper() == algorithm).lower()
+        return cls(size=max(size, 0), algorithm=algorithm, digest=digest)
+
+
+class StreamVerifier:
+    """Hashes bytes as they are written and judges the result.
+
+    Args:
+        expected: the catalogue's size and checksum.
+    """
+
+    def __init__(self, expected: Expected) -> None:
+        self.expected = expected
+        self._hasher = _new_hasher(expected.algorithm) if expected.algorithm else None
+        self.bytes_seen = 0
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        """Feed the next bytes of the archive, in order."""
+        if self._hasher is not None:
+            self._hasher.update(chunk)
+        self.bytes_seen += len(chunk)
+
+    def feed_file_prefix(self, path: Path, length: int, chunk_size: int = 1 << 20) -> None:
+        """Hash the first ``length`` bytes of a partial file before resuming after them.
+
+        Hash states cannot be saved, so resuming means re-reading what is on disk; at
+        BLAKE3 speed that is a fraction of a second per GB.
+        """
+        with path.open("rb", buffering=0) as handle:
+            remaining = length
+            buffer = bytearray(chunk_size)
+            view = memoryview(buffer)
+            while remaining > 0:
+                count = handle.readinto(view[: min(chunk_size, remaining)])
+                if not count:
+                    raise IntegrityError(f"{path.name}: partial file shorter than expected")
+                self.update(view[:count])
+                remaining -= count
+
+    def verify(self, name: str, path: Path) -> str:
+        """Check size and checksum (or zip integrity); return how it was verified.
+
+        Raises:
+            IntegrityError: the size, checksum or zip test does not match.
+        """
+        expected = self.expected
+        if expected.size and self.bytes_seen != expected.size:
+            raise IntegrityError(
+                f"{name}: received {self.bytes_seen} bytes, the catalogue says {expected.size}"
+            )
+        if self._hasher is not None and expected.digest:
+            actual = self._hasher.hexdigest()
+            if actual != expected.digest:
+                raise IntegrityError(
+                    f"{name}: {expected.algorithm} mismatch (got {actual[:16]}…, "
+                    f"catalogue {expected.digest[:16]}…)"
+                )
+            return str(expected.algorithm)
+        check_zip(name, path)
+        return "zip-crc"
+
+
+def check_zip(name: str, path: Path) -> None:
+    """Test every member's CRC of a zip archive.
+
+    The fallback for catalogue entries without a checksum: a truncated or corrupted
+    archive fails here even when its size is unknown.
+
+    Raises:
+        IntegrityError: not a zip, or a member whose CRC does not match.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise IntegrityError(f"{name}: not a valid zip archive ({exc})") from None
+    if bad is not None:
+        raise IntegrityError(f"{name}: zip member {bad!r} is corrupt")
+
+
+def hash_file(path: Path, algorithm: str, chunk_size: int = 1 << 20) -> str:
+    """Hex digest of a whole file (``verify`` command, audits of the finish folder)."""
+    hasher = _new_hasher(algorithm)
+    buffer = bytearray(chunk_size)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as handle:
+        while count := handle.readinto(view):
+            hasher.update(view[:count])
+    return hasher.hexdigest()

@@ -1,0 +1,319 @@
+"""The batch: many products, a few at a time, every one accounted for.
+
+* Products already verified in the finish folder are skipped without a network request;
+  offline products (``Online: false``) are reported, never attempted.
+* ``workers`` products transfer at once (default 4, a free account's limit), and one
+  :class:`~sentinel_fetch.download.governor.Governor` bounds every request to the
+  download host by the same number.
+* A product that fails after retries is reported with its reason and the batch goes on;
+  a full disk or a refused account stops the batch (every product would fail the same way).
+* A stop request (Ctrl-C) lets each worker finish its current chunk, keeps the partial
+  files for the next run, and reports what was left undone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from sentinel_fetch.auth import TokenManager
+from sentinel_fetch.download.governor import Governor, StoppedError
+from sentinel_fetch.download.paths import Layout
+from sentinel_fetch.download.transfer import Downloadable, TransferContext, download_product
+from sentinel_fetch.errors import AuthError, SentinelFetchError, StorageError
+from sentinel_fetch.http import Transport
+from sentinel_fetch.progress import (
+    BatchFinished,
+    BatchStarted,
+    NullProgress,
+    ProductFinished,
+    ProductStatus,
+    Progress,
+)
+from sentinel_fetch.settings import Settings
+
+__all__ = ["BatchReport", "DownloadEngine", "JobRecorder", "ProductResult"]
+
+log = logging.getLogger("sentinel_fetch.download")
+
+OFFLINE_HINT = "offline (Deferred Available Data): order it in the CDSE Data Workspace, then rerun"
+
+
+class _MaybeOnline(Protocol):
+    @property
+    def online(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ProductResult:
+    """What happened to one product in this run.
+
+    Attributes:
+        product: the product.
+        status: ``downloaded``, ``skipped`` (already verified), ``offline``, ``failed``
+            or ``stopped`` (the run ended before it finished; rerun to resume).
+        path: the verified file (downloaded or skipped).
+        bytes_received: bytes fetched over the network in this run.
+        attempts: transfer attempts used.
+        verified_by: ``BLAKE3``, ``MD5`` or ``zip-crc`` for downloads.
+        error: why it failed, one line.
+    """
+
+    product: Downloadable
+    status: ProductStatus
+    path: Path | None = None
+    bytes_received: int = 0
+    attempts: int = 0
+    verified_by: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """The outcome of a batch."""
+
+    results: list[ProductResult]
+    elapsed_s: float
+    interrupted: bool = False
+    logins: int = 0
+    peak_connections: int = 0
+
+    def count(self, status: ProductStatus) -> int:
+        """How many products ended with ``status``."""
+        return sum(1 for result in self.results if result.status == status)
+
+    @property
+    def failed(self) -> list[ProductResult]:
+        """Products that failed, with their reasons."""
+        return [result for result in self.results if result.status == "failed"]
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes fetched over the network in this run."""
+        return sum(result.bytes_received for result in self.results)
+
+    @property
+    def ok(self) -> bool:
+        """Every product is verified in the finish folder (offline ones excepted)."""
+        return not self.interrupted and all(
+            result.status in ("downloaded", "skipped", "offline") for result in self.results
+        )
+
+
+class JobRecorder(Protocol):
+    """Receives every state change of every product (the job ledger implements it)."""
+
+    def record(self, product: Downloadable, state: str, **details: object) -> None:
+        """Remember that ``product`` entered ``state``."""
+        ...
+
+
+@dataclass
+class _Batch:
+    results: dict[str, ProductResult] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    fatal: SentinelFetchError | None = None
+
+
+class DownloadEngine:
+    """Downloads batches of products.
+
+    Args:
+        settings: endpoints, limits (``workers``), proxy, folders.
+        tokens: the run's token manager (one login for the whole batch).
+        transport: the network road; one is built from ``settings`` if omitted.
+        progress: receives progress events.
+        recorder: receives every product state change (the job ledger).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenManager,
+        *,
+        transport: Transport | None = None,
+        progress: Progress | None = None,
+        recorder: JobRecorder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.transport = transport or Transport(settings)
+        self.progress: Progress = progress or NullProgress()
+        self.recorder = recorder
+        self.layout = Layout(settings.temp_path, settings.finish_path)
+        self.governor = Governor(
+            settings.limits.workers, cooldown_s=settings.limits.throttle_cooldown_s
+        )
+        self.stop = threading.Event()
+
+    def _record(self, product: Downloadable, state: str, **details: object) -> None:
+        if self.recorder is not None:
+            self.recorder.record(product, state, **details)
+
+    def already_finished(self, product: Downloadable) -> Path | None:
+        """The verified file of ``product`` if it is in the finish folder (no network)."""
+        path = self.layout.finished(product.file_name)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return None
+        return path if not product.size or size == product.size else None
+
+    def run(self, products: Iterable[Downloadable]) -> BatchReport:
+        """Download every product; return one result per distinct product.
+
+        Interrupting (Ctrl-C in the calling thread) stops the batch cleanly and returns a
+        report with ``interrupted=True``.
+        """
+        started = time.monotonic()
+        self.layout.prepare()
+        queue = self._dedupe(products)
+        batch = _Batch()
+        to_fetch: list[Downloadable] = []
+        for product in queue:
+            batch.order.append(product.id)
+            if getattr(product, "online", True) is False:
+                self._finish(batch, ProductResult(product, "offline", error=OFFLINE_HINT))
+                continue
+            path = self.already_finished(product)
+            if path is not None:
+                self._finish(batch, ProductResult(product, "skipped", path=path))
+                continue
+            to_fetch.append(product)
+        total_bytes = sum(max(p.size, 0) for p in to_fetch)
+        self.progress(BatchStarted(len(queue), total_bytes, len(queue) - len(to_fetch)))
+        for product in to_fetch:
+            self._record(product, "queued")
+        interrupted = self._run_pool(to_fetch, batch)
+        for product in to_fetch:
+            if product.id not in batch.results:
+                reason = str(batch.fatal) if batch.fatal else "the run stopped before it finished"
+                self._finish(batch, ProductResult(product, "stopped", error=reason))
+        results = [batch.results[product_id] for product_id in batch.order]
+        report = BatchReport(
+            results,
+            time.monotonic() - started,
+            interrupted=interrupted,
+            logins=self.tokens.logins,
+            peak_connections=self.governor.peak,
+        )
+        self.progress(
+            BatchFinished(
+                report.count("downloaded"),
+                report.count("skipped"),
+                report.count("failed"),
+                report.count("offline"),
+                report.count("stopped"),
+                report.elapsed_s,
+            )
+        )
+        if batch.fatal is not None:
+            raise batch.fatal
+        return report
+
+    @staticmethod
+    def _dedupe(products: Iterable[Downloadable]) -> list[Downloadable]:
+        seen: set[str] = set()
+        unique: list[Downloadable] = []
+        for product in products:
+            if product.id not in seen and product.file_name not in seen:
+                seen.update((product.id, product.file_name))
+                unique.append(product)
+        return unique
+
+    def _finish(self, batch: _Batch, result: ProductResult) -> None:
+        batch.results[result.product.id] = result
+        details: dict[str, object] = {}
+        if result.error:
+            details["reason"] = result.error
+        if result.path is not None:
+            details["path"] = str(result.path)
+        if result.verified_by:
+            details["verified_by"] = result.verified_by
+        state = {"downloaded": "done", "skipped": "done"}.get(result.status, result.status)
+        self._record(result.product, state, bytes_received=result.bytes_received, **details)
+        self.progress(ProductFinished(result.product.name, result.status, result.error or ""))
+
+    def _context(self) -> TransferContext:
+        return TransferContext(
+            transport=self.transport,
+            tokens=self.tokens,
+            governor=self.governor,
+            layout=self.layout,
+            limits=self.settings.limits,
+            progress=self.progress,
+            stop=self.stop,
+        )
+
+    def _work(self, product: Downloadable, context: TransferContext, batch: _Batch) -> None:
+        if self.stop.is_set():
+            return
+        self._record(product, "downloading")
+        try:
+            outcome = download_product(product, context)
+        except StoppedError:
+            return
+        except (StorageError, AuthError) as exc:
+            if batch.fatal is None:
+                batch.fatal = exc
+            self.stop.set()
+            self._finish(batch, ProductResult(product, "failed", error=str(exc)))
+            return
+        except SentinelFetchError as exc:
+            self._finish(batch, ProductResult(product, "failed", error=str(exc)))
+            return
+        except Exception as exc:  # a bug must not take the batch down with it
+            log.exception("unexpected error while downloading %s", product.name)
+            self._finish(batch, ProductResult(product, "failed", error=f"internal error: {exc!r}"))
+            return
+        self._finish(
+            batch,
+            ProductResult(
+                product,
+                "downloaded",
+                path=outcome.path,
+                bytes_received=outcome.bytes_received,
+                attempts=outcome.attempts,
+                verified_by=outcome.verified_by,
+            ),
+        )
+
+    def _run_pool(self, products: list[Downloadable], batch: _Batch) -> bool:
+        """Run transfers; return ``True`` if interrupted by the user."""
+        if not products:
+            return False
+        context = self._context()
+        workers = self.settings.limits.workers
+        pending: set[Future[None]] = set()
+        source: Iterator[Downloadable] = iter(products)
+        interrupted = False
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download") as pool:
+            try:
+                exhausted = False
+                while True:
+                    while not exhausted and len(pending) < workers and not self.stop.is_set():
+                        product = next(source, None)
+                        if product is None:
+                            exhausted = True
+                            break
+                        pending.add(pool.submit(self._work, product, context, batch))
+                    if not pending:
+                        break
+                    # A short timeout keeps the calling thread responsive to Ctrl-C.
+                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+            except KeyboardInterrupt:
+                interrupted = True
+                log.warning("stopping: letting transfers write their last chunk")
+                self.stop.set()
+                for future in pending:
+                    future.cancel()
+                wait(pending)
+        return interrupted

@@ -1,0 +1,423 @@
+"""One product: stream, resume, verify, move. The only code that writes product bytes.
+
+One attempt:
+
+1. ``Range: bytes=N-`` when ``Temp/<file>.part`` already holds ``N`` bytes;
+2. append only after a ``206`` whose ``Content-Range`` starts at ``N`` and whose total is
+   the catalogue's size; a ``200`` means the server ignored Range: start again from 0;
+   a ``416`` means the partial file may already be complete: the checksum decides;
+3. hash while writing (BLAKE3, else MD5; the prefix already on disk is re-read first);
+4. on a size or checksum mismatch the partial file is deleted and the product retried;
+5. ``fsync``, then ``os.replace`` into the finish folder: a finished file is always a
+   verified file, and a crash at any moment leaves either a ``.part`` or a finished file.
+
+:func:`download_product` wraps attempts in the retry policy: transient failures
+(connection resets, timeouts, truncated bodies, 429, 5xx) are retried with capped
+exponential backoff and jitter, honouring ``Retry-After``; an expired token is refreshed
+and the same file resumed; attempts that made progress do not use up the budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import requests
+import urllib3
+
+from sentinel_fetch.auth import TokenManager
+from sentinel_fetch.download.checksum import Expected, StreamVerifier
+from sentinel_fetch.download.governor import Governor, StoppedError
+from sentinel_fetch.download.paths import Layout
+from sentinel_fetch.errors import (
+    AuthError,
+    DownloadServiceError,
+    IntegrityError,
+    ProductOfflineError,
+    StorageError,
+    TransferError,
+)
+from sentinel_fetch.http import Transport, error_from_response
+from sentinel_fetch.progress import BytesReceived, ProductStarted, ProductWaiting, Progress
+from sentinel_fetch.retry import Backoff
+from sentinel_fetch.settings import Limits
+
+__all__ = ["Downloadable", "TransferContext", "TransferOutcome", "download_product"]
+
+log = logging.getLogger("sentinel_fetch.download")
+
+# Report progress about every this many bytes: often enough for a smooth bar, rarely
+# enough to cost nothing.
+_PROGRESS_STEP_BYTES = 4 << 20
+# Consecutive "token expired" answers tolerated for one product before giving up: a
+# fresh token refused again means the account cannot download (DAT-ZIP-609...).
+_MAX_AUTH_RETRIES = 3
+
+
+class Downloadable(Protocol):
+    """What the transfer needs to know about a product (``catalogue.Product`` has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def checksums(self) -> Mapping[str, str]: ...
+    @property
+    def file_name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class TransferContext:
+    """Collaborators shared by every transfer of a batch."""
+
+    transport: Transport
+    tokens: TokenManager
+    governor: Governor
+    layout: Layout
+    limits: Limits
+    progress: Progress
+    stop: threading.Event
+    sleep: Callable[[float], bool] | None = None
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; return ``True`` if the job is stopping."""
+        if self.sleep is not None:
+            return self.sleep(seconds)
+        return self.stop.wait(seconds)
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """A verified product in the finish folder.
+
+    Attributes:
+        path: where it is.
+        bytes_received: bytes fetched over the network in this run (resumes fetch less).
+        attempts: attempts used, including the successful one.
+        verified_by: ``BLAKE3``, ``MD5`` or ``zip-crc``.
+    """
+
+    path: Path
+    bytes_received: int
+    attempts: int
+    verified_by: str
+
+
+class _TransientError(Exception):
+    """Worth another attempt after a pause."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class _TokenRejectedError(Exception):
+    """The download host refused the token as expired/missing: refresh and resume."""
+
+
+class _Stopped(Exception):
+    """The job is stopping; the partial file stays for the next run."""
+
+
+def _parse_content_range(value: str | None) -> tuple[int, int, int] | None:
+    """``bytes start-end/total`` → ``(start, end, total)``; ``None`` if malformed."""
+    if not value or not value.startswith("bytes "):
+        return None
+    span, _, total = value[6:].partition("/")
+    start, _, end = span.partition("-")
+    try:
+        return int(start), int(end), int(total)
+    except ValueError:
+        return None
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable on POSIX; not possible (nor needed) on Windows.
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(handle: io.FileIO, data: bytes) -> None:
+    # A raw (unbuffered) write may be short; the rest must follow or bytes would go missing.
+    view = memoryview(data)
+    while view:
+        written = handle.write(view)
+        if written is None or written <= 0:
+            raise OSError(errno.EIO, "short write")
+        view = view[written:]
+
+
+def _storage_error(exc: OSError, path: Path) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(
+            f"the disk is full while writing {path.name}; free space and rerun to resume"
+        )
+    return StorageError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+class _Attempt:
+    """One request for one product."""
+
+    def __init__(self, product: Downloadable, context: TransferContext, expected: Expected) -> None:
+        self.product = product
+        self.context = context
+        self.expected = expected
+        self.part = context.layout.partial(product.file_name)
+        self.final = context.layout.finished(product.file_name)
+        self.received = 0
+        self.token: str | None = None
+
+    def _bearer(self) -> str:
+        self.token = self.context.tokens.access_token()
+        return self.token
+
+    def _partial_size(self) -> int:
+        try:
+            size = self.part.stat().st_size
+        except FileNotFoundError:
+            return 0
+        if self.expected.size and size > self.expected.size:
+            self.discard()
+            return 0
+        return size
+
+    def discard(self) -> None:
+        """Delete the partial file (it cannot be trusted any more)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.part.unlink()
+
+    def run(self, attempt_number: int) -> str:
+        """Fetch (the rest of) the product; return how it was verified."""
+        context = self.context
+        offset = self._partial_size()
+        url = f"{context.transport.settings.endpoints.download}/Products({self.product.id})/$value"
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            with context.governor.slot(context.stop):
+                response = context.transport.request(
+                    "GET", url, bearer=self._bearer, headers=headers, stream=True
+                )
+                with response:
+                    return self._handle(response, offset, attempt_number)
+        except StoppedError:
+            raise _Stopped from None
+
+    def _handle(self, response: requests.Response, offset: int, attempt_number: int) -> str:
+        status = response.status_code
+        if status == 416:
+            return self._handle_unsatisfiable(response, offset)
+        if status not in (200, 206):
+            self._raise_for_status(response)
+        if status == 200:
+            if offset:
+                log.info("%s: server ignored Range; starting again from 0", self.product.name)
+            offset = 0
+            length = int(response.headers.get("Content-Length", "0") or 0)
+            total = length
+        else:
+            content_range = _parse_content_range(response.headers.get("Content-Range"))
+            if content_range is None or content_range[0] != offset:
+                self.discard()
+                raise _TransientError(
+                    f"server resumed at the wrong offset ({response.headers.get('Content-Range')!r}"
+                    f" for {offset}); starting again from 0"
+                )
+            total = content_range[2]
+            length = content_range[1] - content_range[0] + 1
+        if self.expected.size and total and total != self.expected.size:
+            self.discard()
+            raise IntegrityError(
+                f"{self.product.name}: the download host offers {total} bytes, "
+                f"the catalogue says {self.expected.size}"
+            )
+        expected = (
+            self.expected
+            if self.expected.size
+            else Expected(total, self.expected.algorithm, self.expected.digest)
+        )
+        verifier = StreamVerifier(expected)
+        if offset:
+            verifier.feed_file_prefix(self.part, offset)
+        self.context.progress(
+            ProductStarted(self.product.name, expected.size or total, offset, attempt_number)
+        )
+        self._stream(response, verifier, append=bool(offset))
+        if length and self.received != length:
+            raise _TransientError(f"connection closed after {self.received} of {length} bytes")
+        return self._finish(verifier)
+
+    def _stream(
+        self, response: requests.Response, verifier: StreamVerifier, *, append: bool
+    ) -> None:
+        context = self.context
+        unreported = 0
+        try:
+            handle = self.part.open("ab" if append else "wb", buffering=0)
+        except OSError as exc:
+            raise _storage_error(exc, self.part) from None
+        chunks = response.iter_content(context.limits.chunk_size_bytes)
+        with handle:
+            try:
+                while True:
+                    # Network errors and disk errors are told apart here: both can be
+                    # OSErrors (a connection reset is one), but only one is worth a retry.
+                    try:
+                        chunk = next(chunks, None)
+                    except (
+                        requests.exceptions.RequestException,
+                        urllib3.exceptions.HTTPError,
+                        OSError,
+                    ) as exc:
+                        raise _TransientError(
+                            f"transfer interrupted: {type(exc).__name__}"
+                        ) from None
+                    if chunk is None:
+                        break
+                    if context.stop.is_set():
+                        raise _Stopped
+                    try:
+                        _write_all(handle, chunk)
+                    except OSError as exc:
+                        raise _storage_error(exc, self.part) from None
+                    verifier.update(chunk)
+                    self.received += len(chunk)
+                    unreported += len(chunk)
+                    if unreported >= _PROGRESS_STEP_BYTES:
+                        context.progress(BytesReceived(self.product.name, unreported))
+                        unreported = 0
+                try:
+                    os.fsync(handle.fileno())
+                except OSError as exc:
+                    raise _storage_error(exc, self.part) from None
+            finally:
+                if unreported:
+                    context.progress(BytesReceived(self.product.name, unreported))
+
+    def _finish(self, verifier: StreamVerifier) -> str:
+        try:
+            verified_by = verifier.verify(self.product.name, self.part)
+        except IntegrityError:
+            self.discard()
+            raise
+        try:
+            os.replace(self.part, self.final)
+            _fsync_dir(self.final.parent)
+        except OSError as exc:
+            raise _storage_error(exc, self.final) from None
+        return verified_by
+
+    def _handle_unsatisfiable(self, response: requests.Response, offset: int) -> str:
+        content_range = _parse_content_range(
+            response.headers.get("Content-Range", "").replace("*", "0-0")
+        )
+        total = content_range[2] if content_range else 0
+        if offset and (total == offset or (not total and self.expected.size == offset)):
+            # The partial file already holds every byte; the checksum decides.
+            verifier = StreamVerifier(
+                self.expected
+                if self.expected.size
+                else Expected(offset, self.expected.algorithm, self.expected.digest)
+            )
+            verifier.feed_file_prefix(self.part, offset)
+            return self._finish(verifier)
+        self.discard()
+        raise _TransientError("server refused the resume range; starting again from 0")
+
+    def _raise_for_status(self, response: requests.Response) -> None:
+        error = error_from_response(response, DownloadServiceError)
+        if error.status == 401 and error.code in (None, "DAT-ZIP-109", "DAT-ZIP-604"):
+            if self.token is not None:
+                self.context.tokens.invalidate(self.token)
+            raise _TokenRejectedError(str(error))
+        if error.status == 429:
+            self.context.governor.throttled(error.retry_after_s)
+            raise _TransientError(str(error), retry_after_s=error.retry_after_s)
+        if error.transient:
+            raise _TransientError(str(error), retry_after_s=error.retry_after_s)
+        if error.status == 401:
+            raise AuthError(f"the download host refuses this account's token: {error}")
+        if error.status == 404:
+            raise TransferError(f"{self.product.name}: not found on the download host ({error})")
+        if error.status in (403, 409, 410, 422) and "offline" in str(error).lower():
+            raise ProductOfflineError(
+                f"{self.product.name} is offline; order it in the CDSE Data Workspace first"
+            )
+        raise TransferError(f"{self.product.name}: {error}")
+
+
+def download_product(product: Downloadable, context: TransferContext) -> TransferOutcome:
+    """Download one product into the finish folder, verified, with retries.
+
+    Raises:
+        TransferError: the product failed for good (after retries, or a permanent error).
+        StorageError: the disk refused; the batch should stop.
+        AuthError: the account cannot log in or cannot download.
+        StoppedError: the job is stopping (the partial file is kept).
+    """
+    expected = Expected.from_catalogue(product.size, product.checksums)
+    backoff = Backoff(context.limits.backoff_base_s, context.limits.backoff_max_s)
+    attempts_without_progress = 0
+    attempts = 0
+    auth_retries = 0
+    total_received = 0
+    while True:
+        attempts += 1
+        attempt = _Attempt(product, context, expected)
+        started = time.monotonic()
+        try:
+            verified_by = attempt.run(attempts)
+        except _Stopped:
+            raise StoppedError from None
+        except _TokenRejectedError as exc:
+            total_received += attempt.received
+            auth_retries += 1
+            if auth_retries > _MAX_AUTH_RETRIES:
+                raise AuthError(
+                    f"{product.name}: the download host keeps refusing fresh tokens ({exc})"
+                ) from None
+            log.info("%s: token refused (%s); refreshing and resuming", product.name, exc)
+            continue
+        except (_TransientError, IntegrityError) as exc:
+            total_received += attempt.received
+            auth_retries = 0
+            progressed = attempt.received > 0 and not isinstance(exc, IntegrityError)
+            attempts_without_progress = 0 if progressed else attempts_without_progress + 1
+            if attempts_without_progress >= context.limits.max_attempts:
+                raise TransferError(
+                    f"{product.name}: gave up after {attempts} attempts: {exc}"
+                ) from None
+            retry_after = exc.retry_after_s if isinstance(exc, _TransientError) else None
+            delay = (
+                0.0
+                if progressed and retry_after is None
+                else backoff.delay_s(attempts_without_progress, retry_after_s=retry_after)
+            )
+            log.info("%s: %s; retrying in %.1f s", product.name, exc, delay)
+            context.progress(ProductWaiting(product.name, str(exc), delay, attempts))
+            if delay and context.wait(delay):
+                raise StoppedError from None
+            if context.stop.is_set():
+                raise StoppedError from None
+            continue
+        total_received += attempt.received
+        log.info(
+            "%s: verified (%s) in %.1f s", product.name, verified_by, time.monotonic() - started
+        )
+        return TransferOutcome(attempt.final, total_received, attempts, verified_by)
