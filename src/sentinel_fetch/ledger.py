@@ -1,0 +1,290 @@
+"""The job ledger: an SQLite record of every product of a batch, in the save folder.
+
+A batch of 3,000 products runs for days, across crashes, reboots and reruns. The ledger
+remembers, per product: its state (``queued``, ``downloading``, ``done``, ``failed``
+with the reason, ``offline``, ``skipped``), bytes fetched, attempts, checksums,
+timestamps, and the full catalogue entry, so ``status`` and ``download --retry-failed``
+need no search.
+
+The download engine is its only writer (through :class:`JobLedger.record`); ``status``
+and ``verify`` read it. SQLite in WAL mode with synchronous writes survives ``kill -9``
+at any moment: at worst the last state change is lost, and the next run re-derives it
+from the files (a product in the finish folder is verified by construction).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sentinel_fetch.errors import StorageError
+
+__all__ = ["LEDGER_FILE_NAME", "STATES", "FailedProduct", "JobLedger", "LedgerSummary"]
+
+LEDGER_FILE_NAME = "sentinel-fetch-ledger.sqlite"
+
+#: Every state a product can be in.
+STATES = ("queued", "downloading", "verifying", "done", "failed", "offline", "skipped")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS products (
+    id             TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    file_name      TEXT NOT NULL,
+    size           INTEGER NOT NULL DEFAULT 0,
+    checksums      TEXT NOT NULL DEFAULT '{}',
+    state          TEXT NOT NULL,
+    reason         TEXT,
+    bytes_received INTEGER NOT NULL DEFAULT 0,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    verified_by    TEXT,
+    path           TEXT,
+    first_seen     TEXT NOT NULL,
+    updated        TEXT NOT NULL,
+    finished       TEXT,
+    product        TEXT
+);
+CREATE INDEX IF NOT EXISTS products_state ON products(state);
+CREATE TABLE IF NOT EXISTS events (
+    product_id TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    detail     TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_SCHEMA_VERSION = "1"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class FailedProduct:
+    """A product whose last attempt failed."""
+
+    id: str
+    name: str
+    reason: str
+    attempts: int
+    updated: str
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    """A batch at a glance (``sentinel-fetch status``)."""
+
+    counts: dict[str, int]
+    total_products: int
+    total_bytes: int
+    done_bytes: int
+    bytes_received: int
+    failed: list[FailedProduct] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (``status --json``)."""
+        return {
+            "counts": self.counts,
+            "total_products": self.total_products,
+            "total_bytes": self.total_bytes,
+            "done_bytes": self.done_bytes,
+            "bytes_received": self.bytes_received,
+            "failed": [f.__dict__ for f in self.failed],
+            "offline": self.offline,
+        }
+
+
+class JobLedger:
+    """The ledger of one save folder. Thread-safe; one connection, one lock.
+
+    Use :meth:`open`; the constructor does no I/O.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, save_path: Path, *, create: bool = True) -> JobLedger:
+        """Open (or create) the ledger of ``save_path``.
+
+        Raises:
+            StorageError: the file cannot be created or is not a ledger.
+        """
+        ledger = cls(save_path / LEDGER_FILE_NAME)
+        if not create and not ledger.path.exists():
+            raise StorageError(f"no download job in {save_path} (no {LEDGER_FILE_NAME} there)")
+        try:
+            save_path.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(ledger.path, check_same_thread=False, timeout=30)
+            connection.execute("PRAGMA journal_mode=WAL")
+            # FULL: a state change reported as written survives power loss too.
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.executescript(_SCHEMA)
+            connection.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (_SCHEMA_VERSION,)
+            )
+            connection.commit()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot open the job ledger {ledger.path}: {exc}") from None
+        ledger._connection = connection
+        return ledger
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> JobLedger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StorageError("the job ledger is closed")
+        return self._connection
+
+    # -- writing (the engine) ------------------------------------------------------------
+
+    def record(self, product: Any, state: str, **details: object) -> None:
+        """Record that ``product`` entered ``state`` (implements the engine's recorder).
+
+        Details understood: ``reason``, ``path``, ``verified_by``, ``bytes_received``.
+        ``stopped`` (the run ended first) is recorded as ``queued``: still to do.
+        """
+        if state == "stopped":
+            state = "queued"
+        if state not in STATES:
+            raise ValueError(f"unknown ledger state {state!r}")
+        now = _now()
+        to_dict = getattr(product, "to_dict", None)
+        product_json = json.dumps(to_dict(), default=str) if callable(to_dict) else None
+        checksums = json.dumps(dict(getattr(product, "checksums", {}) or {}))
+        reason = details.get("reason")
+        received = int(details.get("bytes_received", 0) or 0)  # type: ignore[call-overload]
+        with self._lock:
+            db = self._db
+            row = db.execute("SELECT state FROM products WHERE id = ?", (product.id,)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO products(id, name, file_name, size, checksums, state, first_seen,"
+                    " updated, product) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        product.id,
+                        product.name,
+                        product.file_name,
+                        int(product.size or 0),
+                        checksums,
+                        state,
+                        now,
+                        now,
+                        product_json,
+                    ),
+                )
+            elif state == "skipped" and row[0] == "done":
+                state = "done"  # already known verified: nothing new happened
+            db.execute(
+                "UPDATE products SET state = ?, updated = ?, reason = ?,"
+                " bytes_received = bytes_received + ?,"
+                " attempts = attempts + (CASE WHEN ? = 'downloading' THEN 1 ELSE 0 END),"
+                " verified_by = COALESCE(?, verified_by), path = COALESCE(?, path),"
+                " finished = CASE WHEN ? = 'done' THEN ? ELSE finished END,"
+                " product = COALESCE(?, product), size = ?, checksums = ? WHERE id = ?",
+                (
+                    state,
+                    now,
+                    str(reason) if reason and state in ("failed", "offline") else None,
+                    received,
+                    state,
+                    details.get("verified_by"),
+                    details.get("path"),
+                    state,
+                    now,
+                    product_json,
+                    int(product.size or 0),
+                    checksums,
+                    product.id,
+                ),
+            )
+            db.execute(
+                "INSERT INTO events(product_id, at, state, detail) VALUES (?, ?, ?, ?)",
+                (product.id, now, state, str(reason) if reason else None),
+            )
+            db.commit()
+
+    def mark(self, product_ids: Iterable[str], state: str, reason: str | None = None) -> None:
+        """Set the state of products by id (``verify`` moving bad files aside)."""
+        now = _now()
+        with self._lock:
+            for product_id in product_ids:
+                self._db.execute(
+                    "UPDATE products SET state = ?, reason = ?, updated = ? WHERE id = ?",
+                    (state, reason, now, product_id),
+                )
+                self._db.execute(
+                    "INSERT INTO events(product_id, at, state, detail) VALUES (?, ?, ?, ?)",
+                    (product_id, now, state, reason),
+                )
+            self._db.commit()
+
+    # -- reading (status, verify, retry-failed) ------------------------------------------
+
+    def summary(self) -> LedgerSummary:
+        """Counts by state, bytes, failures with reasons, offline products."""
+        with self._lock:
+            db = self._db
+            counts = dict.fromkeys(STATES, 0)
+            for state, number in db.execute("SELECT state, COUNT(*) FROM products GROUP BY state"):
+                counts[state] = number
+            total_products, total_bytes, done_bytes, received = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0),"
+                " COALESCE(SUM(CASE WHEN state IN ('done', 'skipped') THEN size ELSE 0 END), 0),"
+                " COALESCE(SUM(bytes_received), 0) FROM products"
+            ).fetchone()
+            failed = [
+                FailedProduct(*row)
+                for row in db.execute(
+                    "SELECT id, name, COALESCE(reason, ''), attempts, updated FROM products"
+                    " WHERE state = 'failed' ORDER BY name"
+                )
+            ]
+            offline = [
+                row[0]
+                for row in db.execute(
+                    "SELECT name FROM products WHERE state = 'offline' ORDER BY name"
+                )
+            ]
+        return LedgerSummary(
+            counts, total_products, total_bytes, done_bytes, received, failed, offline
+        )
+
+    def entries(self, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Ledger rows (as dicts), optionally only those in ``states``."""
+        query = "SELECT * FROM products"
+        params: tuple[str, ...] = ()
+        if states is not None:
+            wanted = tuple(states)
+            query += f" WHERE state IN ({', '.join('?' for _ in wanted)})"
+            params = wanted
+        with self._lock:
+            cursor = self._db.execute(query + " ORDER BY name", params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def product_dicts(self, states: Iterable[str]) -> list[Mapping[str, Any]]:
+        """The stored catalogue entries of products in ``states`` (for retries)."""
+        return [json.loads(row["product"]) for row in self.entries(states) if row["product"]]

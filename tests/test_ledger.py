@@ -1,0 +1,104 @@
+"""The job ledger records every product's state and survives reopening."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sentinel_fetch.errors import StorageError
+from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
+
+
+@dataclass(frozen=True)
+class P:
+    id: str
+    name: str
+    size: int = 100
+    checksums: dict[str, str] = field(default_factory=lambda: {"MD5": "00" * 16})
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.zip"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "size": self.size}
+
+
+def test_states_counts_bytes_and_failures(tmp_path: Path) -> None:
+    with JobLedger.open(tmp_path) as ledger:
+        a, b, c, d = P("a", "A"), P("b", "B"), P("c", "C"), P("d", "D")
+        for product in (a, b, c, d):
+            ledger.record(product, "queued")
+        ledger.record(a, "downloading")
+        ledger.record(a, "done", bytes_received=100, verified_by="BLAKE3", path="/x/A.zip")
+        ledger.record(b, "downloading")
+        ledger.record(b, "failed", reason="HTTP 404 Not Found", bytes_received=0)
+        ledger.record(c, "offline", reason="offline: order it")
+        summary = ledger.summary()
+    assert summary.counts["done"] == 1
+    assert summary.counts["failed"] == 1
+    assert summary.counts["offline"] == 1
+    assert summary.counts["queued"] == 1
+    assert summary.total_products == 4
+    assert summary.total_bytes == 400
+    assert summary.done_bytes == 100
+    assert summary.bytes_received == 100
+    assert [(f.name, f.reason, f.attempts) for f in summary.failed] == [("B", "HTTP 404 Not Found", 1)]
+    assert summary.offline == ["C"]
+
+
+def test_reopen_keeps_state_and_stored_products(tmp_path: Path) -> None:
+    with JobLedger.open(tmp_path) as ledger:
+        ledger.record(P("a", "A"), "failed", reason="gave up")
+    with JobLedger.open(tmp_path, create=False) as ledger:
+        assert ledger.product_dicts(["failed"]) == [{"id": "a", "name": "A", "size": 100}]
+        assert ledger.entries(["failed"])[0]["reason"] == "gave up"
+
+
+def test_stopped_means_still_to_do_and_skipped_keeps_done(tmp_path: Path) -> None:
+    with JobLedger.open(tmp_path) as ledger:
+        ledger.record(P("a", "A"), "stopped")
+        ledger.record(P("b", "B"), "done")
+        ledger.record(P("b", "B"), "skipped")
+        ledger.record(P("c", "C"), "skipped")
+        states = {row["id"]: row["state"] for row in ledger.entries()}
+    assert states == {"a": "queued", "b": "done", "c": "skipped"}
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    ledger = JobLedger.open(tmp_path)
+    products = [P(str(i), f"N{i}") for i in range(200)]
+
+    def work(chunk: list[P]) -> None:
+        for product in chunk:
+            ledger.record(product, "downloading")
+            ledger.record(product, "done", bytes_received=100)
+
+    threads = [threading.Thread(target=work, args=(products[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    summary = ledger.summary()
+    ledger.close()
+    assert summary.counts["done"] == 200
+    assert summary.bytes_received == 20000
+
+
+def test_missing_ledger_and_foreign_file(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="no download job"):
+        JobLedger.open(tmp_path / "nothing", create=False)
+    (tmp_path / LEDGER_FILE_NAME).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match="cannot open the job ledger"):
+        JobLedger.open(tmp_path)
+
+
+def test_unknown_state_is_a_bug(tmp_path: Path) -> None:
+    with JobLedger.open(tmp_path) as ledger, pytest.raises(ValueError):
+        ledger.record(P("a", "A"), "exploded")
+    assert sqlite3.connect(tmp_path / LEDGER_FILE_NAME).execute("SELECT COUNT(*) FROM products").fetchone()[0] == 0
