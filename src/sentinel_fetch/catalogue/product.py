@@ -1,0 +1,383 @@
+"""One catalogue product with typed fields: :class:`Product`.
+
+Built from an OData entity (cdse-api.md §3.2, §9.2) by :meth:`Product.from_odata`, and
+saved/loaded without loss through :meth:`Product.to_dict` / :meth:`Product.from_dict`
+(the form :mod:`.results` writes).
+
+CDSE quirks absorbed here:
+
+* datetimes come with 3 or 6 fraction digits (6 since 2024-09-02), ``Z`` or an offset
+  (DateTimeOffset attributes were ``+00:00`` until 2025-03-17); all become aware UTC;
+* ``EvictionDate`` was ``""`` for permanent products before 2024-07-31: read as None;
+* ``ContentLength`` may be 0 and ``Checksum`` ``[]`` on older products (CDSETool#40):
+  size 0 means unknown, and checksums are simply absent;
+* attribute values sometimes disagree with their ``ValueType`` (``"2.3"`` typed
+  Integer, §3.3): such a value is kept as sent rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from sentinel_fetch.catalogue.filter import format_datetime, parse_datetime
+from sentinel_fetch.catalogue.query import KNOWN_COLLECTIONS
+from sentinel_fetch.errors import CatalogueError, ResultFileError
+
+__all__ = ["AttributeValue", "Product"]
+
+#: A typed attribute value: String, Integer, Double, Boolean or DateTimeOffset (§3.3).
+AttributeValue: TypeAlias = str | int | float | bool | datetime | None
+
+_NAME_PREFIXES = {
+    "S1": "SENTINEL-1",
+    "S2": "SENTINEL-2",
+    "S3": "SENTINEL-3",
+    "S5P": "SENTINEL-5P",
+    "S6": "SENTINEL-6",
+}
+# Product types the download service does not zip (Copernicus Browser, ODataTypes.js
+# ODataProductTypeExtension): orbit files come as the .EOF itself, some AUX as .tgz.
+_SERVED_AS_IS = frozenset(
+    {
+        "AUX_POEORB",
+        "AUX_RESORB",
+        "AUX_PREORB",
+        "AUX_MOEORB",
+        "AUX_PRCPTF",
+        "AUX_PREORB_PRIVATE",
+        "AUX_RESORB_PRIVATE",
+        "SR_2_TDP_LI",
+        "SR_2_TDP_HY",
+    }
+)
+_SERVED_AS_TGZ = frozenset({"AUX_GNSSRD", "AUX_PROQUA", "SR___MDO_AX", "SR___POE_AX"})
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product found in the catalogue.
+
+    Attributes:
+        id: the product UUID (what downloads are addressed by).
+        name: the product name, e.g. ``S2B_MSIL2A_..._20231001T132714.SAFE``.
+        size: bytes of the downloadable archive (``ContentLength``); 0 means unknown.
+        checksums: algorithm (``MD5``, ``BLAKE3``) to lower-case hex digest.
+        content_start: sensing start (``ContentDate/Start``).
+        content_end: sensing end (``ContentDate/End``).
+        publication_date: when the catalogue published it.
+        modification_date: when the catalogue last changed it.
+        origin_date: when the product reached the archive.
+        online: whether it can be downloaded now; offline products must be ordered in
+            the Data Workspace first (§5.6). None when the catalogue did not say.
+        eviction_date: when a rolling (NRT) product leaves; far future for permanent ones.
+        s3_path: path in the ``eodata`` bucket (``/eodata/Sentinel-2/...``).
+        footprint: footprint as WKT (EPSG:4326), None for products without one (AUX).
+        geo_footprint: footprint as a GeoJSON geometry, None without one.
+        attributes: attribute name to typed value (needs ``$expand=Attributes``).
+        quicklook_url: the QUICKLOOK asset's download link (needs ``$expand=Assets``).
+        collection: ``SENTINEL-2`` etc., from ``platformShortName`` or the name prefix.
+    """
+
+    id: str
+    name: str
+    size: int = 0
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    content_start: datetime | None = None
+    content_end: datetime | None = None
+    publication_date: datetime | None = None
+    modification_date: datetime | None = None
+    origin_date: datetime | None = None
+    online: bool | None = None
+    eviction_date: datetime | None = None
+    s3_path: str | None = None
+    footprint: str | None = None
+    geo_footprint: Mapping[str, Any] | None = None
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    quicklook_url: str | None = None
+    collection: str | None = None
+
+    def __hash__(self) -> int:
+        # Mappings are not hashable; the UUID identifies a product.
+        return hash(self.id)
+
+    # --- conveniences over attributes ---------------------------------------------------
+
+    @property
+    def cloud_cover(self) -> float | None:
+        """``cloudCover`` in percent, if the product has one."""
+        value = self.attributes.get("cloudCover")
+        return (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else None
+        )
+
+    @property
+    def product_type(self) -> str | None:
+        """``productType`` (``S2MSI2A``, ``IW_GRDH_1S``...)."""
+        return self._text_attribute("productType")
+
+    @property
+    def tile_id(self) -> str | None:
+        """MGRS tile (``tileId``) of Sentinel-2 products."""
+        return self._text_attribute("tileId")
+
+    @property
+    def platform(self) -> str | None:
+        """Satellite letter (``platformSerialIdentifier``): ``A``, ``B``..."""
+        return self._text_attribute("platformSerialIdentifier")
+
+    @property
+    def orbit_direction(self) -> str | None:
+        """``ASCENDING`` or ``DESCENDING``."""
+        return self._text_attribute("orbitDirection")
+
+    @property
+    def relative_orbit(self) -> int | None:
+        """``relativeOrbitNumber``."""
+        value = self.attributes.get("relativeOrbitNumber")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def file_name(self) -> str:
+        """Name of the downloaded file: ``<Name>.zip`` for zipped products.
+
+        The download service zips products by default but serves orbit files (``.EOF``)
+        as they are and a few AUX types as ``.tgz`` (cdse-api.md §5.3); the Copernicus
+        Browser names its downloads the same way (a Sentinel-5P ``….nc`` arrives as
+        ``….nc.zip``).
+
+        Example:
+            >>> Product(id="x", name="S2B_MSIL2A_20231001T103019_N0509.SAFE").file_name
+            'S2B_MSIL2A_20231001T103019_N0509.SAFE.zip'
+        """
+        product_type = self.product_type or ""
+        if product_type in _SERVED_AS_IS or self.name.upper().endswith(".EOF"):
+            return self.name
+        if product_type in _SERVED_AS_TGZ:
+            return f"{self.name}.tgz"
+        return f"{self.name}.zip"
+
+    def _text_attribute(self, name: str) -> str | None:
+        value = self.attributes.get(name)
+        return value if isinstance(value, str) else None
+
+    # --- reading and writing -------------------------------------------------------------
+
+    @classmethod
+    def from_odata(cls, entity: Mapping[str, Any]) -> Product:
+        """Build a Product from one entity of a catalogue answer.
+
+        Raises:
+            CatalogueError: the entity lacks ``Id``/``Name`` or has unreadable values
+                (``status`` 200: the answer arrived but cannot be used).
+        """
+        name = entity.get("Name") if isinstance(entity, Mapping) else None
+        try:
+            attributes = {
+                str(item["Name"]): _typed(item.get("ValueType"), item.get("Value"))
+                for item in entity.get("Attributes") or ()
+            }
+            content = entity.get("ContentDate") or {}
+            product_name = _required_text(entity, "Name")
+            return cls(
+                id=_required_text(entity, "Id"),
+                name=product_name,
+                size=int(entity.get("ContentLength") or 0),
+                checksums={
+                    str(item["Algorithm"]).upper(): str(item["Value"]).lower()
+                    for item in entity.get("Checksum") or ()
+                    if item.get("Value") and item.get("Algorithm")
+                },
+                content_start=_instant(content.get("Start")),
+                content_end=_instant(content.get("End")),
+                publication_date=_instant(entity.get("PublicationDate")),
+                modification_date=_instant(entity.get("ModificationDate")),
+                origin_date=_instant(entity.get("OriginDate")),
+                online=_optional_bool(entity.get("Online")),
+                eviction_date=_instant(entity.get("EvictionDate")),
+                s3_path=entity.get("S3Path") or None,
+                footprint=_footprint_wkt(entity.get("Footprint")),
+                geo_footprint=entity.get("GeoFootprint") or None,
+                attributes=attributes,
+                quicklook_url=_quicklook(entity.get("Assets")),
+                collection=_collection(product_name, attributes),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise CatalogueError(
+                f"the catalogue sent an unreadable product {name or '(no name)'}: {error}",
+                status=200,
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """This product as JSON-ready data; :meth:`from_dict` reads it back equal.
+
+        Example:
+            >>> product = Product(id="x", name="n", attributes={"cloudCover": 12.5})
+            >>> Product.from_dict(product.to_dict()) == product
+            True
+        """
+        return {
+            "id": self.id,
+            "name": self.name,
+            "size": self.size,
+            "checksums": dict(self.checksums),
+            "content_start": _text_of(self.content_start),
+            "content_end": _text_of(self.content_end),
+            "publication_date": _text_of(self.publication_date),
+            "modification_date": _text_of(self.modification_date),
+            "origin_date": _text_of(self.origin_date),
+            "online": self.online,
+            "eviction_date": _text_of(self.eviction_date),
+            "s3_path": self.s3_path,
+            "footprint": self.footprint,
+            "geo_footprint": None if self.geo_footprint is None else dict(self.geo_footprint),
+            "attributes": [
+                {"name": name, "type": _type_of(value), "value": _json_value(value)}
+                for name, value in self.attributes.items()
+            ],
+            "quicklook_url": self.quicklook_url,
+            "collection": self.collection,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Product:
+        """Read :meth:`to_dict` output.
+
+        Raises:
+            ResultFileError: the data is not a product written by :meth:`to_dict`.
+        """
+        try:
+            return cls(
+                id=_required_text(data, "id"),
+                name=_required_text(data, "name"),
+                size=int(data.get("size") or 0),
+                checksums={
+                    str(key): str(value) for key, value in (data.get("checksums") or {}).items()
+                },
+                content_start=_instant(data.get("content_start")),
+                content_end=_instant(data.get("content_end")),
+                publication_date=_instant(data.get("publication_date")),
+                modification_date=_instant(data.get("modification_date")),
+                origin_date=_instant(data.get("origin_date")),
+                online=_optional_bool(data.get("online")),
+                eviction_date=_instant(data.get("eviction_date")),
+                s3_path=data.get("s3_path"),
+                footprint=data.get("footprint"),
+                geo_footprint=data.get("geo_footprint"),
+                attributes={
+                    str(item["name"]): _typed(item["type"], item["value"])
+                    for item in data.get("attributes") or ()
+                },
+                quicklook_url=data.get("quicklook_url"),
+                collection=data.get("collection"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            name = data.get("name") if isinstance(data, Mapping) else None
+            raise ResultFileError(
+                f"unreadable product {name or '(no name)'} in the result file: {error}"
+            ) from None
+
+
+def _required_text(data: Mapping[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be non-empty text")
+    return value
+
+
+def _instant(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a date-time")
+    return parse_datetime(value)
+
+
+def _optional_bool(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _text_of(value: datetime | None) -> str | None:
+    return None if value is None else format_datetime(value)
+
+
+def _typed(value_type: Any, value: Any) -> AttributeValue:
+    """The attribute value as its declared type, or as sent when it does not fit."""
+    if value is None or isinstance(value, (dict, list)):
+        return None if value is None else str(value)
+    if value_type == "Integer" and not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)
+    elif value_type == "Double" and not isinstance(value, bool):
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif value_type == "Boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif value_type == "DateTimeOffset" and isinstance(value, str):
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            pass
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _type_of(value: AttributeValue) -> str:
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, int):
+        return "Integer"
+    if isinstance(value, float):
+        return "Double"
+    if isinstance(value, datetime):
+        return "DateTimeOffset"
+    return "String"
+
+
+def _json_value(value: AttributeValue) -> str | int | float | bool | None:
+    return format_datetime(value) if isinstance(value, datetime) else value
+
+
+def _footprint_wkt(value: Any) -> str | None:
+    # "geography'SRID=4326;POLYGON ((...))'" -> "POLYGON ((...))"
+    if not value:
+        return None
+    text = str(value).strip()
+    if text.lower().startswith("geography'") and text.endswith("'"):
+        text = text[len("geography'") : -1]
+    if text.upper().startswith("SRID="):
+        text = text.partition(";")[2]
+    return text or None
+
+
+def _quicklook(assets: Any) -> str | None:
+    for asset in assets or ():
+        if str(asset.get("Type", "")).upper() == "QUICKLOOK" and asset.get("DownloadLink"):
+            return str(asset["DownloadLink"])
+    return None
+
+
+def _collection(name: str, attributes: Mapping[str, AttributeValue]) -> str | None:
+    platform = attributes.get("platformShortName")
+    if isinstance(platform, str) and platform.upper() in KNOWN_COLLECTIONS:
+        return platform.upper()
+    prefix = name[:3].upper()
+    return _NAME_PREFIXES.get(prefix) or _NAME_PREFIXES.get(prefix[:2])

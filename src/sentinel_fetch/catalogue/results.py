@@ -1,0 +1,357 @@
+"""Save search results and read them back.
+
+:func:`write_products` picks the format from the file extension:
+
+* ``.json``: our own versioned document holding the query and every product field,
+  lossless: a later download reads ids, sizes and checksums from it;
+* ``.geojson``: a FeatureCollection of footprints with readable properties, which GIS
+  tools such as QGIS open directly; each feature also carries the full product, so it
+  reads back losslessly too;
+* ``.csv``: one row per product (name, id, dates, size, cloud cover, online, tile,
+  orbit, checksums) for spreadsheets;
+* ``.txt``: product names, one per line, for other tools.
+
+:func:`read_products` reads ``.json`` and ``.geojson`` files written here. A ``.txt``
+list of names or ids is not a result: it says which products to look for, so
+:func:`read_name_list` turns it into a :class:`Query`; searching it returns current
+metadata (online state, checksums) rather than stale copies.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import shapely
+from shapely.geometry import mapping
+
+from sentinel_fetch.catalogue.filter import format_datetime
+from sentinel_fetch.catalogue.odata import render_filter
+from sentinel_fetch.catalogue.product import Product
+from sentinel_fetch.catalogue.query import Query
+from sentinel_fetch.errors import QueryError, ResultFileError, StorageError
+
+__all__ = [
+    "CSV_COLUMNS",
+    "RESULT_FORMAT",
+    "RESULT_VERSION",
+    "SearchResults",
+    "read_name_list",
+    "read_products",
+    "read_results",
+    "write_products",
+]
+
+#: Marks our JSON documents (and the GeoJSON ``sentinel_fetch`` member).
+RESULT_FORMAT = "sentinel-fetch/search-results"
+#: Bumped when the document changes incompatibly; readers refuse newer versions.
+RESULT_VERSION = 1
+#: Columns of CSV results, in order.
+CSV_COLUMNS = (
+    "name",
+    "id",
+    "collection",
+    "product_type",
+    "content_start",
+    "content_end",
+    "size_bytes",
+    "cloud_cover",
+    "online",
+    "tile_id",
+    "relative_orbit",
+    "orbit_direction",
+    "platform",
+    "publication_date",
+    "s3_path",
+    "md5",
+    "blake3",
+)
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    """Products read from a result file, with the query that found them when known."""
+
+    products: tuple[Product, ...]
+    query: Query | None = None
+
+
+def write_products(
+    products: Iterable[Product], path: str | Path, *, query: Query | None = None
+) -> Path:
+    """Write products to ``path`` in the format its extension names.
+
+    The file is written under a temporary name and moved into place, so an interrupted
+    write never leaves half a result file.
+
+    Args:
+        products: the products, in the order to write them.
+        path: ``.json``, ``.geojson``, ``.csv`` or ``.txt`` file.
+        query: the search that found them, recorded in ``.json``/``.geojson`` files.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ResultFileError: the extension is not one of the above.
+        StorageError: the file cannot be written.
+    """
+    target = Path(path)
+    writers = {
+        ".json": _json_text,
+        ".geojson": _geojson_text,
+        ".csv": _csv_text,
+        ".txt": _names_text,
+    }
+    writer = writers.get(target.suffix.lower())
+    if writer is None:
+        raise ResultFileError(
+            f"cannot save results as {target.name}: use .json, .geojson, .csv or .txt"
+        )
+    _write_atomically(target, writer(list(products), query))
+    return target
+
+
+def read_results(path: str | Path) -> SearchResults:
+    """Read a ``.json`` or ``.geojson`` result file written by :func:`write_products`.
+
+    Raises:
+        ResultFileError: another extension, unreadable, or not written by this tool.
+    """
+    source = Path(path)
+    suffix = source.suffix.lower()
+    if suffix == ".txt":
+        raise ResultFileError(
+            f"{source.name} is a list of names or ids, not saved results: search for them "
+            "first (read_name_list)"
+        )
+    if suffix == ".csv":
+        raise ResultFileError(
+            f"{source.name}: CSV results are for people and spreadsheets; read the .json or "
+            ".geojson results instead"
+        )
+    if suffix not in (".json", ".geojson"):
+        raise ResultFileError(f"cannot read results from {source.name}: use .json or .geojson")
+    document = _load_json(source)
+    if suffix == ".json":
+        header, entries = _json_entries(document, source)
+    else:
+        header, entries = _geojson_entries(document, source)
+    version = header.get("version")
+    if not isinstance(version, int) or version > RESULT_VERSION:
+        raise ResultFileError(
+            f"{source.name} was written by a newer sentinel-fetch (format version "
+            f"{version}): update sentinel-fetch to read it"
+        )
+    products = tuple(Product.from_dict(entry) for entry in entries)
+    return SearchResults(products, _query_of(header.get("query"), source))
+
+
+def read_products(path: str | Path) -> list[Product]:
+    """The products of a result file (see :func:`read_results`)."""
+    return list(read_results(path).products)
+
+
+def read_name_list(path: str | Path) -> Query:
+    """A Query for the products listed in a text file, one name or id per line.
+
+    Lines that are UUIDs become ids, other lines names; blank lines and lines starting
+    with ``#`` are skipped.
+
+    Raises:
+        ResultFileError: the file cannot be read or lists nothing.
+        QueryError: a line is not a usable name.
+    """
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ResultFileError(f"cannot read {source}: {error}") from None
+    names: list[str] = []
+    ids: list[str] = []
+    for line in text.splitlines():
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        try:
+            ids.append(str(uuid.UUID(entry)))
+        except ValueError:
+            names.append(entry)
+    if not names and not ids:
+        raise ResultFileError(f"{source.name} lists no product name or id")
+    return Query(names=tuple(names), ids=tuple(ids))
+
+
+# --- writers ------------------------------------------------------------------------------
+
+
+def _header(query: Query | None) -> dict[str, Any]:
+    return {
+        "format": RESULT_FORMAT,
+        "version": RESULT_VERSION,
+        "query": None if query is None else query.to_dict(),
+        "filter": None if query is None else render_filter(query),
+    }
+
+
+def _json_text(products: list[Product], query: Query | None) -> str:
+    document = {
+        **_header(query),
+        "count": len(products),
+        "products": [product.to_dict() for product in products],
+    }
+    return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+
+
+def _geojson_text(products: list[Product], query: Query | None) -> str:
+    features = []
+    for product in products:
+        full = product.to_dict()
+        if product.geo_footprint is not None:
+            # Stored once, as the feature's geometry.
+            del full["geo_footprint"]
+        features.append(
+            {
+                "type": "Feature",
+                "id": product.id,
+                "geometry": _geometry(product),
+                "properties": {**_summary(product), "product": full},
+            }
+        )
+    document = {"type": "FeatureCollection", "sentinel_fetch": _header(query), "features": features}
+    return json.dumps(document, ensure_ascii=False) + "\n"
+
+
+def _geometry(product: Product) -> Mapping[str, Any] | None:
+    if product.geo_footprint is not None:
+        return product.geo_footprint
+    if product.footprint:
+        try:
+            geometry = mapping(shapely.from_wkt(product.footprint))
+        except shapely.errors.ShapelyError:
+            return None
+        # Tuples to lists: what a JSON reader gives back.
+        loaded: Mapping[str, Any] = json.loads(json.dumps(geometry))
+        return loaded
+    return None
+
+
+def _summary(product: Product) -> dict[str, Any]:
+    return {
+        "name": product.name,
+        "id": product.id,
+        "collection": product.collection,
+        "product_type": product.product_type,
+        "content_start": _datetime_text(product.content_start),
+        "content_end": _datetime_text(product.content_end),
+        "size_bytes": product.size,
+        "cloud_cover": product.cloud_cover,
+        "online": product.online,
+        "tile_id": product.tile_id,
+        "relative_orbit": product.relative_orbit,
+        "orbit_direction": product.orbit_direction,
+        "platform": product.platform,
+        "publication_date": _datetime_text(product.publication_date),
+        "s3_path": product.s3_path,
+        "md5": product.checksums.get("MD5"),
+        "blake3": product.checksums.get("BLAKE3"),
+    }
+
+
+def _datetime_text(value: datetime | None) -> str | None:
+    return None if value is None else format_datetime(value)
+
+
+def _csv_text(products: list[Product], query: Query | None) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for product in products:
+        row = _summary(product)
+        writer.writerow(
+            {column: "" if row[column] is None else row[column] for column in CSV_COLUMNS}
+        )
+    return buffer.getvalue()
+
+
+def _names_text(products: list[Product], query: Query | None) -> str:
+    return "".join(f"{product.name}\n" for product in products)
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+                file.write(text)
+            Path(temporary).replace(target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise StorageError(f"cannot write {target}: {error.strerror or error}") from None
+
+
+# --- readers ------------------------------------------------------------------------------
+
+
+def _load_json(source: Path) -> Any:
+    try:
+        return json.loads(source.read_text(encoding="utf-8-sig"))
+    except OSError as error:
+        raise ResultFileError(f"cannot read {source}: {error.strerror or error}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ResultFileError(
+            f"{source.name} is not a JSON file written by sentinel-fetch"
+        ) from None
+
+
+def _json_entries(document: Any, source: Path) -> tuple[Mapping[str, Any], list[Any]]:
+    if not isinstance(document, dict) or document.get("format") != RESULT_FORMAT:
+        raise ResultFileError(
+            f"{source.name} is not a sentinel-fetch result file: save results with .json first"
+        )
+    products = document.get("products")
+    if not isinstance(products, list):
+        raise ResultFileError(f"{source.name} has no product list")
+    return document, products
+
+
+def _geojson_entries(document: Any, source: Path) -> tuple[Mapping[str, Any], list[Any]]:
+    header = document.get("sentinel_fetch") if isinstance(document, dict) else None
+    if not isinstance(header, dict) or header.get("format") != RESULT_FORMAT:
+        raise ResultFileError(
+            f"{source.name} is not a GeoJSON file written by sentinel-fetch: "
+            "only our own result files hold whole products"
+        )
+    entries: list[Any] = []
+    for feature in document.get("features") or ():
+        properties = feature.get("properties") if isinstance(feature, dict) else None
+        product = properties.get("product") if isinstance(properties, dict) else None
+        if not isinstance(product, dict):
+            raise ResultFileError(f"{source.name} has a feature without its product")
+        entries.append({"geo_footprint": feature.get("geometry"), **product})
+    return header, entries
+
+
+def _query_of(data: Any, source: Path) -> Query | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ResultFileError(f"{source.name} holds an unreadable query")
+    try:
+        return Query.from_dict(data)
+    except QueryError as error:
+        raise ResultFileError(
+            f"{source.name} holds a query that no longer checks: {error}"
+        ) from None
