@@ -1,0 +1,499 @@
+"""Fault injection: reproduce, on demand, every failure CDSE users report.
+
+A :class:`FaultPlan` holds rules. Each rule names a ``kind``, the host it applies to, how
+many matching requests it fires for (``times``; ``-1`` = always) and optional filters
+(``product`` id or name, ``path_contains``, ``method``). Rules are set from Python
+(``emulator.faults.add(CutFault(after_bytes=1000))``) or over HTTP through the admin
+endpoint (``POST /_emulator/faults`` with ``{"kind": "cut", "after_bytes": 1000}``).
+
+What each kind reproduces (peers.md §3 numbers the user reports):
+
+==============  ===========================================================================
+``status``      5xx bursts (#353), 429 with/without ``Retry-After`` (§3.3), WAF 429 on the
+                catalogue (spec §6.2).
+``cut``         the server closes the connection before ``Content-Length`` bytes (§3.5,
+                CDSETool#67: incomplete zips).
+``corrupt``     the body arrives complete but wrong (checksum failures, §3.5).
+``stall``       the server stops sending for a while (hangs, §3.13).
+``expire_token`` the access token expires mid-batch or mid-stream (§3.1, DAT-ZIP-109).
+``ignore_range`` one answer ignores ``Range`` and sends 200 + the full body (§3.6).
+``end_sessions`` the user's sessions end, so the refresh grant fails (§3.1, eodag#803).
+``redirect``    a 3xx to another origin, to check that clients do not leak the token
+                (§3.14, rslearn#143).
+==============  ===========================================================================
+
+Rules fire at three moments. *Before dispatch* (any host): ``status``, ``redirect``,
+``end_sessions``, ``stall`` and ``expire_token`` without ``after_bytes``. *While a 2xx
+body is sent*: ``cut``, ``corrupt``, and ``stall``/``expire_token`` with ``after_bytes``.
+*When a download request carries Range*: ``ignore_range``. A rule only counts a firing
+when it actually applies, so a HEAD request does not use up a ``cut``.
+
+:meth:`FaultPlan.randomize` is for soak tests: every product GET on the download host
+independently draws a fault with probability ``rate``. The draw for the n-th request of
+a product depends only on ``(seed, product, n)``, so a failing soak run replays the same
+faults whatever the thread interleaving.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+__all__ = [
+    "BEFORE_DISPATCH",
+    "HOSTS",
+    "RANDOM_KINDS",
+    "CorruptFault",
+    "CutFault",
+    "EndSessionsFault",
+    "ExpireTokenFault",
+    "Fault",
+    "FaultPlan",
+    "FaultTarget",
+    "FiredFault",
+    "IgnoreRangeFault",
+    "RedirectFault",
+    "StallFault",
+    "StatusFault",
+    "fault_from_dict",
+]
+
+#: The emulator's hosts, as fault rules name them.
+HOSTS = ("identity", "catalogue", "download")
+
+#: Kinds :meth:`FaultPlan.randomize` draws from when no list is given.
+RANDOM_KINDS = ("status", "cut", "corrupt", "stall", "expire_token", "ignore_range")
+
+BEFORE_DISPATCH = "before"
+_BODY = "body"
+_RANGE = "range"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fault:
+    """Common fields of every fault rule.
+
+    Attributes:
+        host: ``identity``, ``catalogue`` or ``download`` (default).
+        times: how many matching requests the rule fires for; ``-1`` = always.
+        product: only requests for this product (id or name).
+        path_contains: only requests whose path contains this text.
+        method: only requests with this HTTP method (``GET``, ``HEAD``, ``POST``...).
+    """
+
+    kind: ClassVar[str] = ""
+    host: str = "download"
+    times: int = 1
+    product: str | None = None
+    path_contains: str | None = None
+    method: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.host not in HOSTS:
+            raise ValueError(f"host must be one of {HOSTS}, got {self.host!r}")
+        if self.times == 0 or self.times < -1:
+            raise ValueError(f"times must be positive or -1 (always), got {self.times}")
+
+    @property
+    def moment(self) -> str:
+        """When the rule fires: before dispatch, during the body or on a Range request."""
+        return BEFORE_DISPATCH
+
+    def matches(self, target: FaultTarget) -> bool:
+        """Whether the rule's filters select this request."""
+        if target.host != self.host:
+            return False
+        if self.method is not None and target.method.upper() != self.method.upper():
+            return False
+        if self.path_contains is not None and self.path_contains not in target.path:
+            return False
+        return self.product is None or self.product in (target.product_id, target.product_name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, the shape :func:`fault_from_dict` reads."""
+        return {"kind": self.kind, **asdict(self)}
+
+
+def _non_negative(name: str, value: float | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusFault(Fault):
+    """Answer ``status`` instead of handling the request.
+
+    Without ``body``, the body is what that host sends for that status: CDSE's
+    ``{"trace-id","code","message"}`` on the download host (``code``/``message`` when
+    given; 429 defaults to DAT-ZIP-100, spec §6.2), the WAF body for 429 on the
+    catalogue (spec §6.2), and an nginx-style HTML page for 502/503/504, which is what a
+    proxy in front of a failing service sends [INFERRED].
+
+    Attributes:
+        status: HTTP status to send.
+        code: CDSE error code for the JSON body (``DAT-ZIP-100``...).
+        message: message for the JSON body.
+        body: explicit JSON body, replacing the default.
+        retry_after_s: adds ``Retry-After`` (whole seconds, rounded up).
+    """
+
+    kind: ClassVar[str] = "status"
+    status: int = 503
+    code: str | None = None
+    message: str | None = None
+    body: object = None
+    retry_after_s: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 300 <= self.status <= 599:
+            raise ValueError(f"status must be a 3xx-5xx code, got {self.status}")
+        _non_negative("retry_after_s", self.retry_after_s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CutFault(Fault):
+    """Close the connection after ``after_bytes`` body bytes (the client sees a short body).
+
+    A cut at or beyond the body's length has no effect.
+    """
+
+    kind: ClassVar[str] = "cut"
+    after_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _non_negative("after_bytes", self.after_bytes)
+
+    @property
+    def moment(self) -> str:
+        """Fires while a 2xx body is sent."""
+        return _BODY
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorruptFault(Fault):
+    """Flip ``length`` bytes (XOR 0xFF) at ``offset`` of the resource.
+
+    ``offset`` counts from the start of the archive (or of the node's file), not of the
+    body, so a corrupted byte stays put whatever Range the client asked for; a body
+    that does not contain the offset is sent intact (but the rule still counts as fired).
+    """
+
+    kind: ClassVar[str] = "corrupt"
+    offset: int = 0
+    length: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _non_negative("offset", self.offset)
+        if self.length < 1:
+            raise ValueError("length must be >= 1")
+
+    @property
+    def moment(self) -> str:
+        """Fires while a 2xx body is sent."""
+        return _BODY
+
+
+@dataclass(frozen=True, kw_only=True)
+class StallFault(Fault):
+    """Pause ``stall_s`` seconds before the headers, or after ``after_bytes`` body bytes."""
+
+    kind: ClassVar[str] = "stall"
+    stall_s: float = 1.0
+    after_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _non_negative("stall_s", self.stall_s)
+        _non_negative("after_bytes", self.after_bytes)
+
+    @property
+    def moment(self) -> str:
+        """Before dispatch without ``after_bytes``, else while the body is sent."""
+        return BEFORE_DISPATCH if self.after_bytes is None else _BODY
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpireTokenFault(Fault):
+    """The requesting access token expires now, or once ``after_bytes`` body bytes are sent.
+
+    Without ``after_bytes`` this very request is answered 401 DAT-ZIP-109. With it, the
+    stream is cut at that point when ``expire_midstream`` is on, and every later request
+    with the token gets 401 DAT-ZIP-109.
+    """
+
+    kind: ClassVar[str] = "expire_token"
+    after_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _non_negative("after_bytes", self.after_bytes)
+
+    @property
+    def moment(self) -> str:
+        """Before dispatch without ``after_bytes``, else while the body is sent."""
+        return BEFORE_DISPATCH if self.after_bytes is None else _BODY
+
+
+@dataclass(frozen=True, kw_only=True)
+class IgnoreRangeFault(Fault):
+    """Answer one Range request with 200 and the full body (spec §5.4 allows both)."""
+
+    kind: ClassVar[str] = "ignore_range"
+
+    @property
+    def moment(self) -> str:
+        """Fires on download requests that carry Range."""
+        return _RANGE
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndSessionsFault(Fault):
+    """End every session of the requesting user; the request itself proceeds.
+
+    The user's refresh tokens stop working (400 ``Token is not active``), so the client
+    must log in again; access tokens already issued stay valid until they expire, as
+    JWTs checked offline do [INFERRED].
+    """
+
+    kind: ClassVar[str] = "end_sessions"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedirectFault(Fault):
+    """Answer ``status`` (302) with ``Location: location``.
+
+    ``{path}`` and ``{query}`` in ``location`` are replaced by the request's path and
+    query string, so a rule can send a client to another origin with the same path and
+    the test can then check (stats events) whether ``Authorization`` followed it.
+    """
+
+    kind: ClassVar[str] = "redirect"
+    location: str
+    status: int = 302
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.status not in (301, 302, 303, 307, 308):
+            raise ValueError(f"redirect status must be 301/302/303/307/308, got {self.status}")
+
+    def location_for(self, path: str, query: str) -> str:
+        """The Location header for a request with this path and query."""
+        return self.location.replace("{path}", path).replace("{query}", query)
+
+
+_KINDS: dict[str, type[Fault]] = {
+    cls.kind: cls
+    for cls in (
+        StatusFault,
+        CutFault,
+        CorruptFault,
+        StallFault,
+        ExpireTokenFault,
+        IgnoreRangeFault,
+        EndSessionsFault,
+        RedirectFault,
+    )
+}
+
+
+def fault_from_dict(data: Mapping[str, Any]) -> Fault:
+    """Build a rule from its JSON form (``{"kind": "cut", "after_bytes": 10, ...}``).
+
+    Raises:
+        ValueError: unknown kind, unknown field or invalid value.
+    """
+    kind = data.get("kind")
+    cls = _KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown fault kind {kind!r}; known: {sorted(_KINDS)}")
+    allowed = {f.name for f in fields(cls)}
+    params = {k: v for k, v in data.items() if k != "kind"}
+    unknown = set(params) - allowed
+    if unknown:
+        raise ValueError(f"unknown field(s) for {kind!r}: {sorted(unknown)}")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class FaultTarget:
+    """What a rule's filters look at.
+
+    Attributes:
+        host: the host the request arrived at.
+        method: HTTP method.
+        path: percent-decoded path.
+        product_id: product named in the path (``Products(<id>)``), if any.
+        product_name: that product's name, when the store knows it.
+    """
+
+    host: str
+    method: str
+    path: str
+    product_id: str | None = None
+    product_name: str | None = None
+
+
+@dataclass(frozen=True)
+class FiredFault:
+    """A record that a rule fired (tests assert on what was injected)."""
+
+    fault: Fault
+    host: str
+    method: str
+    path: str
+    product_id: str | None
+    randomized: bool = False
+
+
+@dataclass
+class _Entry:
+    fault: Fault
+    remaining: int
+
+
+@dataclass
+class _RandomPolicy:
+    rate: float
+    kinds: tuple[str, ...]
+    seed: int
+    draws: Counter[str] = field(default_factory=Counter)
+
+
+class FaultPlan:
+    """A thread-safe, ordered list of fault rules plus an optional random policy."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[_Entry] = []
+        self._fired: list[FiredFault] = []
+        self._random: _RandomPolicy | None = None
+
+    def add(self, fault: Fault) -> Fault:
+        """Append a rule; returns it."""
+        with self._lock:
+            self._entries.append(_Entry(fault, fault.times))
+        return fault
+
+    def extend(self, faults: Iterable[Fault]) -> None:
+        """Append several rules, in order."""
+        for fault in faults:
+            self.add(fault)
+
+    def clear(self) -> None:
+        """Remove every rule and stop random faults (the record of fired faults stays)."""
+        with self._lock:
+            self._entries.clear()
+            self._random = None
+
+    def pending(self) -> list[tuple[Fault, int]]:
+        """Rules still armed, with how many firings each has left (``-1`` = always)."""
+        with self._lock:
+            return [(e.fault, e.remaining) for e in self._entries]
+
+    @property
+    def fired(self) -> list[FiredFault]:
+        """Every firing so far, oldest first."""
+        with self._lock:
+            return list(self._fired)
+
+    def randomize(self, rate: float, kinds: Sequence[str] | None = None, seed: int = 0) -> None:
+        """Give every product GET on the download host a ``rate`` chance of one fault.
+
+        Args:
+            rate: probability in ``[0, 1]``; 0 turns random faults off.
+            kinds: kinds to draw from (default :data:`RANDOM_KINDS`; ``end_sessions``
+                is allowed too, ``redirect`` is not: it needs a target).
+            seed: makes the sequence of faults reproducible.
+        """
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate must be within [0, 1], got {rate}")
+        chosen = tuple(kinds) if kinds else RANDOM_KINDS
+        allowed = (*RANDOM_KINDS, "end_sessions")
+        bad = [k for k in chosen if k not in allowed]
+        if bad:
+            raise ValueError(f"cannot randomize {bad}; choose from {allowed}")
+        with self._lock:
+            self._random = _RandomPolicy(rate, chosen, seed) if rate > 0 else None
+
+    # Used by the hosts -----------------------------------------------------------
+
+    def take_before(self, target: FaultTarget) -> list[Fault]:
+        """Rules that fire before the request is handled (at most one answering rule)."""
+        return self._take(target, BEFORE_DISPATCH)
+
+    def take_body(self, target: FaultTarget) -> list[Fault]:
+        """Rules that act on the 2xx body about to be sent for this request."""
+        return self._take(target, _BODY)
+
+    def take_ignore_range(self, target: FaultTarget) -> bool:
+        """Whether a rule makes this Range request get a full 200 answer."""
+        return bool(self._take(target, _RANGE))
+
+    def draw_random(self, target: FaultTarget, length: int) -> Fault | None:
+        """The random fault (if any) for this product GET of a ``length``-byte body."""
+        with self._lock:
+            policy = self._random
+            if policy is None or target.host != "download" or target.product_id is None:
+                return None
+            attempt = policy.draws[target.product_id]
+            policy.draws[target.product_id] += 1
+        rng = random.Random(f"{policy.seed}:{target.product_id}:{attempt}")
+        if rng.random() >= policy.rate:
+            return None
+        fault = _random_fault(rng, rng.choice(policy.kinds), length)
+        with self._lock:
+            self._fired.append(
+                FiredFault(fault, target.host, target.method, target.path, target.product_id, True)
+            )
+        return fault
+
+    def _take(self, target: FaultTarget, moment: str) -> list[Fault]:
+        taken: list[Fault] = []
+        answered = False
+        with self._lock:
+            for entry in self._entries:
+                fault = entry.fault
+                if fault.moment != moment or not fault.matches(target):
+                    continue
+                answers = isinstance(fault, StatusFault | RedirectFault)
+                if answers and answered:
+                    continue
+                answered = answered or answers
+                taken.append(fault)
+                if entry.remaining > 0:
+                    entry.remaining -= 1
+                self._fired.append(
+                    FiredFault(fault, target.host, target.method, target.path, target.product_id)
+                )
+            self._entries = [e for e in self._entries if e.remaining != 0]
+        return taken
+
+
+def _random_fault(rng: random.Random, kind: str, length: int) -> Fault:
+    """A fault of ``kind`` with parameters drawn to make sense for a ``length``-byte body."""
+    offset = rng.randrange(length) if length > 0 else 0
+    if kind == "status":
+        status = rng.choice((500, 502, 503, 429))
+        retry = rng.choice((None, 1.0)) if status in (429, 503) else None
+        return StatusFault(status=status, retry_after_s=retry)
+    if kind == "cut":
+        return CutFault(after_bytes=offset)
+    if kind == "corrupt":
+        return CorruptFault(offset=offset)
+    if kind == "stall":
+        return StallFault(stall_s=round(rng.uniform(0.05, 0.5), 3), after_bytes=offset)
+    if kind == "expire_token":
+        return ExpireTokenFault(after_bytes=offset)
+    if kind == "ignore_range":
+        return IgnoreRangeFault()
+    return EndSessionsFault()

@@ -1,0 +1,361 @@
+"""Fault injection: every failure users report can be reproduced on demand (peers.md §3)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+import requests
+
+from sentinel_fetch.emulator import (
+    CorruptFault,
+    CutFault,
+    Emulator,
+    EndSessionsFault,
+    ExpireTokenFault,
+    FaultPlan,
+    IgnoreRangeFault,
+    RedirectFault,
+    StallFault,
+    StatusFault,
+    fault_from_dict,
+)
+from sentinel_fetch.emulator.faults import FaultTarget
+
+from .test_server_support import S1, S2, bearer, client, fetch, login, product_url, running, token
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    with running(tmp_path_factory.mktemp("faults"), product_size_bytes=20_000) as emulator:
+        yield emulator
+
+
+@pytest.fixture(autouse=True)
+def clean_plan(emulator: Emulator) -> Iterator[None]:
+    emulator.faults.clear()
+    emulator.config.expire_midstream = False
+    yield
+    emulator.faults.clear()
+
+
+@pytest.fixture
+def access(emulator: Emulator) -> str:
+    return token(emulator)
+
+
+@pytest.fixture(scope="module")
+def good(emulator: Emulator) -> bytes:
+    response = client(emulator).get(product_url(emulator, S2), headers=bearer(token(emulator)))
+    return response.content
+
+
+def get(emulator: Emulator, access: str, record: object = S2, **headers: str) -> requests.Response:
+    return client(emulator).get(
+        product_url(emulator, record),  # type: ignore[arg-type]
+        headers={**bearer(access), **headers},
+    )
+
+
+def test_status_burst_then_recovery(emulator: Emulator, access: str) -> None:
+    emulator.faults.add(StatusFault(status=503, times=2))
+
+    statuses = [get(emulator, access).status_code for _ in range(3)]
+
+    assert statuses == [503, 503, 200]
+    assert len(emulator.faults.fired) == 2
+
+
+def test_status_bodies_look_like_the_real_ones(emulator: Emulator, access: str) -> None:
+    emulator.faults.extend(
+        [
+            StatusFault(status=502),
+            StatusFault(status=500, code="DAT-ZIP-500", message="Internal error"),
+            StatusFault(status=429),
+            StatusFault(status=429, retry_after_s=2.5),
+            StatusFault(status=429, host="catalogue"),
+        ]
+    )
+
+    gateway = get(emulator, access)
+    internal = get(emulator, access)
+    throttled = get(emulator, access)
+    throttled_retry = get(emulator, access)
+    waf = client(emulator).get(f"{emulator.catalogue_url}/Products")
+
+    assert gateway.headers["Content-Type"] == "text/html"
+    assert "502 Bad Gateway" in gateway.text
+    assert internal.json()["code"] == "DAT-ZIP-500"
+    assert throttled.json()["code"] == "DAT-ZIP-100"
+    assert "Retry-After" not in throttled.headers
+    assert throttled_retry.headers["Retry-After"] == "3"
+    assert waf.json() == {"error": "WAF", "message": "Rate limit exceeded", "status": 429}
+
+
+def test_identity_host_faults(emulator: Emulator) -> None:
+    emulator.faults.add(StatusFault(host="identity", status=503))
+
+    assert login(emulator).status_code == 503
+    assert login(emulator).status_code == 200
+
+
+def test_cut_closes_the_connection_after_n_bytes(emulator: Emulator, access: str) -> None:
+    emulator.faults.add(CutFault(after_bytes=1000, times=2))
+    url = product_url(emulator, S2)
+
+    status, headers, body = fetch(emulator, url, bearer(access))
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        get(emulator, access)
+
+    assert status == 200
+    assert int(headers["Content-Length"]) == 20_000
+    assert len(body) == 1000
+    assert len(get(emulator, access).content) == 20_000
+
+
+def test_cut_applies_to_catalogue_pages_too(emulator: Emulator) -> None:
+    emulator.faults.add(CutFault(host="catalogue", after_bytes=5))
+
+    status, _, body = fetch(emulator, f"{emulator.catalogue_url}/Products")
+
+    assert status == 200
+    assert body == b'{"val'
+
+
+def test_corrupt_flips_bytes_at_the_archive_offset_only(
+    emulator: Emulator, access: str, good: bytes
+) -> None:
+    emulator.faults.add(CorruptFault(offset=123, length=2, times=3))
+
+    whole = get(emulator, access).content
+    tail = get(emulator, access, Range="bytes=100-").content
+    beyond = get(emulator, access, Range="bytes=1000-").content
+
+    differs = [i for i, (a, b) in enumerate(zip(whole, good, strict=True)) if a != b]
+    assert differs == [123, 124]
+    assert whole[123] == good[123] ^ 0xFF
+    assert tail[23:25] != good[123:125]
+    assert tail[:23] + tail[25:] == good[100:123] + good[125:]
+    assert beyond == good[1000:]
+
+
+def test_stall_before_headers_and_mid_body(emulator: Emulator, access: str, good: bytes) -> None:
+    emulator.faults.add(StallFault(stall_s=0.3))
+    began = time.monotonic()
+    get(emulator, access)
+    before_headers = time.monotonic() - began
+
+    emulator.faults.add(StallFault(stall_s=0.3, after_bytes=5000))
+    began = time.monotonic()
+    body = get(emulator, access).content
+    mid_body = time.monotonic() - began
+
+    assert before_headers >= 0.3
+    assert mid_body >= 0.3
+    assert body == good
+
+
+def test_expire_token_before_dispatch(emulator: Emulator, access: str) -> None:
+    emulator.faults.add(ExpireTokenFault())
+
+    response = get(emulator, access)
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "DAT-ZIP-109"
+
+
+def test_expire_token_mid_stream_cuts_with_expire_midstream(
+    emulator: Emulator, access: str
+) -> None:
+    emulator.config.expire_midstream = True
+    emulator.faults.add(ExpireTokenFault(after_bytes=7000))
+
+    status, _, body = fetch(emulator, product_url(emulator, S2), bearer(access))
+    later = get(emulator, access)
+
+    assert status == 200
+    assert len(body) == 7000
+    assert later.json()["code"] == "DAT-ZIP-109"
+
+
+def test_expire_token_mid_stream_without_expire_midstream(emulator: Emulator, access: str) -> None:
+    emulator.faults.add(ExpireTokenFault(after_bytes=7000))
+
+    complete = get(emulator, access)
+    later = get(emulator, access)
+
+    assert len(complete.content) == 20_000
+    assert later.status_code == 401
+
+
+def test_ignore_range_is_a_one_off(emulator: Emulator, access: str, good: bytes) -> None:
+    emulator.faults.add(IgnoreRangeFault())
+
+    ignored = get(emulator, access, Range="bytes=10-")
+    honoured = get(emulator, access, Range="bytes=10-")
+
+    assert ignored.status_code == 200
+    assert ignored.content == good
+    assert honoured.status_code == 206
+
+
+def test_end_sessions_forces_a_new_login(emulator: Emulator) -> None:
+    grant = login(emulator).json()
+    emulator.faults.add(EndSessionsFault())
+    get(emulator, grant["access_token"])
+
+    refreshed = client(emulator).post(
+        emulator.token_url,
+        data={
+            "client_id": "cdse-public",
+            "grant_type": "refresh_token",
+            "refresh_token": grant["refresh_token"],
+        },
+    )
+
+    assert refreshed.status_code == 400
+    assert refreshed.json()["error_description"] == "Token is not active"
+    assert login(emulator).status_code == 200
+
+
+def test_end_sessions_on_the_refresh_request_itself(emulator: Emulator) -> None:
+    grant = login(emulator).json()
+    emulator.faults.add(EndSessionsFault(host="identity", path_contains="/token"))
+
+    refreshed = client(emulator).post(
+        emulator.token_url,
+        data={
+            "client_id": "cdse-public",
+            "grant_type": "refresh_token",
+            "refresh_token": grant["refresh_token"],
+        },
+    )
+
+    assert refreshed.status_code == 400
+
+
+def test_redirect_shows_whether_the_token_follows(emulator: Emulator, access: str) -> None:
+    foreign = emulator.identity_url.replace("127.0.0.1", "localhost").split("/auth")[0]
+    emulator.faults.add(RedirectFault(location=foreign + "/elsewhere{path}", times=2))
+
+    not_followed = get_no_redirect(emulator, access)
+    followed = get(emulator, access)
+
+    assert not_followed.status_code == 302
+    path = urlsplit(product_url(emulator, S2)).path
+    assert not_followed.headers["Location"] == f"{foreign}/elsewhere{path}"
+    assert followed.status_code == 404
+    landed = emulator.stats.events(host="identity")[-1]
+    assert landed.path.startswith("/elsewhere/odata/v1/Products(")
+    assert landed.authorization is False
+
+
+def get_no_redirect(emulator: Emulator, access: str) -> requests.Response:
+    return client(emulator).get(
+        product_url(emulator, S2), headers=bearer(access), allow_redirects=False
+    )
+
+
+def test_filters_select_product_path_and_method(emulator: Emulator, access: str) -> None:
+    emulator.faults.extend(
+        [
+            StatusFault(status=500, product=S1.name, times=-1),
+            CutFault(after_bytes=10, method="GET"),
+        ]
+    )
+
+    head = client(emulator).head(product_url(emulator, S2), headers=bearer(access))
+    cut = fetch(emulator, product_url(emulator, S2), bearer(access))[2]
+    s1 = [get(emulator, access, S1).status_code for _ in range(3)]
+
+    assert head.status_code == 200
+    assert len(cut) == 10
+    assert s1 == [500, 500, 500]
+    assert [remaining for _, remaining in emulator.faults.pending()] == [-1]
+
+
+def test_path_contains_filter(emulator: Emulator, access: str) -> None:
+    emulator.faults.add(StatusFault(status=503, path_contains="/Nodes"))
+
+    listing = client(emulator).get(f"{emulator.download_url}/Products({S2.id})/Nodes")
+    product = get(emulator, access)
+
+    assert listing.status_code == 503
+    assert product.status_code == 200
+
+
+def test_randomize_draws_faults_for_product_gets(emulator: Emulator, access: str) -> None:
+    emulator.faults.randomize(rate=1.0, kinds=["cut"], seed=3)
+
+    lengths = [len(fetch(emulator, product_url(emulator, S2), bearer(access))[2]) for _ in range(5)]
+
+    assert all(length < 20_000 for length in lengths)
+    assert len(set(lengths)) > 1
+    assert all(f.randomized and f.fault.kind == "cut" for f in emulator.faults.fired[-5:])
+
+
+def test_random_faults_replay_with_the_same_seed() -> None:
+    target = FaultTarget("download", "GET", "/odata/v1/Products(x)/$value", "x")
+
+    def draws(seed: int) -> list[object]:
+        plan = FaultPlan()
+        plan.randomize(rate=0.5, seed=seed)
+        return [plan.draw_random(target, 1_000_000) for _ in range(40)]
+
+    first = draws(11)
+    assert first == draws(11)
+    assert first != draws(12)
+    assert 5 < sum(f is not None for f in first) < 35
+
+
+def test_rules_round_trip_through_json() -> None:
+    rules = [
+        StatusFault(status=429, retry_after_s=5, host="catalogue", times=-1),
+        CutFault(after_bytes=10, product="abc"),
+        RedirectFault(location="http://elsewhere.test{path}"),
+        StallFault(stall_s=0.5, after_bytes=3),
+    ]
+
+    assert [fault_from_dict(rule.to_dict()) for rule in rules] == rules
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"kind": "explode"},
+        {"kind": "cut", "after": 3},
+        {"kind": "cut", "after_bytes": -1},
+        {"kind": "status", "status": 200},
+        {"kind": "status", "host": "elsewhere"},
+        {"kind": "cut", "times": 0},
+        {"kind": "redirect"},
+    ],
+)
+def test_invalid_rules_are_rejected(data: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        fault_from_dict(data)
+
+
+def test_randomize_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        FaultPlan().randomize(rate=1.5)
+    with pytest.raises(ValueError):
+        FaultPlan().randomize(rate=0.5, kinds=["redirect"])
+
+
+def test_faults_work_over_plain_http(tmp_path: Path) -> None:
+    with running(tmp_path, tls=False, product_size_bytes=10 * 1024 * 1024) as emulator:
+        access = token(emulator)
+        emulator.faults.add(CutFault(after_bytes=3_000_000))
+        cut = fetch(emulator, product_url(emulator, S2), bearer(access))[2]
+        emulator.faults.add(CorruptFault(offset=9_000_000))
+        corrupt = fetch(emulator, product_url(emulator, S2), bearer(access))[2]
+        clean = fetch(emulator, product_url(emulator, S2), bearer(access))[2]
+
+        assert len(cut) == 3_000_000
+        differs = np.flatnonzero(np.frombuffer(clean, np.uint8) != np.frombuffer(corrupt, np.uint8))
+        assert differs.tolist() == [9_000_000]
