@@ -1,0 +1,301 @@
+"""Run a search against the catalogue and return every product, exactly once.
+
+The catalogue serves at most 1000 products a page and refuses ``$skip`` beyond 10,000
+(cdse-api.md §3.6), so a search matching 25,000 products cannot be paged through in
+one go. :class:`Search` therefore:
+
+1. asks for the first page together with ``$count``; if every product is reachable by
+   paging (count <= 10,000 + page size) it simply pages on;
+2. otherwise bisects the sensing-time range, counting each half (``$top=0&$count``),
+   until every window is reachable, then pages the windows in time order;
+3. drops duplicates by Id (products published while paging can shift pages), checks
+   every window delivered as many products as it counted (re-paging once if not), and
+   retries transient catalogue errors with backoff.
+
+It never returns a silently truncated list: when the retries run out it raises
+:class:`~sentinel_fetch.errors.SearchIncompleteError`.
+
+Nothing is sent until the search is iterated (or counted).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sentinel_fetch.catalogue.odata import DEFAULT_EXPAND, MAX_SKIP, encode_params, search_params
+from sentinel_fetch.catalogue.product import Product
+from sentinel_fetch.catalogue.query import Query
+from sentinel_fetch.errors import CatalogueError, QueryError, SearchIncompleteError, ServiceError
+from sentinel_fetch.http import Transport, error_from_response
+from sentinel_fetch.retry import Backoff
+
+__all__ = ["MISSION_START", "Search", "Window"]
+
+log = logging.getLogger("sentinel_fetch.search")
+
+#: Sentinel-1A's first data (April 2014): no Sentinel product senses earlier.
+MISSION_START = datetime(2014, 4, 1, tzinfo=timezone.utc)
+# Names and ids go into the URL; this many per request keeps it far below URL limits.
+_NAMES_PER_REQUEST = 40
+# Windows are never split below this: 11,000 products in one millisecond do not exist.
+_SMALLEST_WINDOW = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A sensing-time slice ``[start, end)`` of a search and its product count."""
+
+    start: datetime
+    end: datetime
+    count: int
+
+
+class Search:
+    """A lazy, complete catalogue search. Iterate it for :class:`Product` objects.
+
+    Args:
+        query: what to search for.
+        transport: the network road.
+        page_size: products per page (max 1000, the catalogue's limit).
+        expand: ``$expand`` values (attributes for cloud cover etc., assets for quicklooks).
+        max_attempts: tries per request for transient failures (5xx, 429, resets).
+        backoff: waits between tries.
+        sleep: how to wait (tests substitute it).
+        now: the current time (the open end of a search without an end date).
+
+    Example:
+        >>> search = Search(query, transport=transport)   # doctest: +SKIP
+        >>> search.count()                                # doctest: +SKIP
+        25000
+        >>> products = list(search)                       # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        query: Query,
+        *,
+        transport: Transport,
+        page_size: int = 1000,
+        expand: tuple[str, ...] = DEFAULT_EXPAND,
+        max_attempts: int = 8,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        if not 1 <= page_size <= 1000:
+            raise QueryError(f"page size {page_size} is outside 1..1000")
+        self.query = query
+        self._transport = transport
+        self._page_size = page_size
+        self._expand = expand
+        self._max_attempts = max_attempts
+        self._backoff = backoff or Backoff(base_s=1.0, max_s=60.0)
+        self._sleep = sleep
+        self._now = now
+        #: Catalogue requests sent so far (pages and counts).
+        self.requests = 0
+        #: Time windows the search was split into (empty until iterated, one if unsplit).
+        self.windows: list[Window] = []
+
+    # -- public ---------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """How many products match (one ``$count`` request per name group)."""
+        return sum(self._count(part) for part in self._parts())
+
+    def __iter__(self) -> Iterator[Product]:
+        seen: set[str] = set()
+        for page in self.pages():
+            for product in page:
+                if product.id not in seen:
+                    seen.add(product.id)
+                    yield product
+
+    def pages(self) -> Iterator[list[Product]]:
+        """Pages of products in order (sensing start, ascending unless asked otherwise)."""
+        for part in self._parts():
+            yield from self._pages_of(part)
+
+    # -- planning ------------------------------------------------------------------------
+
+    def _parts(self) -> list[Query]:
+        """The query itself, or one query per group of names/ids when there are many."""
+        wanted = [("names", name) for name in self.query.names] + [
+            ("ids", product_id) for product_id in self.query.ids
+        ]
+        if len(wanted) <= _NAMES_PER_REQUEST:
+            return [self.query]
+        parts = []
+        for index in range(0, len(wanted), _NAMES_PER_REQUEST):
+            group = wanted[index : index + _NAMES_PER_REQUEST]
+            parts.append(
+                self.query.with_changes(
+                    names=tuple(value for kind, value in group if kind == "names"),
+                    ids=tuple(value for kind, value in group if kind == "ids"),
+                )
+            )
+        return parts
+
+    @property
+    def _descending(self) -> bool:
+        return (self.query.order_by or "").startswith("ContentDate/Start desc")
+
+    @property
+    def _order(self) -> str:
+        # Paging with $skip needs a stable order; the catalogue adds the Id tie-break.
+        return self.query.order_by or "ContentDate/Start asc"
+
+    @property
+    def _reachable(self) -> int:
+        return MAX_SKIP + self._page_size
+
+    def _pages_of(self, query: Query) -> Iterator[list[Product]]:
+        first, total = self._page(query, skip=0, count=True)
+        if total <= self._reachable:
+            self.windows.append(
+                Window(query.start or MISSION_START, query.end or self._now(), total)
+            )
+            yield from self._page_window(query, total, first)
+            return
+        log.info("%d products match; splitting the search by sensing time", total)
+        for window in self._split(query, total):
+            self.windows.append(window)
+            yield from self._page_window(
+                query.with_changes(start=window.start, end=window.end), window.count, None
+            )
+
+    def _split(self, query: Query, total: int) -> Iterator[Window]:
+        """Time windows whose products are all reachable by paging, in output order."""
+        start = query.start or MISSION_START
+        end = query.end or (self._now() + timedelta(days=1))
+        pending = [Window(start, end, total)]
+        while pending:
+            window = pending.pop()
+            if window.count <= self._reachable:
+                if window.count:
+                    yield window
+                continue
+            if window.end - window.start <= _SMALLEST_WINDOW:
+                raise SearchIncompleteError(
+                    f"{window.count} products start within one millisecond at "
+                    f"{window.start.isoformat()}: the catalogue cannot page past 10,000; "
+                    "narrow the search"
+                )
+            middle = window.start + (window.end - window.start) / 2
+            middle = middle.replace(microsecond=middle.microsecond // 1000 * 1000)
+            if not window.start < middle < window.end:
+                middle = window.start + _SMALLEST_WINDOW
+            early_count = self._count(query.with_changes(start=window.start, end=middle))
+            early = Window(window.start, middle, early_count)
+            late = Window(middle, window.end, max(window.count - early_count, 0))
+            # The late half's count is derived, not asked for: one request per split. It is
+            # checked when the window is paged (a changed catalogue is caught there).
+            first, second = (late, early) if self._descending else (early, late)
+            pending.extend((second, first))
+
+    # -- paging --------------------------------------------------------------------------
+
+    def _page_window(
+        self, query: Query, expected: int, first: list[Product] | None
+    ) -> Iterator[list[Product]]:
+        for attempt in (1, 2):
+            received: list[str] = []
+            skip = 0
+            page = first if attempt == 1 else None
+            while True:
+                if page is None:
+                    page, _ = self._page(query, skip=skip)
+                received.extend(product.id for product in page)
+                if page:
+                    yield page
+                if len(page) < self._page_size:
+                    break
+                skip += self._page_size
+                if skip > MAX_SKIP:
+                    break
+                page = None
+            if len(set(received)) >= expected:
+                return
+            recount = self._count(query)
+            if len(set(received)) == recount:
+                log.info("the catalogue changed while paging: %d products now", recount)
+                return
+            log.warning(
+                "window %s..%s gave %d products, %d expected; paging it again",
+                query.start,
+                query.end,
+                len(set(received)),
+                recount,
+            )
+            expected = recount
+        raise SearchIncompleteError(
+            f"the catalogue returned fewer products than it counted for {query.start}..{query.end}"
+            "; try again later"
+        )
+
+    def _count(self, query: Query) -> int:
+        _, total = self._page(query, skip=0, top=0, count=True)
+        return total
+
+    def _page(
+        self, query: Query, *, skip: int, top: int | None = None, count: bool = False
+    ) -> tuple[list[Product], int]:
+        size = self._page_size if top is None else top
+        params = search_params(
+            query,
+            top=size,
+            skip=skip,
+            count=count,
+            expand=self._expand if size else (),
+            orderby=self._order,
+        )
+        body = self._get(encode_params(params))
+        values = body.get("value")
+        if not isinstance(values, list):
+            raise CatalogueError("the catalogue answered without a product list", status=200)
+        total = body.get("@odata.count", -1) if count else -1
+        if count and not isinstance(total, int):
+            raise CatalogueError("the catalogue answered without @odata.count", status=200)
+        return [Product.from_odata(entity) for entity in values], int(total)
+
+    def _get(self, query_string: str) -> dict[str, Any]:
+        url = f"{self._transport.settings.endpoints.catalogue}/Products?{query_string}"
+        last: ServiceError | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            self.requests += 1
+            try:
+                response = self._transport.request("GET", url)
+            except ServiceError as exc:
+                last = exc
+            else:
+                with response:
+                    if response.status_code == 200:
+                        try:
+                            body = response.json()
+                        except ValueError:
+                            last = CatalogueError("the catalogue sent unreadable JSON", status=200)
+                        else:
+                            if isinstance(body, dict):
+                                return body
+                            last = CatalogueError(
+                                "the catalogue sent an unexpected answer", status=200
+                            )
+                    else:
+                        error = error_from_response(response, CatalogueError)
+                        if error.status in (400, 422):
+                            raise QueryError(f"the catalogue refused the search: {error}")
+                        if not error.transient:
+                            raise error
+                        last = error
+            if attempt < self._max_attempts:
+                delay = self._backoff.delay_s(attempt, retry_after_s=last.retry_after_s)
+                log.warning("catalogue: %s; retrying in %.1f s", last, delay)
+                self._sleep(delay)
+        raise SearchIncompleteError(
+            f"the search could not be completed after {self._max_attempts} attempts: {last}"
+        )
