@@ -1,0 +1,6 @@
+"""``python -m sentinel_fetch``: the same as the ``sentinel-fetch`` command."""
+
+from sentinel_fetch.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The Python API: :func:`search`, :func:`count` and :func:`download`.
+
+Example::
+
+    import sentinel_fetch as sf
+
+    products = sf.search(collections="SENTINEL-2", product_types="L2A",
+                         start="2023-06-01", end="2023-06-30",
+                         area="POLYGON((11 46, 12 46, 12 47, 11 47, 11 46))",
+                         max_cloud_cover=20)
+    report = sf.download(products, save_path="data")     # verified files in data/Finish
+    for result in report.failed:
+        print(result.product.name, result.error)
+
+    # or a URL copied from the Copernicus Browser's developer tools:
+    products = sf.search(open("SearchURL.txt").read())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sentinel_fetch.auth import Credentials, TokenManager
+from sentinel_fetch.catalogue.browser_url import parse_search_url
+from sentinel_fetch.catalogue.query import Query, build_query
+from sentinel_fetch.catalogue.search import Search
+from sentinel_fetch.credentials import find_credentials
+from sentinel_fetch.download.engine import BatchReport, DownloadEngine, JobRecorder
+from sentinel_fetch.download.transfer import Downloadable
+from sentinel_fetch.errors import QueryError
+from sentinel_fetch.http import Transport
+from sentinel_fetch.ledger import JobLedger
+from sentinel_fetch.progress import Progress
+from sentinel_fetch.retry import Backoff
+from sentinel_fetch.settings import Settings
+
+__all__ = ["count", "download", "make_query", "search"]
+
+
+def make_query(
+    query: Query | str | None = None, settings: Settings | None = None, **fields: Any
+) -> Query:
+    """One :class:`Query` from a Query, a pasted browser URL, or keyword fields.
+
+    Keyword fields are those of :func:`~sentinel_fetch.catalogue.query.build_query`
+    (``collections``, ``product_types``, ``start``, ``end``, ``area``,
+    ``max_cloud_cover``, ``tiles``, ``relative_orbits``, ``orbit_direction``,
+    ``platforms``, ``online``, ``name_contains``, ``processing_baselines``, ``names``,
+    ``ids``, ``extra_filters``, ``order_by``). With a URL or Query, keyword fields
+    refine it (they replace the same fields).
+    """
+    settings = settings or Settings.from_env()
+    base: Query | None
+    if isinstance(query, str):
+        base = parse_search_url(query, settings.endpoints)
+    elif isinstance(query, Query) or query is None:
+        base = query
+    else:
+        raise QueryError(f"a search is a Query or a URL, not {type(query).__name__}")
+    if base is None:
+        return build_query(**fields)
+    if not fields:
+        return base
+    refined = build_query(**fields)
+    changes = {name: getattr(refined, name) for name in fields}
+    return base.with_changes(**changes)
+
+
+def search(
+    query: Query | str | None = None,
+    /,
+    *,
+    settings: Settings | None = None,
+    transport: Transport | None = None,
+    **fields: Any,
+) -> Search:
+    """Search the catalogue; iterate the result for every matching product.
+
+    Nothing is sent until the result is iterated or counted. Every product comes back
+    exactly once, however many match (the search is split past the catalogue's 10,000
+    paging limit).
+
+    Args:
+        query: a :class:`Query`, or a search URL pasted from the Copernicus Browser.
+        settings: endpoints, proxy, limits; defaults to the environment.
+        transport: reuse an existing network road.
+        **fields: search fields (see :func:`make_query`).
+    """
+    settings = settings or Settings.from_env()
+    return Search(
+        make_query(query, settings, **fields),
+        transport=transport or Transport(settings),
+        page_size=settings.limits.page_size,
+        max_attempts=settings.limits.max_attempts,
+        backoff=Backoff(settings.limits.backoff_base_s, settings.limits.backoff_max_s),
+    )
+
+
+def count(
+    query: Query | str | None = None, /, *, settings: Settings | None = None, **fields: Any
+) -> int:
+    """How many products match, without listing them."""
+    return search(query, settings=settings, **fields).count()
+
+
+def download(
+    products: Iterable[Downloadable],
+    *,
+    settings: Settings | None = None,
+    save_path: str | Path | None = None,
+    workers: int | None = None,
+    credentials: Credentials | None = None,
+    progress: Progress | None = None,
+    ledger: bool = True,
+    transport: Transport | None = None,
+) -> BatchReport:
+    """Download products into ``<save_path>/Finish``, verified; resume what is partial.
+
+    Args:
+        products: products (e.g. a :func:`search` result or a saved result file's list).
+        settings: endpoints, proxy, folders, limits; defaults to the environment.
+        save_path: overrides ``settings.save_path``.
+        workers: products at once (default 4, a free account's connection limit).
+        credentials: the CDSE account; default: environment, ``~/.netrc``, keyring.
+        progress: receives progress events.
+        ledger: keep the job ledger in the save folder (sync semantics, ``status``).
+        transport: reuse an existing network road.
+
+    Returns:
+        One result per distinct product; ``report.ok`` when all are verified.
+    """
+    settings = settings or Settings.from_env()
+    if save_path is not None:
+        settings = settings.with_changes(save_path=Path(save_path))
+    if workers is not None:
+        from dataclasses import replace
+
+        settings = settings.with_changes(limits=replace(settings.limits, workers=workers))
+    transport = transport or Transport(settings)
+    account: Credentials | Any = credentials or (lambda: find_credentials(settings.endpoints))
+    tokens = TokenManager(
+        transport,
+        settings.endpoints,
+        account,
+        refresh_margin_s=settings.limits.token_refresh_margin_s,
+    )
+    recorder: JobRecorder | None = JobLedger.open(settings.save_path) if ledger else None
+    try:
+        engine = DownloadEngine(
+            settings, tokens, transport=transport, progress=progress, recorder=recorder
+        )
+        return engine.run(products)
+    finally:
+        if isinstance(recorder, JobLedger):
+            recorder.close()

@@ -1,0 +1,151 @@
+"""The ``sentinel-fetch`` command: a thin shell over the library.
+
+Data goes to stdout, logs and progress to stderr. Exit status: 0 everything done,
+1 some product failed or the service refused, 2 bad input (usage, URL, area, dates,
+credentials), 130 interrupted. Errors are one line; ``-v`` adds detail.
+
+Modules are imported lazily: ``sentinel-fetch --help`` must start in a blink.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from sentinel_fetch import __version__
+from sentinel_fetch.cli.context import CliContext, setup_logging
+
+__all__ = ["cli", "main"]
+
+_COMMANDS = {
+    "search": (
+        "sentinel_fetch.cli.search_cmd",
+        "search",
+        "Search the catalogue (every result, no page limit).",
+    ),
+    "download": (
+        "sentinel_fetch.cli.download_cmd",
+        "download",
+        "Download products: parallel, resumable, verified.",
+    ),
+    "status": (
+        "sentinel_fetch.cli.status_cmd",
+        "status",
+        "Summarise a download job from its ledger.",
+    ),
+    "verify": (
+        "sentinel_fetch.cli.verify_cmd",
+        "verify",
+        "Re-check every finished file against the catalogue's checksums.",
+    ),
+    "config": (
+        "sentinel_fetch.cli.config_cmd",
+        "config",
+        "Show the effective settings and where each came from.",
+    ),
+    "login": (
+        "sentinel_fetch.cli.login_cmd",
+        "login",
+        "Check your CDSE account (and save it in the keyring).",
+    ),
+    "demo": (
+        "sentinel_fetch.cli.demo_cmd",
+        "demo",
+        "Run the whole job against a built-in CDSE emulator.",
+    ),
+    "emulator": (
+        "sentinel_fetch.cli.emulator_cmd",
+        "emulator",
+        "Run the CDSE emulator in the foreground.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported only when used (fast ``--help``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = _COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        from importlib import import_module
+
+        command = getattr(import_module(entry[0]), entry[1])
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table above: listing commands must not import them.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, entry[2]) for name, entry in _COMMANDS.items()])
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, prog_name="sentinel-fetch")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bars.")
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write a detailed (debug) log to this file; secrets are masked.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="Use this config file instead of ./sentinel-fetch.toml.",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context, verbose: int, quiet: bool, log_file: str | None, config_file: str | None
+) -> None:
+    """Search and download Copernicus Sentinel data from the Copernicus Data Space Ecosystem.
+
+    \b
+    Start with:   sentinel-fetch demo
+    Real search:  sentinel-fetch search --url-file SearchURL.txt
+    Download:     sentinel-fetch download --url-file SearchURL.txt --out data
+    """
+    setup_logging(verbose=verbose, quiet=quiet, log_file=log_file)
+    ctx.obj = CliContext(verbose=verbose, quiet=quiet, config_file=config_file)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: run the command and exit with its status."""
+    from sentinel_fetch.errors import SentinelFetchError
+
+    try:
+        result = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="sentinel-fetch",
+            standalone_mode=False,
+        )
+    except click.exceptions.Abort:
+        click.echo("sentinel-fetch: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("sentinel-fetch: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SentinelFetchError as exc:
+        click.echo(f"sentinel-fetch: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        click.echo(
+            f"sentinel-fetch: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+            err=True,
+        )
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,102 @@
+"""What every command shares: logging, the effective configuration, credentials."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from sentinel_fetch.auth import Credentials
+    from sentinel_fetch.config import EffectiveConfig
+    from sentinel_fetch.settings import Settings
+
+__all__ = ["CliContext", "setup_logging"]
+
+
+def setup_logging(*, verbose: int, quiet: bool, log_file: str | None) -> None:
+    """stderr at WARNING (INFO with -v, DEBUG with -vv, ERROR with -q), file at DEBUG.
+
+    Every handler gets the redacting filter, so no token or password is ever written,
+    whichever library logs it.
+    """
+    from sentinel_fetch.redact import RedactingFilter
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    level = (
+        logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    )
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
+    console.setFormatter(
+        logging.Formatter("%(levelname).1s %(message)s" if verbose else "%(message)s")
+    )
+    console.addFilter(RedactingFilter())
+    root.addHandler(console)
+    root.setLevel(min(level, logging.DEBUG if log_file else level))
+    if log_file:
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setLevel(logging.DEBUG)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
+        )
+        handler.addFilter(RedactingFilter())
+        root.addHandler(handler)
+    # urllib3's connection-pool chatter is noise below -vv.
+    logging.getLogger("urllib3").setLevel(
+        logging.DEBUG if verbose >= 2 or log_file else logging.WARNING
+    )
+
+
+@dataclass
+class CliContext:
+    """Global options and lazily built shared objects."""
+
+    verbose: int = 0
+    quiet: bool = False
+    config_file: str | None = None
+
+    def config(self, command_line: dict[str, Any] | None = None) -> EffectiveConfig:
+        """The merged configuration with this command's options on top."""
+        from sentinel_fetch.config import load_config
+
+        return load_config(
+            command_line=command_line,
+            project_file=Path(self.config_file) if self.config_file else None,
+        )
+
+    def settings(self, command_line: dict[str, Any] | None = None) -> Settings:
+        """Validated settings with this command's options on top."""
+        return self.config(command_line).settings()
+
+    def credentials(self, config: EffectiveConfig, *, totp: str | None = None) -> Credentials:
+        """The CDSE account; prompts on a terminal when no source has one."""
+        from sentinel_fetch.credentials import find_credentials
+
+        settings = config.settings()
+        prompt = _prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
+        return find_credentials(
+            settings.endpoints,
+            config_username=config.get("account.username"),
+            config_password=config.get("account.password"),
+            totp=totp,
+            totp_secret=config.get("account.totp_secret"),
+            prompt=prompt,
+        )
+
+    @property
+    def interactive(self) -> bool:
+        """Whether stderr is a terminal (progress bars) and we were not asked to be quiet."""
+        return not self.quiet and sys.stderr.isatty()
+
+
+def _prompt(username: str | None) -> tuple[str, str]:
+    name = username or click.prompt("CDSE username (e-mail)", err=True)
+    password = click.prompt(f"CDSE password for {name}", hide_input=True, err=True)
+    return str(name), str(password)

@@ -1,0 +1,291 @@
+"""``sentinel-fetch download``: a search, a saved result or names in; verified files out."""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from sentinel_fetch.cli.context import CliContext
+from sentinel_fetch.cli.options import network_options, query_from_options, search_options
+
+if TYPE_CHECKING:
+    from sentinel_fetch.catalogue.product import Product
+    from sentinel_fetch.download.engine import BatchReport
+    from sentinel_fetch.settings import Settings
+
+__all__ = ["REPORT_FILE", "download"]
+
+REPORT_FILE = "sentinel-fetch-report.csv"
+
+
+@click.command()
+@click.argument("products", nargs=-1, metavar="[NAME_OR_ID]...")
+@search_options
+@click.option(
+    "--from",
+    "from_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Products from a saved search (.json or .geojson from 'search --output', or a "
+    ".txt list of names/ids).",
+)
+@click.option(
+    "--retry-failed", is_flag=True, help="Also retry the products that failed in this save folder."
+)
+@click.option(
+    "-o",
+    "--out",
+    "save_path",
+    type=click.Path(file_okay=False),
+    help="Save folder (default: ./sentinel-data).",
+)
+@click.option(
+    "--temp-dir", type=click.Path(file_okay=False), help="In-progress files (default: <out>/Temp)."
+)
+@click.option(
+    "--finish-dir",
+    type=click.Path(file_okay=False),
+    help="Verified products (default: <out>/Finish).",
+)
+@click.option(
+    "-w",
+    "--workers",
+    type=click.IntRange(1, 32),
+    help="Products at once (default 4: a free CDSE account allows 4 connections).",
+)
+@network_options
+@click.option(
+    "--totp", metavar="CODE", help="6-digit code for an account with two-factor authentication."
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be downloaded; fetch nothing.")
+@click.pass_obj
+def download(
+    context: CliContext,
+    /,
+    products: tuple[str, ...],
+    from_files: tuple[str, ...],
+    retry_failed: bool,
+    save_path: str | None,
+    temp_dir: str | None,
+    finish_dir: str | None,
+    workers: int | None,
+    proxy: str | None,
+    ca_bundle: str | None,
+    totp: str | None,
+    dry_run: bool,
+    **options: Any,
+) -> int:
+    """Download products into <out>/Finish, verified against the catalogue's checksums.
+
+    Products come from search options or a Copernicus Browser URL (as for 'search'),
+    from saved results (--from), from names or ids given as arguments, or from the
+    failures of an earlier run (--retry-failed); all of these can be combined.
+
+    Files arrive in <out>/Temp as .part files and move to <out>/Finish only once their
+    size and BLAKE3/MD5 checksum match. Rerunning the same command fetches only what is
+    missing: finished products are skipped without a request, partial ones resume.
+
+    \b
+    Examples:
+      sentinel-fetch download --url-file SearchURL.txt --out D:/sentinel
+      sentinel-fetch download --from results.json --workers 2 --proxy socks5h://127.0.0.1:7890
+      sentinel-fetch download S2B_MSIL2A_20231001T103019_N0509_R108_T32TQM_20231001T132714.SAFE
+      sentinel-fetch download --out D:/sentinel --retry-failed
+    """
+    from sentinel_fetch.cli.render import human_bytes
+
+    config = context.config(
+        {
+            "save_path": save_path,
+            "temp_dir": temp_dir,
+            "finish_dir": finish_dir,
+            "workers": workers,
+            "proxy": proxy,
+            "ca_bundle": ca_bundle,
+        }
+    )
+    settings = config.settings()
+    wanted = _collect(settings, products, from_files, retry_failed, options)
+    if not wanted:
+        click.echo("nothing to download: the search matched no products", err=True)
+        return 0
+    total = sum(product.size for product in wanted)
+    click.echo(
+        f"{len(wanted)} products, {human_bytes(total)}; saving to {settings.finish_path}", err=True
+    )
+    if dry_run:
+        return _dry_run(settings, wanted)
+
+    from sentinel_fetch.api import download as run_download
+    from sentinel_fetch.cli.render import BarProgress, LogProgress
+
+    credentials = context.credentials(config, totp=totp)
+    if context.interactive:
+        from rich.console import Console
+
+        with BarProgress(Console(stderr=True)) as bars:
+            report = run_download(wanted, settings=settings, credentials=credentials, progress=bars)
+    else:
+        report = run_download(
+            wanted,
+            settings=settings,
+            credentials=credentials,
+            progress=None if context.quiet else LogProgress(),
+        )
+    return _summarise(settings, report)
+
+
+def _collect(
+    settings: Settings,
+    names_or_ids: tuple[str, ...],
+    from_files: tuple[str, ...],
+    retry_failed: bool,
+    options: dict[str, Any],
+) -> list[Product]:
+    """Every product asked for, in order, without duplicates."""
+    from sentinel_fetch.api import search as run_search
+    from sentinel_fetch.catalogue.product import Product
+    from sentinel_fetch.catalogue.query import build_query
+    from sentinel_fetch.catalogue.results import read_name_list, read_products
+
+    collected: list[Product] = []
+    query = query_from_options(
+        options, settings, required=not (names_or_ids or from_files or retry_failed)
+    )
+    if query is not None:
+        collected.extend(run_search(query, settings=settings))
+    for file in from_files:
+        if Path(file).suffix.lower() == ".txt":
+            collected.extend(run_search(read_name_list(file), settings=settings))
+        else:
+            collected.extend(read_products(file))
+    if names_or_ids:
+        ids = [value for value in names_or_ids if _is_uuid(value)]
+        names = [value for value in names_or_ids if not _is_uuid(value)]
+        found = list(run_search(build_query(names=names, ids=ids), settings=settings))
+        known = {p.id for p in found} | {p.name for p in found}
+        missing = [
+            value for value in names_or_ids if value.lower() not in known and value not in known
+        ]
+        if missing:
+            raise click.BadParameter(
+                f"not in the catalogue: {', '.join(missing[:5])}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
+                param_hint="NAME_OR_ID",
+            )
+        collected.extend(found)
+    if retry_failed:
+        from sentinel_fetch.ledger import JobLedger
+
+        with JobLedger.open(settings.save_path, create=False) as ledger:
+            collected.extend(Product.from_dict(entry) for entry in ledger.product_dicts(["failed"]))
+    unique: dict[str, Product] = {}
+    for product in collected:
+        unique.setdefault(product.id, product)
+    return list(unique.values())
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _dry_run(settings: Settings, products: list[Product]) -> int:
+    from sentinel_fetch.cli.render import human_bytes
+    from sentinel_fetch.download.paths import Layout
+
+    layout = Layout(settings.temp_path, settings.finish_path)
+    to_fetch = 0
+    for product in products:
+        finished = layout.finished(product.file_name)
+        partial = layout.partial(product.file_name)
+        if not product.online:
+            action = "offline (order in the Data Workspace)"
+        elif finished.exists() and (not product.size or finished.stat().st_size == product.size):
+            action = "skip (already verified)"
+        elif partial.exists():
+            action = f"resume ({human_bytes(partial.stat().st_size)} on disk)"
+            to_fetch += product.size - partial.stat().st_size
+        else:
+            action = "fetch"
+            to_fetch += product.size
+        click.echo(f"{action:<40} {product.name}  {human_bytes(product.size)}")
+    click.echo(f"dry run: {human_bytes(max(to_fetch, 0))} would be fetched", err=True)
+    return 0
+
+
+def _summarise(settings: Settings, report: BatchReport) -> int:
+    from sentinel_fetch.cli.render import human_bytes
+
+    parts = [
+        f"{report.count('downloaded')} downloaded",
+        f"{report.count('skipped')} already done",
+    ]
+    for status in ("failed", "offline", "stopped"):
+        if report.count(status):
+            parts.append(f"{report.count(status)} {status}")
+    rate = report.bytes_received / report.elapsed_s if report.elapsed_s > 0 else 0.0
+    click.echo(
+        f"{', '.join(parts)}; {human_bytes(report.bytes_received)} in {report.elapsed_s:.0f} s "
+        f"({human_bytes(rate)}/s), {report.logins} login(s)",
+        err=True,
+    )
+    problems = [r for r in report.results if r.status in ("failed", "offline", "stopped")]
+    if problems:
+        path = _write_report(settings.save_path / REPORT_FILE, problems)
+        click.echo(f"what was not downloaded, and why: {path}", err=True)
+        if report.count("failed") or report.count("stopped"):
+            click.echo("rerun the same command to retry (finished products are skipped)", err=True)
+    if report.interrupted:
+        return 130
+    return 0 if report.ok else 1
+
+
+def _write_report(path: Path, problems: list[Any]) -> Path:
+    """A CSV a user can act on: what, why, and what to do."""
+    advice = {
+        "failed": "rerun to retry; if it keeps failing, see the reason",
+        "offline": "order it in the CDSE Data Workspace, then rerun",
+        "stopped": "rerun to resume",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "id", "status", "reason", "attempts", "what to do"])
+        for result in problems:
+            writer.writerow(
+                [
+                    result.product.name,
+                    result.product.id,
+                    result.status,
+                    result.error or "",
+                    result.attempts,
+                    advice[result.status],
+                ]
+            )
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            [
+                {
+                    "name": r.product.name,
+                    "id": r.product.id,
+                    "status": r.status,
+                    "reason": r.error,
+                    "attempts": r.attempts,
+                    "advice": advice[r.status],
+                }
+                for r in problems
+            ],
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    return path

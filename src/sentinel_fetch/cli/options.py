@@ -1,0 +1,182 @@
+"""Options shared by ``search`` and ``download``, and turning them into a Query."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from sentinel_fetch.catalogue.query import Query
+    from sentinel_fetch.settings import Settings
+
+__all__ = ["SEARCH_FIELDS", "network_options", "query_from_options", "search_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Option name -> build_query keyword. Repeated options and comma lists mean OR.
+SEARCH_FIELDS = {
+    "collection": "collections",
+    "product_type": "product_types",
+    "start": "start",
+    "end": "end",
+    "area": "area",
+    "max_cloud_cover": "max_cloud_cover",
+    "tile": "tiles",
+    "relative_orbit": "relative_orbits",
+    "orbit_direction": "orbit_direction",
+    "platform": "platforms",
+    "online": "online",
+    "name_contains": "name_contains",
+    "baseline": "processing_baselines",
+    "extra_filter": "extra_filters",
+    "order_by": "order_by",
+}
+_LISTS = {
+    "collection",
+    "product_type",
+    "tile",
+    "relative_orbit",
+    "platform",
+    "name_contains",
+    "baseline",
+}
+
+
+def search_options(function: F) -> F:
+    """Decorate a command with every search option."""
+    options = [
+        click.option(
+            "--url",
+            metavar="URL",
+            help="A search URL copied from the Copernicus Browser (developer tools, Network "
+            "tab, the request to .../odata/v1/Products). Every result is fetched, not just "
+            "the first page.",
+        ),
+        click.option(
+            "--url-file",
+            type=click.Path(exists=True, dir_okay=False),
+            help="A file holding such a URL, e.g. SearchURL.txt.",
+        ),
+        click.option(
+            "-c",
+            "--collection",
+            multiple=True,
+            help="SENTINEL-1, SENTINEL-2, SENTINEL-3, SENTINEL-5P (S1, S2... also work).",
+        ),
+        click.option(
+            "-t",
+            "--product-type",
+            multiple=True,
+            help="L1C, L2A, GRD, SLC, IW_GRDH_1S, L2__NO2___, OL_1_EFR___...",
+        ),
+        click.option(
+            "-s", "--start", help="Sensing start, UTC: 2023-06-01 or 2023-06-01T10:00:00Z."
+        ),
+        click.option("-e", "--end", help="Sensing end, UTC; a date includes that whole day."),
+        click.option(
+            "-a",
+            "--area",
+            help="Area of interest: WKT, GeoJSON (text or .geojson file), a shapefile (.shp), "
+            "a GeoPackage (.gpkg) or a bbox west,south,east,north.",
+        ),
+        click.option(
+            "--cloud", "max_cloud_cover", type=float, help="Maximum cloud cover, percent."
+        ),
+        click.option("--tile", multiple=True, help="MGRS tile, e.g. 32TQM (Sentinel-2)."),
+        click.option("--orbit", "relative_orbit", multiple=True, help="Relative orbit number."),
+        click.option(
+            "--direction",
+            "orbit_direction",
+            type=click.Choice(["ascending", "descending"], case_sensitive=False),
+            help="Orbit direction (Sentinel-1).",
+        ),
+        click.option("--platform", multiple=True, help="Satellite: A, B or C (e.g. S2A)."),
+        click.option(
+            "--online/--offline",
+            "online",
+            default=None,
+            help="Only online (immediately downloadable) or only offline products.",
+        ),
+        click.option("--name", "name_contains", multiple=True, help="Part of the product name."),
+        click.option("--baseline", multiple=True, help="Processing baseline, e.g. 05.09 or N0509."),
+        click.option(
+            "--filter",
+            "extra_filter",
+            multiple=True,
+            metavar="ODATA",
+            help="An extra OData $filter condition, ANDed (advanced).",
+        ),
+        click.option(
+            "--order",
+            "order_by",
+            help="ContentDate/Start asc|desc (default: oldest first).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def network_options(function: F) -> F:
+    """Options that change how the network is reached."""
+    options = [
+        click.option(
+            "--proxy",
+            metavar="URL",
+            help="http://host:port or socks5h://host:port (user:password@ allowed). "
+            "Default: HTTPS_PROXY / ALL_PROXY / the system proxy.",
+        ),
+        click.option(
+            "--ca-bundle",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Extra trusted certificate authorities (PEM), e.g. a company proxy's.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def query_from_options(
+    options: dict[str, Any], settings: Settings, *, required: bool = True
+) -> Query | None:
+    """Build the Query from a pasted URL (or file) and/or search options.
+
+    Options given alongside a URL refine it (they replace the same fields).
+
+    Raises:
+        click.UsageError: nothing to search for (when ``required``), or both --url and --url-file.
+    """
+    from sentinel_fetch.api import make_query
+    from sentinel_fetch.catalogue.browser_url import read_search_url_file
+
+    url = options.get("url")
+    url_file = options.get("url_file")
+    if url and url_file:
+        raise click.UsageError("give either --url or --url-file, not both")
+    if url_file:
+        url = read_search_url_file(url_file)
+    fields: dict[str, Any] = {}
+    for option, field in SEARCH_FIELDS.items():
+        value = options.get(option)
+        if value is None or value == ():
+            continue
+        if option in _LISTS:
+            value = _split(value)
+        elif option == "extra_filter":
+            value = list(value)
+        fields[field] = value
+    if not url and not fields:
+        if required:
+            raise click.UsageError(
+                "nothing to search for: give --url/--url-file (a Copernicus Browser search) "
+                "or search options such as --collection, --start, --area"
+            )
+        return None
+    return make_query(url, settings, **fields)

@@ -1,0 +1,115 @@
+"""``sentinel-fetch search``: every matching product, as a table, a file, or NDJSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from sentinel_fetch.cli.context import CliContext
+from sentinel_fetch.cli.options import network_options, query_from_options, search_options
+
+__all__ = ["search"]
+
+
+@click.command()
+@search_options
+@network_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Save the results: .json (for 'download --from'), .geojson (footprints for QGIS), "
+    ".csv, or .txt (names).",
+)
+@click.option("--count", "count_only", is_flag=True, help="Only count the matching products.")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many products.")
+@click.pass_obj
+def search(
+    context: CliContext,
+    /,
+    output: str | None,
+    count_only: bool,
+    limit: int | None,
+    proxy: str | None,
+    ca_bundle: str | None,
+    **options: Any,
+) -> int:
+    """Search the CDSE catalogue and list every matching product.
+
+    Give a search as a URL copied from the Copernicus Browser (--url or --url-file), as
+    options, or both (options refine the URL). All results are fetched, past the
+    browser's 50 per page and the catalogue's 10,000 paging limit.
+
+    On a terminal the results are a table; piped, they are one JSON object per line.
+
+    \b
+    Examples:
+      sentinel-fetch search --url-file SearchURL.txt --output results.json
+      sentinel-fetch search -c S2 -t L2A -s 2023-06-01 -e 2023-06-30 \\
+          --area 11,46,12,47 --cloud 20
+      sentinel-fetch search -c S1 -t GRD --area aoi.geojson -s 2024-01-01 --count
+    """
+    from sentinel_fetch.api import search as run_search
+    from sentinel_fetch.cli.render import human_bytes
+
+    settings = context.settings({"proxy": proxy, "ca_bundle": ca_bundle})
+    query = query_from_options(options, settings)
+    assert query is not None
+    result = run_search(query, settings=settings)
+    if count_only:
+        click.echo(result.count())
+        return 0
+
+    products = []
+    for product in result:
+        products.append(product)
+        if limit is not None and len(products) >= limit:
+            break
+
+    if output:
+        from sentinel_fetch.catalogue.results import write_products
+
+        path = write_products(products, output, query=query)
+        click.echo(f"wrote {len(products)} products to {path}", err=True)
+    elif sys.stdout.isatty():
+        _print_table(products)
+    else:
+        for product in products:
+            sys.stdout.write(json.dumps(product.to_dict(), ensure_ascii=False, default=str) + "\n")
+
+    total = sum(product.size for product in products)
+    offline = sum(1 for product in products if not product.online)
+    summary = f"{len(products)} products, {human_bytes(total)}"
+    if offline:
+        summary += f", {offline} offline (order them in the CDSE Data Workspace before downloading)"
+    if len(result.windows) > 1:
+        summary += f"; the search was split into {len(result.windows)} time windows"
+    click.echo(summary, err=True)
+    return 0
+
+
+def _print_table(products: list[Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from sentinel_fetch.cli.render import human_bytes
+
+    table = Table(show_lines=False, header_style="bold")
+    table.add_column("name", overflow="fold")
+    table.add_column("sensing (UTC)", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("cloud %", justify="right")
+    table.add_column("online", justify="center")
+    for product in products:
+        cloud = product.cloud_cover
+        table.add_row(
+            product.name,
+            product.content_start.strftime("%Y-%m-%d %H:%M") if product.content_start else "",
+            human_bytes(product.size) if product.size else "?",
+            f"{cloud:.1f}" if cloud is not None else "",
+            "yes" if product.online else "[yellow]no[/]",
+        )
+    Console().print(table)

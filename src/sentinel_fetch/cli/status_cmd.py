@@ -1,0 +1,54 @@
+"""``sentinel-fetch status``: a download job at a glance, from its ledger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sentinel_fetch.cli.context import CliContext
+
+__all__ = ["status"]
+
+
+@click.command()
+@click.argument("save_path", required=False, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(context: CliContext, save_path: str | None, as_json: bool) -> int:
+    """Summarise the download job in SAVE_PATH (default: the configured save folder).
+
+    Shows products by state, bytes, every failure with its reason, and the offline
+    products that must be ordered in the CDSE Data Workspace. Safe to run while a
+    download is going on.
+    """
+    from sentinel_fetch.cli.render import human_bytes
+    from sentinel_fetch.ledger import JobLedger
+
+    folder = Path(save_path) if save_path else context.settings().save_path
+    with JobLedger.open(folder, create=False) as ledger:
+        summary = ledger.summary()
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2))
+        return 0
+    click.echo(
+        f"job in {folder}: {summary.total_products} products, {human_bytes(summary.total_bytes)}"
+    )
+    for state, number in summary.counts.items():
+        if number:
+            click.echo(f"  {state:<12} {number}")
+    percent = 100.0 * summary.done_bytes / summary.total_bytes if summary.total_bytes else 100.0
+    click.echo(
+        f"verified: {human_bytes(summary.done_bytes)} ({percent:.1f} %); "
+        f"fetched over all runs: {human_bytes(summary.bytes_received)}"
+    )
+    if summary.failed:
+        click.echo("failed (rerun the download, or use --retry-failed):")
+        for failed in summary.failed:
+            click.echo(f"  {failed.name}: {failed.reason} ({failed.attempts} attempt(s))")
+    if summary.offline:
+        click.echo("offline (order these in the CDSE Data Workspace, then rerun):")
+        for name in summary.offline:
+            click.echo(f"  {name}")
+    return 0

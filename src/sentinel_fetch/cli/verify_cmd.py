@@ -1,0 +1,65 @@
+"""``sentinel-fetch verify``: audit a finish folder against the catalogue's checksums."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from sentinel_fetch.cli.context import CliContext
+
+__all__ = ["verify"]
+
+
+@click.command()
+@click.argument("save_path", required=False, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def verify(context: CliContext, save_path: str | None, as_json: bool) -> int:
+    """Re-check every file in the finish folder of SAVE_PATH.
+
+    Each file is hashed again and compared with the catalogue's BLAKE3/MD5 checksum
+    (products whose catalogue entry has none get a zip CRC test). Bad files are moved to
+    SAVE_PATH/Corrupt and marked failed in the job ledger, so the next download run
+    fetches them again. Exit status 1 if any file was bad.
+    """
+    from sentinel_fetch.api import search as run_search
+    from sentinel_fetch.catalogue.product import Product
+    from sentinel_fetch.catalogue.query import build_query
+    from sentinel_fetch.download.audit import CORRUPT_FOLDER, audit_finished
+    from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
+
+    overrides = {"save_path": save_path} if save_path else {}
+    settings = context.settings(overrides)
+    folder = settings.save_path
+    has_ledger = (folder / LEDGER_FILE_NAME).exists()
+    known: list[Product] = []
+    if has_ledger:
+        with JobLedger.open(folder, create=False) as ledger:
+            known = [
+                Product.from_dict(entry) for entry in ledger.product_dicts(["done", "skipped"])
+            ]
+
+    def lookup(names: list[str]) -> list[Product]:
+        return list(run_search(build_query(names=names), settings=settings))
+
+    report = audit_finished(settings.finish_path, folder / CORRUPT_FOLDER, known, lookup)
+    bad_ids = [v.product_id for v in report.verdicts if v.status == "bad" and v.product_id]
+    if bad_ids and has_ledger:
+        with JobLedger.open(folder, create=False) as ledger:
+            ledger.mark(
+                bad_ids, "failed", f"corrupt in the finish folder; moved to {CORRUPT_FOLDER}/"
+            )
+    if as_json:
+        click.echo(json.dumps([v.__dict__ for v in report.verdicts], indent=2))
+    else:
+        for verdict in report.verdicts:
+            if verdict.status != "ok" or context.verbose:
+                click.echo(f"{verdict.status:<8} {verdict.file}: {verdict.detail}")
+        click.echo(
+            f"{len(report.verdicts)} files: {report.count('ok')} ok, {report.count('bad')} bad "
+            f"(moved to {Path(folder) / CORRUPT_FOLDER}), {report.count('unknown')} unknown",
+            err=True,
+        )
+    return 0 if report.ok else 1
