@@ -1,0 +1,92 @@
+"""Fixtures for client tests: one CDSE emulator for the session, reset around every test.
+
+The emulator is a real HTTPS server on loopback; tests change its behaviour (faults,
+lifetimes, Range support) through its own API, never by patching the client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sentinel_fetch.auth import Credentials
+from sentinel_fetch.emulator import DEMO_PASSWORD, DEMO_USERNAME, Emulator, EmulatorConfig
+from sentinel_fetch.redact import forget_secrets
+from sentinel_fetch.settings import Endpoints, Limits, Settings
+
+# Archive size = nominal size x this: Sentinel-2 products of about 100 kB, enough bytes
+# for cuts, corruption and resumes at arbitrary offsets, small enough to be quick.
+TEST_SIZE_SCALE = 1e-4
+
+# Run-time switches tests may flip; restored after every test.
+_SWITCHES = (
+    "access_token_lifetime_s",
+    "refresh_token_lifetime_s",
+    "max_sessions",
+    "max_concurrent_downloads",
+    "bandwidth_bytes_per_s",
+    "range_supported",
+    "expire_midstream",
+    "latency_s",
+    "retry_after_s",
+)
+
+
+@pytest.fixture(scope="session")
+def cdse_session() -> Iterator[Emulator]:
+    """The session's emulator (HTTPS, real synthetic catalogue)."""
+    with Emulator(EmulatorConfig(size_scale=TEST_SIZE_SCALE)) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def cdse(cdse_session: Emulator) -> Iterator[Emulator]:
+    """The emulator, with no faults, fresh stats, no open sessions, default switches."""
+    emulator = cdse_session
+    saved = {name: getattr(emulator.config, name) for name in _SWITCHES}
+    emulator.faults.clear()
+    emulator.end_sessions()
+    emulator.stats.reset()
+    forget_secrets()
+    yield emulator
+    emulator.faults.clear()
+    for name, value in saved.items():
+        setattr(emulator.config, name, value)
+
+
+@pytest.fixture
+def fast_limits() -> Limits:
+    """Limits that keep retries quick in tests (the policy is the same, the waits shorter)."""
+    return Limits(
+        backoff_base_s=0.05,
+        backoff_max_s=0.4,
+        throttle_cooldown_s=1.0,
+        connect_timeout_s=5.0,
+        read_timeout_s=5.0,
+        max_attempts=6,
+    )
+
+
+@pytest.fixture
+def settings(cdse: Emulator, tmp_path: Path, fast_limits: Limits) -> Settings:
+    """Client settings pointing at the emulator, saving under the test's tmp folder."""
+    return Settings(
+        endpoints=Endpoints(cdse.identity_url, cdse.catalogue_url, cdse.download_url),
+        limits=fast_limits,
+        ca_bundle=str(cdse.ca_bundle),
+        save_path=tmp_path / "save",
+    )
+
+
+@pytest.fixture
+def credentials() -> Credentials:
+    """The emulator's demo account."""
+    return Credentials(DEMO_USERNAME, DEMO_PASSWORD, source="test")
+
+
+def with_limits(settings: Settings, **changes: object) -> Settings:
+    """A copy of ``settings`` with some limits changed."""
+    return settings.with_changes(limits=dataclasses.replace(settings.limits, **changes))

@@ -1,0 +1,137 @@
+"""The token manager against the emulator's identity host (real sockets, HTTPS)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+
+from sentinel_fetch.auth import Credentials, TokenManager
+from sentinel_fetch.emulator import DEMO_USERNAME, Emulator
+from sentinel_fetch.errors import InvalidCredentialsError, SessionLimitError
+from sentinel_fetch.http import Transport
+from sentinel_fetch.settings import Settings
+
+
+def _tokens(settings: Settings, credentials: Credentials) -> TokenManager:
+    return TokenManager(Transport(settings), settings.endpoints, credentials)
+
+
+def _token_works(cdse: Emulator, settings: Settings, token: str) -> bool:
+    """Whether the download host accepts the token (HEAD of a real product)."""
+    product_id = cdse.match_ids("Collection/Name eq 'SENTINEL-2'")[0]
+    response = requests.head(
+        f"{cdse.download_url}/Products({product_id})/$value",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=settings.ca_bundle,
+        timeout=10,
+    )
+    return response.status_code == 200
+
+
+def test_many_threads_share_one_login(cdse: Emulator, settings: Settings, credentials: Credentials) -> None:
+    tokens = _tokens(settings, credentials)
+    seen: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def work() -> None:
+        barrier.wait()
+        seen.append(tokens.access_token())
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(seen)) == 1
+    assert tokens.logins == 1
+    assert cdse.stats.logins.get(DEMO_USERNAME) == 1
+    assert _token_works(cdse, settings, seen[0])
+
+
+def test_refresh_before_expiry_then_login_when_the_window_closes(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    cdse.config.access_token_lifetime_s = 1.0
+    cdse.config.refresh_token_lifetime_s = 3.0
+    tokens = _tokens(settings, credentials)
+    started = time.monotonic()
+    while time.monotonic() - started < 4.2:
+        token = tokens.access_token()
+        assert _token_works(cdse, settings, token), "a token handed out must be valid"
+        time.sleep(0.1)
+    # Refreshed within each 3 s window, one new login when the first window closed.
+    assert tokens.refreshes >= 3
+    assert tokens.logins == 2
+    assert cdse.stats.logins.get(DEMO_USERNAME) == 2
+
+
+def test_server_side_expiry_causes_one_refresh(cdse: Emulator, settings: Settings, credentials: Credentials) -> None:
+    tokens = _tokens(settings, credentials)
+    old = tokens.access_token()
+    cdse.expire_access_tokens()
+    for _ in range(4):  # four workers report the same expired token
+        tokens.invalidate(old)
+    new = tokens.access_token()
+    assert new != old
+    assert tokens.refreshes == 1
+    assert tokens.logins == 1
+    assert _token_works(cdse, settings, new)
+
+
+def test_ended_session_means_a_new_login(cdse: Emulator, settings: Settings, credentials: Credentials) -> None:
+    tokens = _tokens(settings, credentials)
+    old = tokens.access_token()
+    cdse.end_sessions()
+    tokens.invalidate(old)
+    assert _token_works(cdse, settings, tokens.access_token())
+    assert tokens.logins == 2
+
+
+def test_wrong_password_is_one_request_and_one_clear_error(cdse: Emulator, settings: Settings) -> None:
+    tokens = _tokens(settings, Credentials(DEMO_USERNAME, "not-the-password", source="test"))
+    with pytest.raises(InvalidCredentialsError) as info:
+        tokens.access_token()
+    message = str(info.value)
+    assert DEMO_USERNAME in message and "\n" not in message
+    assert "not-the-password" not in message
+    assert info.value.exit_code == 2
+    assert cdse.stats.failed_logins.get(DEMO_USERNAME) == 1
+
+
+def test_session_limit_is_reported(cdse: Emulator, settings: Settings, credentials: Credentials) -> None:
+    cdse.config.max_sessions = 2
+    _tokens(settings, credentials).access_token()
+    _tokens(settings, credentials).access_token()
+    with pytest.raises(SessionLimitError, match="too many active sessions"):
+        _tokens(settings, credentials).access_token()
+
+
+def test_two_factor_account(cdse: Emulator, settings: Settings) -> None:
+    secret = "JBSWY3DPEHPK3PXP"
+    cdse.config.users["twofa@example.com"] = "pw-2fa-account"
+    cdse.config.totp_secrets["twofa@example.com"] = secret
+    try:
+        without = _tokens(settings, Credentials("twofa@example.com", "pw-2fa-account"))
+        with pytest.raises(InvalidCredentialsError):
+            without.access_token()
+        with_secret = _tokens(
+            settings, Credentials("twofa@example.com", "pw-2fa-account", totp_secret=secret)
+        )
+        assert _token_works(cdse, settings, with_secret.access_token())
+    finally:
+        cdse.config.users.pop("twofa@example.com")
+        cdse.config.totp_secrets.pop("twofa@example.com")
+
+
+def test_transient_identity_errors_are_retried(cdse: Emulator, settings: Settings, credentials: Credentials) -> None:
+    from sentinel_fetch.emulator import StatusFault
+
+    cdse.faults.add(StatusFault(host="identity", status=503, times=2))
+    tokens = TokenManager(
+        Transport(settings), settings.endpoints, credentials, sleep=lambda seconds: None
+    )
+    assert _token_works(cdse, settings, tokens.access_token())
+    assert cdse.stats.requests("identity", 503) == 2
