@@ -67,6 +67,8 @@ def fast_limits() -> Limits:
         connect_timeout_s=5.0,
         read_timeout_s=5.0,
         max_attempts=6,
+        # Products are ~100 kB here; small reads make cuts leave partial files to resume.
+        chunk_size_bytes=16384,
     )
 
 

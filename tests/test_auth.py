@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -21,7 +22,7 @@ def _tokens(settings: Settings, credentials: Credentials) -> TokenManager:
 
 def _token_works(cdse: Emulator, settings: Settings, token: str) -> bool:
     """Whether the download host accepts the token (HEAD of a real product)."""
-    product_id = cdse.match_ids("Collection/Name eq 'SENTINEL-2'")[0]
+    product_id = _any_product(cdse)
     response = requests.head(
         f"{cdse.download_url}/Products({product_id})/$value",
         headers={"Authorization": f"Bearer {token}"},
@@ -31,7 +32,14 @@ def _token_works(cdse: Emulator, settings: Settings, token: str) -> bool:
     return response.status_code == 200
 
 
-def test_many_threads_share_one_login(cdse: Emulator, settings: Settings, credentials: Credentials) -> None:
+@functools.cache
+def _any_product(cdse: Emulator) -> str:
+    return cdse.match_ids("Collection/Name eq 'SENTINEL-2' and contains(Name,'_T32TPS_')")[0]
+
+
+def test_many_threads_share_one_login(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
     tokens = _tokens(settings, credentials)
     seen: list[str] = []
     barrier = threading.Barrier(8)
@@ -57,6 +65,7 @@ def test_refresh_before_expiry_then_login_when_the_window_closes(
     cdse.config.access_token_lifetime_s = 1.0
     cdse.config.refresh_token_lifetime_s = 3.0
     tokens = _tokens(settings, credentials)
+    _any_product(cdse)
     started = time.monotonic()
     while time.monotonic() - started < 4.2:
         token = tokens.access_token()
@@ -68,7 +77,9 @@ def test_refresh_before_expiry_then_login_when_the_window_closes(
     assert cdse.stats.logins.get(DEMO_USERNAME) == 2
 
 
-def test_server_side_expiry_causes_one_refresh(cdse: Emulator, settings: Settings, credentials: Credentials) -> None:
+def test_server_side_expiry_causes_one_refresh(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
     tokens = _tokens(settings, credentials)
     old = tokens.access_token()
     cdse.expire_access_tokens()
@@ -81,7 +92,9 @@ def test_server_side_expiry_causes_one_refresh(cdse: Emulator, settings: Setting
     assert _token_works(cdse, settings, new)
 
 
-def test_ended_session_means_a_new_login(cdse: Emulator, settings: Settings, credentials: Credentials) -> None:
+def test_ended_session_means_a_new_login(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
     tokens = _tokens(settings, credentials)
     old = tokens.access_token()
     cdse.end_sessions()
@@ -90,7 +103,9 @@ def test_ended_session_means_a_new_login(cdse: Emulator, settings: Settings, cre
     assert tokens.logins == 2
 
 
-def test_wrong_password_is_one_request_and_one_clear_error(cdse: Emulator, settings: Settings) -> None:
+def test_wrong_password_is_one_request_and_one_clear_error(
+    cdse: Emulator, settings: Settings
+) -> None:
     tokens = _tokens(settings, Credentials(DEMO_USERNAME, "not-the-password", source="test"))
     with pytest.raises(InvalidCredentialsError) as info:
         tokens.access_token()
@@ -101,7 +116,9 @@ def test_wrong_password_is_one_request_and_one_clear_error(cdse: Emulator, setti
     assert cdse.stats.failed_logins.get(DEMO_USERNAME) == 1
 
 
-def test_session_limit_is_reported(cdse: Emulator, settings: Settings, credentials: Credentials) -> None:
+def test_session_limit_is_reported(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
     cdse.config.max_sessions = 2
     _tokens(settings, credentials).access_token()
     _tokens(settings, credentials).access_token()
@@ -126,7 +143,9 @@ def test_two_factor_account(cdse: Emulator, settings: Settings) -> None:
         cdse.config.totp_secrets.pop("twofa@example.com")
 
 
-def test_transient_identity_errors_are_retried(cdse: Emulator, settings: Settings, credentials: Credentials) -> None:
+def test_transient_identity_errors_are_retried(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
     from sentinel_fetch.emulator import StatusFault
 
     cdse.faults.add(StatusFault(host="identity", status=503, times=2))

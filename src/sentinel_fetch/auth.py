@@ -134,6 +134,10 @@ class TokenManager:
         self._refresh_expiry = 0.0
         self._refresh_margin = 0.0
         self._one_time_code_used = False
+        # A definite refusal (wrong password, session limit) is remembered: the other
+        # workers get the same error without asking again, so a batch never turns a
+        # wrong password into a burst of failed logins.
+        self._refusal: AuthError | None = None
         #: Password grants made (each one is a CDSE session).
         self.logins = 0
         #: Refresh grants made.
@@ -147,6 +151,8 @@ class TokenManager:
     def access_token(self) -> str:
         """A token valid for at least the refresh margin; refreshes or logs in if needed."""
         with self._lock:
+            if self._refusal is not None:
+                raise self._refusal
             now = self._clock()
             if self._access_token and now < self._access_expiry - self._access_margin:
                 return self._access_token
@@ -157,7 +163,11 @@ class TokenManager:
                     return self._access_token
                 except _RefreshRejectedError:
                     log.info("refresh token no longer accepted; logging in again")
-            self._grant_password()
+            try:
+                self._grant_password()
+            except (InvalidCredentialsError, SessionLimitError) as exc:
+                self._refusal = exc
+                raise
             assert self._access_token is not None
             return self._access_token
 

@@ -135,7 +135,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("sentinel-fetch: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        # One line, like every other error: what is wrong, and where to read more.
+        where = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            where = f" (see '{exc.ctx.command_path} --help')"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"sentinel-fetch: error: {message}{where}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

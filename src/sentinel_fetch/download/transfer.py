@@ -15,6 +15,9 @@ One attempt:
 (connection resets, timeouts, truncated bodies, 429, 5xx) are retried with capped
 exponential backoff and jitter, honouring ``Retry-After``; an expired token is refreshed
 and the same file resumed; attempts that made progress do not use up the budget.
+
+A connection cut mid-read loses at most the chunk being read (1 MiB): the HTTP client
+hands over whole chunks only, so the ``.part`` file always ends on bytes really received.
 """
 
 from __future__ import annotations

@@ -1,0 +1,154 @@
+"""Searches against the emulator's catalogue: pasted browser URLs, paging, the 10,000 cap.
+
+Expectations come from the emulator's own matcher for the *original* filter, so a test
+passes only if the client's Query (re-rendered from the pasted URL) selects exactly the
+same products, and paging delivers every one of them once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from sentinel_fetch.api import search
+from sentinel_fetch.catalogue.query import build_query
+from sentinel_fetch.catalogue.search import Search
+from sentinel_fetch.emulator import Emulator, StatusFault
+from sentinel_fetch.errors import QueryError, SearchIncompleteError
+from sentinel_fetch.http import Transport
+from sentinel_fetch.settings import Settings
+
+DATA = Path(__file__).parent / "data"
+EUROPE = "POLYGON((-10 35, 30 35, 30 70, -10 70, -10 35))"
+# As the browser writes it in URLs: %20 for spaces.
+BAVARIA = "POLYGON%20((10.5%2047.5,%2012.5%2047.5,%2012.5%2048.8,%2010.5%2048.8,%2010.5%2047.5))"
+CDSE_CATALOGUE = "https://catalogue.dataspace.copernicus.eu/odata/v1"
+
+
+def _rehost(url: str, cdse: Emulator) -> str:
+    """A browser URL as pasted, pointing at the emulator's catalogue instead of CDSE's."""
+    return url.strip().replace(CDSE_CATALOGUE, cdse.catalogue_url)
+
+
+def _original_filter(url: str) -> str:
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))["$filter"]
+
+
+def _browser_urls(cdse: Emulator) -> dict[str, str]:
+    dates = cdse.store.sensing_dates("SENTINEL-1", 102.115, 16.48, product_type="GRD", platform="A")
+    s5p = (DATA / "browser_s5p_no2.txt").read_text()
+    s1 = (DATA / "browser_s1_grd_template.txt").read_text()
+    s1 = s1.replace("{query_date}", dates[0].isoformat())
+    s2 = (
+        (DATA / "browser_s2_cloud_template.txt")
+        .read_text()
+        .replace("{platform_name}", "SENTINEL-2")
+        .replace("{cloud_cover_percentage}", "40")
+        .replace("{type}", "L2A")
+        .replace("{footprint}", BAVARIA)
+        .replace("{start_date}", "2023-05-01")
+        .replace("{end_date}", "2023-08-31")
+    )
+    return {"s5p_no2": s5p, "s1_grd": s1, "s2_cloud": s2}
+
+
+@pytest.mark.parametrize("which", ["s5p_no2", "s1_grd", "s2_cloud"])
+def test_browser_url_returns_exactly_what_the_catalogue_matches(
+    cdse: Emulator, settings: Settings, which: str
+) -> None:
+    url = _rehost(_browser_urls(cdse)[which], cdse)
+    expected = cdse.match_ids(_original_filter(url))
+    assert expected, "the emulator must hold products for this search"
+    result = search(url, settings=settings)
+    ids = [product.id for product in result]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == set(expected)
+    if which == "s5p_no2":
+        assert len(ids) > 50, "more than the browser's first page"
+    # The browser asked for newest first; the order is kept.
+    starts = [product.content_start for product in result]
+    assert starts == sorted(starts, reverse=True)
+
+
+def test_more_than_10000_products_each_exactly_once(cdse: Emulator, settings: Settings) -> None:
+    query = build_query(collections="SENTINEL-2", area=EUROPE, start="2023-03-01", end="2023-06-30")
+    from sentinel_fetch.catalogue.odata import render_filter
+
+    expected = cdse.match_ids(render_filter(query))
+    assert len(expected) > 11_000, "the query must pass the catalogue's paging cap"
+    result = Search(query, transport=Transport(settings))
+    ids = [product.id for product in result]
+    duplicates = [product_id for product_id, n in Counter(ids).items() if n > 1]
+    assert not duplicates
+    assert len(ids) == len(expected)
+    assert set(ids) == set(expected)
+    assert len(result.windows) >= 2
+    assert sum(window.count for window in result.windows) == len(expected)
+    assert all(window.count <= 11_000 for window in result.windows)
+
+
+def test_count_without_listing(cdse: Emulator, settings: Settings) -> None:
+    query = build_query(collections="SENTINEL-5P", start="2023-08-01", end="2023-08-31")
+    from sentinel_fetch.catalogue.odata import render_filter
+
+    assert search(query, settings=settings).count() == len(cdse.match_ids(render_filter(query)))
+
+
+def test_transient_catalogue_errors_are_retried(cdse: Emulator, settings: Settings) -> None:
+    cdse.faults.add(StatusFault(host="catalogue", status=503, times=3))
+    cdse.faults.add(
+        StatusFault(
+            host="catalogue",
+            status=429,
+            times=1,
+            retry_after_s=0.1,
+            body={"error": "WAF", "message": "Rate limit exceeded", "status": 429},
+        )
+    )
+    query = build_query(
+        collections="SENTINEL-2", tiles="32TPS", start="2023-07-01", end="2023-07-31"
+    )
+    products = list(search(query, settings=settings))
+    assert products
+    assert cdse.stats.requests("catalogue", 503) == 3
+    assert cdse.stats.requests("catalogue", 429) == 1
+
+
+def test_retries_run_out_and_the_search_raises(cdse: Emulator, settings: Settings) -> None:
+    cdse.faults.add(StatusFault(host="catalogue", status=502, times=-1))
+    query = build_query(
+        collections="SENTINEL-2", tiles="32TPS", start="2023-07-01", end="2023-07-31"
+    )
+    with pytest.raises(SearchIncompleteError, match="could not be completed after 6 attempts"):
+        list(search(query, settings=settings))
+    assert cdse.stats.requests("catalogue", 502) == 6
+
+
+def test_a_failure_mid_paging_never_returns_a_short_list(
+    cdse: Emulator, settings: Settings
+) -> None:
+    query = build_query(collections="SENTINEL-2", area=EUROPE, start="2023-07-01", end="2023-07-20")
+    seen = []
+    result = Search(
+        query, transport=Transport(settings), page_size=100, max_attempts=3, sleep=lambda s: None
+    )
+    pages = result.pages()
+    seen.extend(next(pages))
+    cdse.faults.add(StatusFault(host="catalogue", status=500, times=-1))
+    with pytest.raises(SearchIncompleteError):
+        for page in pages:
+            seen.extend(page)
+    assert result.windows[0].count > 100
+    assert len(seen) == 100
+
+
+def test_the_catalogue_refusing_a_filter_is_a_query_error(
+    cdse: Emulator, settings: Settings
+) -> None:
+    # OrbitNumber is an attribute, not a property: CDSE answers 400 (spec §3.2).
+    query = build_query(collections="S2", extra_filters=["OrbitNumber eq 3"])
+    with pytest.raises(QueryError, match="refused the search"):
+        list(search(query, settings=settings))

@@ -1,0 +1,287 @@
+"""The download engine against the emulator, with faults injected by the emulator.
+
+Every test ends by checking the finish folder the way a user would: each file's bytes
+hash to the catalogue's BLAKE3/MD5, nothing partial is there, nothing left the save folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from blake3 import blake3
+
+from sentinel_fetch.api import search
+from sentinel_fetch.auth import Credentials, TokenManager
+from sentinel_fetch.catalogue.product import Product
+from sentinel_fetch.catalogue.query import build_query
+from sentinel_fetch.download.engine import BatchReport, DownloadEngine
+from sentinel_fetch.emulator import (
+    DEMO_USERNAME,
+    CorruptFault,
+    CutFault,
+    Emulator,
+    ExpireTokenFault,
+    IgnoreRangeFault,
+    StallFault,
+    StatusFault,
+)
+from sentinel_fetch.errors import InvalidCredentialsError
+from sentinel_fetch.http import Transport
+from sentinel_fetch.settings import Settings
+from tests.conftest import with_limits
+
+
+def _products(settings: Settings, count: int, **fields: object) -> list[Product]:
+    query = build_query(
+        collections="SENTINEL-2",
+        tiles="32TPS",
+        start="2023-06-01",
+        end="2023-09-30",
+        online=True,
+        **fields,  # type: ignore[arg-type]
+    )
+    found = [p for p in search(query, settings=settings) if p.checksums and p.size]
+    assert len(found) >= count
+    return found[:count]
+
+
+def _engine(settings: Settings, credentials: Credentials, **kwargs: object) -> DownloadEngine:
+    transport = Transport(settings)
+    tokens = TokenManager(transport, settings.endpoints, credentials)
+    return DownloadEngine(settings, tokens, transport=transport, **kwargs)  # type: ignore[arg-type]
+
+
+def _assert_verified(settings: Settings, products: list[Product], report: BatchReport) -> None:
+    """Every product is in Finish with the catalogue's bytes; nothing partial anywhere."""
+    finish = settings.finish_path
+    for product in products:
+        path = finish / product.file_name
+        data = path.read_bytes()
+        assert len(data) == product.size, product.name
+        if "BLAKE3" in product.checksums:
+            assert blake3(data).hexdigest() == product.checksums["BLAKE3"], product.name
+        else:
+            assert hashlib.md5(data).hexdigest() == product.checksums["MD5"], product.name
+    assert sorted(os.listdir(finish)) == sorted(p.file_name for p in products)
+    assert not list(settings.temp_path.glob("*.part"))
+    assert all(result.status in ("downloaded", "skipped") for result in report.results)
+
+
+def test_a_batch_downloads_in_parallel_and_verifies(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = _products(settings, 8)
+    cdse.config.bandwidth_bytes_per_s = 2_000_000  # streams overlap long enough to count
+    report = _engine(settings, credentials).run(products)
+    _assert_verified(settings, products, report)
+    assert report.count("downloaded") == 8
+    assert {r.verified_by for r in report.results} == {"BLAKE3"}
+    assert cdse.stats.peak_streams(DEMO_USERNAME) == 4
+    assert report.peak_connections == 4
+    assert cdse.stats.logins == {DEMO_USERNAME: 1}
+
+
+def test_every_fault_users_meet_ends_verified(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = _products(settings, 10)
+    rng = random.Random(7)
+    cdse.config.expire_midstream = True
+    plan = [
+        CutFault(product=products[0].id, after_bytes=rng.randrange(1, products[0].size)),
+        CutFault(product=products[0].id, after_bytes=rng.randrange(1, products[0].size)),
+        CutFault(product=products[1].id, after_bytes=rng.randrange(1, products[1].size)),
+        CorruptFault(product=products[2].id, offset=rng.randrange(products[2].size)),
+        StatusFault(product=products[3].id, status=429, times=4),  # DAT-ZIP-100, no Retry-After
+        StatusFault(product=products[4].id, status=429, times=2, retry_after_s=0.5),
+        StatusFault(product=products[5].id, status=503, times=3),
+        StatusFault(product=products[5].id, status=500, times=1),
+        ExpireTokenFault(product=products[6].id, after_bytes=products[6].size // 3),
+        CutFault(product=products[7].id, after_bytes=products[7].size // 2),
+        IgnoreRangeFault(product=products[7].id),
+        StallFault(product=products[8].id, after_bytes=products[8].size // 2, stall_s=7.0),
+        CorruptFault(product=products[9].id, offset=0),
+        CutFault(product=products[9].id, after_bytes=products[9].size - 1),
+    ]
+    for fault in plan:
+        cdse.faults.add(fault)
+    report = _engine(settings, credentials).run(products)
+    _assert_verified(settings, products, report)
+    assert not cdse.faults.pending(), "every planned fault really happened"
+    assert cdse.stats.peak_streams(DEMO_USERNAME) <= 4
+    # A token expiring mid-stream is refreshed, not a new login (one session per hour).
+    assert cdse.stats.logins == {DEMO_USERNAME: 1}
+    assert cdse.stats.refreshes.get(DEMO_USERNAME, 0) >= 1
+
+
+def test_429_from_a_lower_account_limit_lowers_our_concurrency(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = _products(settings, 8)
+    cdse.config.max_concurrent_downloads = 2  # another tool uses the other two slots
+    cdse.config.bandwidth_bytes_per_s = 3_000_000
+    engine = _engine(settings, credentials)
+    report = engine.run(products)
+    _assert_verified(settings, products, report)
+    assert cdse.stats.throttled > 0
+    assert engine.governor.reductions >= 1
+    assert cdse.stats.peak_streams(DEMO_USERNAME) <= 2
+
+
+def test_resume_fetches_only_what_is_missing(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    (product,) = _products(settings, 1)
+    record = cdse.store.get(product.id)
+    assert record is not None
+    data = b"".join(
+        bytes(chunk) for chunk in cdse.archives.iter_range(record, 0, product.size, 1 << 16)
+    )
+    prefix = product.size * 6 // 10
+    settings.temp_path.mkdir(parents=True)
+    (settings.temp_path / f"{product.file_name}.part").write_bytes(data[:prefix])
+    report = _engine(settings, credentials).run([product])
+    _assert_verified(settings, [product], report)
+    assert cdse.stats.bytes_served(product.id) == product.size - prefix
+    assert report.results[0].bytes_received == product.size - prefix
+    (event,) = cdse.stats.events(
+        "download", lambda e: e.product_id == product.id and e.method == "GET"
+    )
+    assert event.range == f"bytes={prefix}-" and event.status == 206
+
+
+def test_a_corrupt_partial_file_is_discarded_and_fetched_again(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    (product,) = _products(settings, 1)
+    settings.temp_path.mkdir(parents=True)
+    (settings.temp_path / f"{product.file_name}.part").write_bytes(b"\0" * (product.size // 2))
+    report = _engine(settings, credentials).run([product])
+    _assert_verified(settings, [product], report)
+    assert report.results[0].attempts == 2
+    assert cdse.stats.bytes_served(product.id) == product.size - product.size // 2 + product.size
+
+
+def test_server_that_ignores_range_restarts_from_zero(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = [p for p in _products(settings, 12) if p.size > 50_000][:2]
+    assert len(products) == 2
+    cdse.config.range_supported = False
+    for product in products:
+        cdse.faults.add(CutFault(product=product.id, after_bytes=product.size // 2))
+    report = _engine(settings, credentials).run(products)
+    _assert_verified(settings, products, report)
+    resumed = cdse.stats.events("download", lambda e: e.range is not None)
+    assert {e.product_id for e in resumed} == {p.id for p in products}
+    assert all(e.status == 200 for e in resumed), "the server ignored Range: full bodies"
+    for product in products:
+        assert cdse.stats.bytes_served(product.id) == product.size // 2 + product.size
+
+
+def test_finished_products_are_skipped_without_any_request(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = _products(settings, 3)
+    _engine(settings, credentials).run(products)
+    cdse.stats.reset()
+    report = _engine(settings, credentials).run(products)
+    assert [r.status for r in report.results] == ["skipped"] * 3
+    assert cdse.stats.requests("download") == 0
+    assert cdse.stats.requests("identity") == 0, "no login when there is nothing to fetch"
+
+
+def test_offline_and_permanently_failing_products_do_not_stop_the_batch(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = _products(settings, 3)
+    offline_query = build_query(
+        collections="SENTINEL-2", online=False, start="2023-01-01", end="2023-12-31"
+    )
+    offline = next(iter(search(offline_query, settings=settings)))
+    cdse.faults.add(StatusFault(product=products[0].id, status=404, times=-1))
+    report = _engine(settings, credentials).run([*products, offline])
+    statuses = {r.product.id: r for r in report.results}
+    assert statuses[offline.id].status == "offline"
+    assert "Data Workspace" in (statuses[offline.id].error or "")
+    assert statuses[products[0].id].status == "failed"
+    assert "404" in (statuses[products[0].id].error or "")
+    assert statuses[products[1].id].status == statuses[products[2].id].status == "downloaded"
+    assert not cdse.stats.events("download", lambda e: e.product_id == offline.id)
+    assert not report.ok
+
+
+def test_products_without_catalogue_checksum_are_checked_as_zips(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    query = build_query(collections="SENTINEL-2", online=True, start="2019-01-01", end="2020-12-31")
+    legacy = [p for p in search(query, settings=settings) if not p.checksums][:2]
+    assert legacy and legacy[0].size == 0
+    cdse.faults.add(CutFault(product=legacy[0].id, after_bytes=5000))
+    report = _engine(settings, credentials).run(legacy)
+    assert [r.status for r in report.results] == ["downloaded"] * len(legacy)
+    assert {r.verified_by for r in report.results} == {"zip-crc"}
+    corrupt = legacy[-1]
+    os.remove(settings.finish_path / corrupt.file_name)
+    cdse.faults.add(CorruptFault(product=corrupt.id, offset=100, times=-1))
+    report = _engine(with_limits(settings, max_attempts=2), credentials).run([corrupt])
+    assert report.results[0].status == "failed"
+    assert "zip" in (report.results[0].error or "")
+    assert not (settings.finish_path / corrupt.file_name).exists()
+
+
+def test_hostile_names_cannot_escape_the_save_folder(
+    cdse: Emulator, settings: Settings, credentials: Credentials, tmp_path: Path
+) -> None:
+    (real,) = _products(settings, 1)
+    hostile = replace(real, name="../../../../escaped/evil.SAFE")
+    report = _engine(settings, credentials).run([hostile])
+    assert report.results[0].status == "downloaded"
+    path = report.results[0].path
+    assert path is not None and path.parent == settings.finish_path
+    assert not (tmp_path / "escaped").exists()
+    assert path.read_bytes() == (settings.finish_path / path.name).read_bytes()
+
+
+def test_stop_keeps_partial_files_and_the_finish_folder_clean(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = [p for p in _products(settings, 12) if p.size > 40_000][:4]
+    assert len(products) == 4
+    # After the emulator's 16 KiB burst, at least 24 kB remain at 5 kB/s: over 4 s each.
+    cdse.config.bandwidth_bytes_per_s = 5_000
+    settings = with_limits(settings, chunk_size_bytes=4096)
+    engine = _engine(settings, credentials)
+    timer = threading.Timer(1.0, engine.stop.set)
+    timer.start()
+    report = engine.run(products)
+    timer.cancel()
+    assert {r.status for r in report.results} == {"stopped"}
+    assert not any(settings.finish_path.iterdir())
+    parts = list(settings.temp_path.glob("*.part"))
+    assert len(parts) == 4
+    assert all(0 < p.stat().st_size < 30_000 for p in parts)
+    # The server notices the closed connections at its next (throttled) write; a rerun
+    # started before that would meet 429 DAT-ZIP-100 for the slots they still hold.
+    assert cdse.stats.wait_for(lambda stats: stats.current_streams() == 0, timeout_s=15)
+    cdse.config.bandwidth_bytes_per_s = None
+    cdse.stats.reset()
+    report = _engine(settings, credentials).run(products)
+    _assert_verified(settings, products, report)
+    assert len(cdse.stats.events("download", lambda e: e.status == 206)) == 4
+
+
+def test_wrong_credentials_stop_everything_after_one_attempt(
+    cdse: Emulator, settings: Settings
+) -> None:
+    products = _products(settings, 4)
+    with pytest.raises(InvalidCredentialsError):
+        _engine(settings, Credentials(DEMO_USERNAME, "wrong-password-123")).run(products)
+    assert cdse.stats.failed_logins == {DEMO_USERNAME: 1}
+    assert cdse.stats.requests("download") == 0
