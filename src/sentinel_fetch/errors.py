@@ -141,15 +141,23 @@ class ServiceError(SentinelFetchError):
         status: int = 0,
         code: str | None = None,
         retry_after_s: float | None = None,
+        transient: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.retry_after_s = retry_after_s
+        self._transient = transient
 
     @property
     def transient(self) -> bool:
-        """Whether trying again later may succeed (connection failures, 429, 5xx)."""
+        """Whether trying again later may succeed (connection failures, 429, 5xx).
+
+        Some failures without a status are not worth a retry (a certificate that does
+        not verify, a redirect we refuse); they say so explicitly.
+        """
+        if self._transient is not None:
+            return self._transient
         return self.status == 0 or self.status in (408, 425, 429) or self.status >= 500
 
 

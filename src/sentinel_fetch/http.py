@@ -262,7 +262,8 @@ class Transport:
             except requests.exceptions.SSLError as exc:
                 raise ServiceError(
                     f"TLS certificate verification failed for {redact_url(current_url)}: "
-                    f"{_short(exc)} (set ca_bundle if a proxy or mirror uses its own CA)"
+                    f"{_short(exc)} (set ca_bundle if a proxy or mirror uses its own CA)",
+                    transient=False,
                 ) from None
             except requests.exceptions.ProxyError as exc:
                 raise ServiceError(
@@ -290,11 +291,14 @@ class Transport:
             target = urljoin(current_url, response.headers["Location"])
             response.close()
             if hops > _MAX_REDIRECTS:
-                raise ServiceError(f"too many redirects starting at {redact_url(url)}")
+                raise ServiceError(
+                    f"too many redirects starting at {redact_url(url)}", transient=False
+                )
             if urlsplit(current_url).scheme == "https" and urlsplit(target).scheme != "https":
                 raise ServiceError(
                     f"refusing a redirect from HTTPS to {redact_url(target)}: "
-                    "it would expose the download to the network"
+                    "it would expose the download to the network",
+                    transient=False,
                 )
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and current_method == "POST"

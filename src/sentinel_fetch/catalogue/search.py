@@ -271,6 +271,8 @@ class Search:
             try:
                 response = self._transport.request("GET", url)
             except ServiceError as exc:
+                if not exc.transient:  # a certificate that does not verify stays that way
+                    raise
                 last = exc
             else:
                 with response:

@@ -46,11 +46,13 @@ from sentinel_fetch.errors import (
     DownloadServiceError,
     IntegrityError,
     ProductOfflineError,
+    ServiceError,
     StorageError,
     TransferError,
 )
 from sentinel_fetch.http import Transport, error_from_response
 from sentinel_fetch.progress import BytesReceived, ProductStarted, ProductWaiting, Progress
+from sentinel_fetch.redact import redact_url
 from sentinel_fetch.retry import Backoff
 from sentinel_fetch.settings import Limits
 
@@ -214,9 +216,14 @@ class _Attempt:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         try:
             with context.governor.slot(context.stop):
-                response = context.transport.request(
-                    "GET", url, bearer=self._bearer, headers=headers, stream=True
-                )
+                try:
+                    response = context.transport.request(
+                        "GET", url, bearer=self._bearer, headers=headers, stream=True
+                    )
+                except ServiceError as exc:  # no answer at all: refused, reset, DNS, TLS
+                    if exc.transient:
+                        raise _TransientError(str(exc)) from None
+                    raise TransferError(f"{self.product.name}: {exc}") from None
                 with response:
                     return self._handle(response, offset, attempt_number)
         except StoppedError:
@@ -345,6 +352,13 @@ class _Attempt:
 
     def _raise_for_status(self, response: requests.Response) -> None:
         error = error_from_response(response, DownloadServiceError)
+        if error.status == 401 and not self.context.transport.may_receive_token(response.url):
+            # A redirect led away from the CDSE hosts and that host wants a token: it is
+            # not getting ours. Retrying cannot change that.
+            raise TransferError(
+                f"{self.product.name}: redirected to {redact_url(response.url.split('?')[0])}, "
+                "which asks for a token; the token is only sent to the configured CDSE hosts"
+            )
         if error.status == 401 and error.code in (None, "DAT-ZIP-109", "DAT-ZIP-604"):
             if self.token is not None:
                 self.context.tokens.invalidate(self.token)

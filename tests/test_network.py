@@ -1,0 +1,238 @@
+"""The network road: proxies (HTTP, SOCKS5, environment), redirects, TLS, no token leaks.
+
+Proxies are real pproxy servers started on loopback; the client reaches the emulator's
+HTTPS hosts through CONNECT/SOCKS tunnels, as users behind a proxy do. Each test checks
+the proxy's own log to prove the traffic really went through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from sentinel_fetch.api import search
+from sentinel_fetch.auth import Credentials, TokenManager
+from sentinel_fetch.catalogue.product import Product
+from sentinel_fetch.catalogue.query import build_query
+from sentinel_fetch.download.engine import DownloadEngine
+from sentinel_fetch.emulator import DEMO_PASSWORD, Emulator, RedirectFault
+from sentinel_fetch.errors import ConfigError, ServiceError
+from sentinel_fetch.http import Transport
+from sentinel_fetch.settings import Settings
+
+PROXY_PASSWORD = "proxy-pass-7890"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ProxyServer:
+    url: str
+    log: Path
+
+    def tunnels(self) -> list[str]:
+        """Destinations the proxy connected to (``host:port``), from its verbose log."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return [line.rsplit(" -> ", 1)[1].strip() for line in lines if " -> " in line]
+
+
+def _start_proxy(scheme: str, tmp_path: Path, *, auth: bool = False) -> Iterator[ProxyServer]:
+    port = _free_port()
+    listen = f"{scheme}://127.0.0.1:{port}" + (f"#alice:{PROXY_PASSWORD}" if auth else "")
+    log = tmp_path / f"pproxy-{scheme}.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pproxy", "-l", listen, "-v"], stdout=handle, stderr=handle
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while "Serving on" not in log.read_text(errors="replace"):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the proxy did not start"
+            time.sleep(0.05)
+        credentials = f"alice:{PROXY_PASSWORD}@" if auth else ""
+        yield ProxyServer(f"{scheme}://{credentials}127.0.0.1:{port}", log)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def http_proxy(tmp_path: Path) -> Iterator[ProxyServer]:
+    yield from _start_proxy("http", tmp_path, auth=True)
+
+
+@pytest.fixture
+def socks_proxy(tmp_path: Path) -> Iterator[ProxyServer]:
+    yield from _start_proxy("socks5", tmp_path)
+
+
+def _ports(cdse: Emulator) -> dict[str, str]:
+    return {
+        name: f"127.0.0.1:{urlsplit(url).port}"
+        for name, url in (
+            ("identity", cdse.identity_url),
+            ("catalogue", cdse.catalogue_url),
+            ("download", cdse.download_url),
+        )
+    }
+
+
+def _two_products(settings: Settings, transport: Transport) -> list[Product]:
+    query = build_query(collections="S2", tiles="32TPS", start="2023-07-01", end="2023-07-31")
+    found = [p for p in search(query, settings=settings, transport=transport) if p.checksums]
+    return found[:2]
+
+
+def _run_batch(settings: Settings, credentials: Credentials, transport: Transport) -> list[str]:
+    products = _two_products(settings, transport)
+    tokens = TokenManager(transport, settings.endpoints, credentials)
+    report = DownloadEngine(settings, tokens, transport=transport).run(products)
+    assert [r.status for r in report.results] == ["downloaded", "downloaded"]
+    return [r.verified_by or "" for r in report.results]
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5", "socks5h"])
+def test_the_whole_job_goes_through_the_proxy(
+    kind: str,
+    cdse: Emulator,
+    settings: Settings,
+    credentials: Credentials,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    proxies = _start_proxy("http" if kind == "http" else "socks5", tmp_path, auth=kind == "http")
+    proxy = next(proxies)
+    try:
+        url = proxy.url if kind != "socks5h" else proxy.url.replace("socks5://", "socks5h://")
+        settings = settings.with_changes(proxy=url)
+        assert _run_batch(settings, credentials, Transport(settings)) == ["BLAKE3", "BLAKE3"]
+        tunnels = proxy.tunnels()
+    finally:
+        proxies.close()
+    for host, address in _ports(cdse).items():
+        assert address in tunnels, f"{host} was reached without the proxy"
+    assert PROXY_PASSWORD not in caplog.text
+
+
+def test_environment_proxy_and_no_proxy(
+    cdse: Emulator,
+    settings: Settings,
+    credentials: Credentials,
+    http_proxy: ProxyServer,
+) -> None:
+    environ = {"HTTPS_PROXY": http_proxy.url}
+    _run_batch(settings, credentials, Transport(settings, environ=environ))
+    assert _ports(cdse)["download"] in http_proxy.tunnels()
+    before = len(http_proxy.tunnels())
+    bypass = {"HTTPS_PROXY": http_proxy.url, "NO_PROXY": "127.0.0.1"}
+    settings = settings.with_changes(save_path=settings.save_path.parent / "second")
+    _run_batch(settings, credentials, Transport(settings, environ=bypass))
+    assert len(http_proxy.tunnels()) == before, "NO_PROXY hosts must not use the proxy"
+
+
+def test_a_dead_proxy_is_one_clear_error_without_its_password(settings: Settings) -> None:
+    dead = f"http://alice:{PROXY_PASSWORD}@127.0.0.1:{_free_port()}"
+    transport = Transport(settings.with_changes(proxy=dead))
+    with pytest.raises(ServiceError) as info:
+        transport.request("GET", settings.endpoints.catalogue + "/Products?$top=0")
+    message = str(info.value)
+    assert "proxy" in message and "\n" not in message
+    assert PROXY_PASSWORD not in message
+    assert "alice:***@" in message
+
+
+@pytest.mark.parametrize(
+    "bad", ["ftp://127.0.0.1:21", "127.0.0.1:7890", "http://:8080", "http://h:99999"]
+)
+def test_malformed_proxy_settings(settings: Settings, bad: str) -> None:
+    with pytest.raises(ConfigError, match="proxy"):
+        Transport(settings.with_changes(proxy=bad))
+
+
+def test_redirect_to_another_host_never_carries_the_token(
+    cdse: Emulator,
+    settings: Settings,
+    credentials: Credentials,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    transport = Transport(settings)
+    products = _two_products(settings, transport)
+    port = urlsplit(cdse.download_url).port
+    # "localhost" is another origin than the configured 127.0.0.1: to the client it is a
+    # foreign host, and the emulator's log shows what that host received.
+    cdse.faults.add(
+        RedirectFault(product=products[0].id, location=f"https://localhost:{port}{{path}}")
+    )
+    tokens = TokenManager(transport, settings.endpoints, credentials)
+    report = DownloadEngine(settings, tokens, transport=transport).run(products)
+    statuses = {r.product.id: r for r in report.results}
+    assert statuses[products[0].id].status == "failed"
+    assert "only sent to the configured CDSE hosts" in (statuses[products[0].id].error or "")
+    assert statuses[products[1].id].status == "downloaded"
+    redirected = cdse.stats.events(
+        "download", lambda e: e.product_id == products[0].id and e.status == 401
+    )
+    assert redirected and not any(e.authorization for e in redirected)
+    token = tokens.access_token()
+    assert token not in caplog.text
+    assert DEMO_PASSWORD not in caplog.text
+    for path in settings.save_path.rglob("*"):
+        if path.is_file() and path.stat().st_size < 10_000_000:
+            data = path.read_bytes()
+            assert token.encode() not in data and DEMO_PASSWORD.encode() not in data, path
+
+
+def test_catalogue_redirect_to_the_download_host_keeps_the_token(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    """The catalogue's $value answers 301 to the download host (spec §5.2): both are CDSE."""
+    transport = Transport(settings)
+    (product, _) = _two_products(settings, transport)
+    tokens = TokenManager(transport, settings.endpoints, credentials)
+    response = transport.request(
+        "GET",
+        f"{settings.endpoints.catalogue}/Products({product.id})/$value",
+        bearer=tokens.access_token,
+    )
+    assert response.status_code == 200
+    assert len(response.content) == product.size
+    (catalogue_hop,) = cdse.stats.events("catalogue", lambda e: e.path.endswith("$value"))
+    (download_hop,) = cdse.stats.events("download", lambda e: e.product_id == product.id)
+    assert catalogue_hop.status == 301
+    assert download_hop.status == 200 and download_hop.authorization
+
+
+def test_https_to_http_redirect_is_refused(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    transport = Transport(settings)
+    (product, _) = _two_products(settings, transport)
+    port = urlsplit(cdse.download_url).port
+    cdse.faults.add(RedirectFault(product=product.id, location=f"http://127.0.0.1:{port}{{path}}"))
+    tokens = TokenManager(transport, settings.endpoints, credentials)
+    report = DownloadEngine(settings, tokens, transport=transport).run([product])
+    assert report.results[0].status == "failed"
+    assert "refusing a redirect from HTTPS" in (report.results[0].error or "")
+
+
+def test_certificates_are_verified(cdse: Emulator, settings: Settings) -> None:
+    without_ca = Transport(settings.with_changes(ca_bundle=None), environ={})
+    with pytest.raises(ServiceError, match="certificate verification failed") as info:
+        without_ca.request("GET", settings.endpoints.catalogue + "/Products?$top=0")
+    assert not info.value.transient
