@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sentinel_fetch.errors import StorageError
+from sentinel_fetch.errors import InputError, StorageError
 from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
 
 
@@ -48,7 +48,9 @@ def test_states_counts_bytes_and_failures(tmp_path: Path) -> None:
     assert summary.total_bytes == 400
     assert summary.done_bytes == 100
     assert summary.bytes_received == 100
-    assert [(f.name, f.reason, f.attempts) for f in summary.failed] == [("B", "HTTP 404 Not Found", 1)]
+    assert [(f.name, f.reason, f.attempts) for f in summary.failed] == [
+        ("B", "HTTP 404 Not Found", 1)
+    ]
     assert summary.offline == ["C"]
 
 
@@ -91,7 +93,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
 
 
 def test_missing_ledger_and_foreign_file(tmp_path: Path) -> None:
-    with pytest.raises(StorageError, match="no download job"):
+    with pytest.raises(InputError, match="no download job"):
         JobLedger.open(tmp_path / "nothing", create=False)
     (tmp_path / LEDGER_FILE_NAME).write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StorageError, match="cannot open the job ledger"):
@@ -101,4 +103,9 @@ def test_missing_ledger_and_foreign_file(tmp_path: Path) -> None:
 def test_unknown_state_is_a_bug(tmp_path: Path) -> None:
     with JobLedger.open(tmp_path) as ledger, pytest.raises(ValueError):
         ledger.record(P("a", "A"), "exploded")
-    assert sqlite3.connect(tmp_path / LEDGER_FILE_NAME).execute("SELECT COUNT(*) FROM products").fetchone()[0] == 0
+    assert (
+        sqlite3.connect(tmp_path / LEDGER_FILE_NAME)
+        .execute("SELECT COUNT(*) FROM products")
+        .fetchone()[0]
+        == 0
+    )

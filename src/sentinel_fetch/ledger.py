@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sentinel_fetch.errors import StorageError
+from sentinel_fetch.errors import InputError, StorageError
 
 __all__ = ["LEDGER_FILE_NAME", "STATES", "FailedProduct", "JobLedger", "LedgerSummary"]
 
@@ -60,6 +61,18 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _SCHEMA_VERSION = "1"
+
+
+@contextmanager
+def _storage_errors(path: Path) -> Iterator[None]:
+    """SQLite failures (a full disk, a read-only folder) as one-line StorageErrors."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        text = str(exc)
+        if "full" in text:
+            raise StorageError(f"the disk is full; cannot update the job ledger {path}") from None
+        raise StorageError(f"cannot update the job ledger {path}: {text}") from None
 
 
 def _now() -> str:
@@ -118,11 +131,12 @@ class JobLedger:
         """Open (or create) the ledger of ``save_path``.
 
         Raises:
+            InputError: ``create`` is false and there is no ledger (a wrong folder).
             StorageError: the file cannot be created or is not a ledger.
         """
         ledger = cls(save_path / LEDGER_FILE_NAME)
         if not create and not ledger.path.exists():
-            raise StorageError(f"no download job in {save_path} (no {LEDGER_FILE_NAME} there)")
+            raise InputError(f"no download job in {save_path} (no {LEDGER_FILE_NAME} there)")
         try:
             save_path.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(ledger.path, check_same_thread=False, timeout=30)
@@ -176,7 +190,7 @@ class JobLedger:
         checksums = json.dumps(dict(getattr(product, "checksums", {}) or {}))
         reason = details.get("reason")
         received = int(details.get("bytes_received", 0) or 0)  # type: ignore[call-overload]
-        with self._lock:
+        with self._lock, _storage_errors(self.path):
             db = self._db
             row = db.execute("SELECT state FROM products WHERE id = ?", (product.id,)).fetchone()
             if row is None:
@@ -229,7 +243,7 @@ class JobLedger:
     def mark(self, product_ids: Iterable[str], state: str, reason: str | None = None) -> None:
         """Set the state of products by id (``verify`` moving bad files aside)."""
         now = _now()
-        with self._lock:
+        with self._lock, _storage_errors(self.path):
             for product_id in product_ids:
                 self._db.execute(
                     "UPDATE products SET state = ?, reason = ?, updated = ? WHERE id = ?",

@@ -27,7 +27,8 @@ def test_prefers_blake3_and_accepts_matching_bytes(tmp_path: Path) -> None:
     path = tmp_path / "p.zip"
     path.write_bytes(data)
     expected = Expected.from_catalogue(
-        len(data), {"MD5": hashlib.md5(data).hexdigest(), "BLAKE3": blake3(data).hexdigest().upper()}
+        len(data),
+        {"MD5": hashlib.md5(data).hexdigest(), "BLAKE3": blake3(data).hexdigest().upper()},
     )
     assert expected.algorithm == "BLAKE3"
     verifier = StreamVerifier(expected)
@@ -40,7 +41,9 @@ def test_md5_only(tmp_path: Path) -> None:
     data = b"abc" * 1000
     path = tmp_path / "p"
     path.write_bytes(data)
-    verifier = StreamVerifier(Expected.from_catalogue(len(data), {"MD5": hashlib.md5(data).hexdigest()}))
+    verifier = StreamVerifier(
+        Expected.from_catalogue(len(data), {"MD5": hashlib.md5(data).hexdigest()})
+    )
     verifier.update(data)
     assert verifier.verify("p", path) == "MD5"
 

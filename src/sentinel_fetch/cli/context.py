@@ -28,7 +28,8 @@ def setup_logging(*, verbose: int, quiet: bool, log_file: str | None) -> None:
 
     root = logging.getLogger()
     for handler in list(root.handlers):
-        root.removeHandler(handler)
+        if getattr(handler, "_sentinel_fetch", False):  # ours, from an earlier call
+            root.removeHandler(handler)
     level = (
         logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     )
@@ -38,6 +39,7 @@ def setup_logging(*, verbose: int, quiet: bool, log_file: str | None) -> None:
         logging.Formatter("%(levelname).1s %(message)s" if verbose else "%(message)s")
     )
     console.addFilter(RedactingFilter())
+    console._sentinel_fetch = True  # type: ignore[attr-defined]
     root.addHandler(console)
     root.setLevel(min(level, logging.DEBUG if log_file else level))
     if log_file:
@@ -47,6 +49,7 @@ def setup_logging(*, verbose: int, quiet: bool, log_file: str | None) -> None:
             logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
         )
         handler.addFilter(RedactingFilter())
+        handler._sentinel_fetch = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     # urllib3's connection-pool chatter is noise below -vv.
     logging.getLogger("urllib3").setLevel(

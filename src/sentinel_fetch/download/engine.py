@@ -119,6 +119,7 @@ class _Batch:
     results: dict[str, ProductResult] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     fatal: SentinelFetchError | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class DownloadEngine:
@@ -152,9 +153,21 @@ class DownloadEngine:
         )
         self.stop = threading.Event()
 
-    def _record(self, product: Downloadable, state: str, **details: object) -> None:
-        if self.recorder is not None:
+    def _record(self, batch: _Batch, product: Downloadable, state: str, **details: object) -> None:
+        if self.recorder is None:
+            return
+        try:
             self.recorder.record(product, state, **details)
+        except StorageError as exc:
+            # The ledger cannot be written (a full disk): nothing can be trusted to be
+            # remembered, so the batch stops; the first such error is the one reported.
+            self._fail_batch(batch, exc)
+
+    def _fail_batch(self, batch: _Batch, error: SentinelFetchError) -> None:
+        with batch.lock:
+            if batch.fatal is None:
+                batch.fatal = error
+        self.stop.set()
 
     def already_finished(self, product: Downloadable) -> Path | None:
         """The verified file of ``product`` if it is in the finish folder (no network)."""
@@ -189,7 +202,7 @@ class DownloadEngine:
         total_bytes = sum(max(p.size, 0) for p in to_fetch)
         self.progress(BatchStarted(len(queue), total_bytes, len(queue) - len(to_fetch)))
         for product in to_fetch:
-            self._record(product, "queued")
+            self._record(batch, product, "queued")
         interrupted = self._run_pool(to_fetch, batch)
         for product in to_fetch:
             if product.id not in batch.results:
@@ -236,8 +249,8 @@ class DownloadEngine:
             details["path"] = str(result.path)
         if result.verified_by:
             details["verified_by"] = result.verified_by
-        state = {"downloaded": "done", "skipped": "done"}.get(result.status, result.status)
-        self._record(result.product, state, bytes_received=result.bytes_received, **details)
+        state = {"downloaded": "done", "skipped": "skipped"}.get(result.status, result.status)
+        self._record(batch, result.product, state, bytes_received=result.bytes_received, **details)
         self.progress(ProductFinished(result.product.name, result.status, result.error or ""))
 
     def _context(self) -> TransferContext:
@@ -254,15 +267,15 @@ class DownloadEngine:
     def _work(self, product: Downloadable, context: TransferContext, batch: _Batch) -> None:
         if self.stop.is_set():
             return
-        self._record(product, "downloading")
+        self._record(batch, product, "downloading")
+        if self.stop.is_set():
+            return
         try:
             outcome = download_product(product, context)
         except StoppedError:
             return
         except (StorageError, AuthError) as exc:
-            if batch.fatal is None:
-                batch.fatal = exc
-            self.stop.set()
+            self._fail_batch(batch, exc)
             self._finish(batch, ProductResult(product, "failed", error=str(exc)))
             return
         except SentinelFetchError as exc:

@@ -1,0 +1,425 @@
+"""The command line: one-line errors with exit 2 for bad input, outputs, exit statuses.
+
+Commands run in-process through :func:`sentinel_fetch.cli.main` (the console entry
+point) with the environment pointing at the emulator; a few run as real subprocesses
+where the process boundary matters (Ctrl-C, a full disk).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sentinel_fetch.cli import main
+from sentinel_fetch.emulator import Emulator, StatusFault
+
+CDSE = "https://catalogue.dataspace.copernicus.eu/odata/v1/Products"
+GOOD_FILTER = "Collection/Name%20eq%20%27SENTINEL-2%27"
+
+
+@pytest.fixture
+def cli_env(cdse: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Environment of a user pointed at the emulator, in an empty working folder."""
+    for name, value in cdse.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SENTINEL_FETCH_CONFIG", str(tmp_path / "no-user-config.toml"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NETRC", raising=False)
+    for name in (
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run ``sentinel-fetch ARGS``; return (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    captured = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def bad_inputs(tmp: Path, cdse_catalogue: str) -> list[tuple[str, list[str], str]]:
+    """(label, arguments, a word the error must contain)."""
+    s1_template = (
+        f"{cdse_catalogue}/Products?&$filter=(Collection/Name%20eq%20%27SENTINEL-1%27%20and%20"
+        "ContentDate/Start%20ge%20{query_date}T00:00:00.000Z)&$top=50"
+    )
+    truncated = (
+        f"{cdse_catalogue}/Products?&$filter=((Collection/Name%20eq%20%27SENTINEL-2%27%20and%20(cont"
+    )
+    return [
+        ("not a URL", ["search", "--url", "hello world"], "URL"),
+        ("placeholder left", ["search", "--url", s1_template], "placeholder"),
+        ("truncated URL", ["search", "--url", truncated], "truncated"),
+        (
+            "another host",
+            ["search", "--url", f"https://example.com/odata/v1/Products?$filter={GOOD_FILTER}"],
+            "example.com",
+        ),
+        (
+            "OpenSearch URL",
+            [
+                "search",
+                "--url",
+                "https://catalogue.dataspace.copernicus.eu/resto/api/collections/Sentinel2/search.json?maxRecords=10",
+            ],
+            "OpenSearch",
+        ),
+        ("URL without filter", ["search", "--url", f"{CDSE}?$top=50"], "$filter"),
+        ("missing URL file", ["search", "--url-file", str(tmp / "nope.txt")], "nope.txt"),
+        ("empty URL file", ["search", "--url-file", _write(tmp / "empty.txt", "\n")], "URL"),
+        ("impossible date", ["search", "-c", "S2", "--start", "2023-02-30"], "2023-02-30"),
+        (
+            "end before start",
+            ["search", "-c", "S2", "--start", "2023-05-01", "--end", "2023-04-01"],
+            "end",
+        ),
+        ("cloud over 100", ["search", "-c", "S2", "--cloud", "150"], "cloud"),
+        ("cloud not a number", ["search", "-c", "S2", "--cloud", "low"], "cloud"),
+        (
+            "self-intersecting area",
+            ["search", "--area", "POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))"],
+            "intersect",
+        ),
+        ("open ring", ["search", "--area", "POLYGON((0 0, 1 0, 1 1, 0 1))"], "clos"),
+        (
+            "latitude out of range",
+            ["search", "--area", "POLYGON((10 95, 11 95, 11 96, 10 96, 10 95))"],
+            "lat,lon",
+        ),
+        ("lat/lon swapped bbox", ["search", "--area", "46.2,11.1,46.5,200"], "lat,lon"),
+        ("bbox west > east", ["search", "--area", "12,46,11,47"], "west"),
+        ("missing shapefile", ["search", "--area", str(tmp / "aoi.shp")], "aoi.shp"),
+        (
+            "broken GeoJSON",
+            ["search", "--area", '{"type": "Polygon", "coordinates": [[[0, 0], [1'],
+            "GeoJSON",
+        ),
+        ("unknown collection", ["search", "-c", "SENTINEL-9"], "SENTINEL-9"),
+        ("unknown platform", ["search", "-c", "S2", "--platform", "X"], "platform"),
+        ("orbit out of range", ["search", "-c", "S1", "--orbit", "999"], "orbit"),
+        ("bad tile", ["search", "-c", "S2", "--tile", "99ZZZ9"], "tile"),
+        ("bad order", ["search", "-c", "S2", "--order", "Name asc"], "order"),
+        ("bad extra filter", ["search", "-c", "S2", "--filter", "Name eq 'unterminated"], "filter"),
+        ("bad direction", ["search", "-c", "S1", "--direction", "sideways"], "direction"),
+        ("nothing to search", ["search"], "nothing to search"),
+        (
+            "URL and URL file",
+            [
+                "search",
+                "--url",
+                f"{CDSE}?$filter={GOOD_FILTER}",
+                "--url-file",
+                _write(tmp / "u.txt", "x"),
+            ],
+            "either",
+        ),
+        ("zero workers", ["download", "-c", "S2", "--workers", "0"], "workers"),
+        (
+            "malformed proxy",
+            [
+                "search",
+                "-c",
+                "S2",
+                "--tile",
+                "32TPS",
+                "--start",
+                "2023-07-01",
+                "--end",
+                "2023-07-02",
+                "--proxy",
+                "ftp://127.0.0.1:21",
+            ],
+            "proxy",
+        ),
+        ("unknown command", ["frobnicate"], "frobnicate"),
+        ("unknown option", ["search", "--clouds", "3"], "--clouds"),
+        ("status of no job", ["status", str(tmp / "empty-folder")], "no download job"),
+        (
+            "result file of another kind",
+            ["download", "--from", _write(tmp / "r.csv", "name\nx\n")],
+            ".csv",
+        ),
+    ]
+
+
+def test_bad_inputs_are_one_line_errors_with_exit_status_2(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = bad_inputs(cli_env, cdse.catalogue_url)
+    assert len(cases) >= 20
+    for label, args, word in cases:
+        code, out, err = run(capsys, *args)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2, f"{label}: exit {code}, stderr {err!r}"
+        assert len(lines) == 1, f"{label}: not one line: {err!r}"
+        assert word.lower() in lines[0].lower(), f"{label}: {lines[0]!r} does not mention {word!r}"
+        assert lines[0].startswith("sentinel-fetch: error:"), label
+        assert "Traceback" not in err and out == "", label
+
+
+def test_bad_config_file_and_wrong_password_exit_2(
+    cli_env: Path,
+    cdse: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (cli_env / "sentinel-fetch.toml").write_text("workers = [\n")
+    code, _, err = run(capsys, "config")
+    assert code == 2 and "not valid TOML" in err and len(err.strip().splitlines()) == 1
+    (cli_env / "sentinel-fetch.toml").unlink()
+
+    monkeypatch.setenv("CDSE_PASSWORD", "wrong-password-for-cli")
+    code, _, err = run(
+        capsys,
+        "download",
+        "-c",
+        "S2",
+        "--tile",
+        "32TPS",
+        "--start",
+        "2023-07-01",
+        "--end",
+        "2023-07-10",
+        "--out",
+        "data",
+    )
+    lines = [line for line in err.splitlines() if line.startswith("sentinel-fetch: error:")]
+    assert code == 2
+    assert lines and "rejected the username or password" in lines[0]
+    assert "wrong-password-for-cli" not in err
+    assert cdse.stats.failed_logins == {os.environ["CDSE_USERNAME"]: 1}
+
+
+def test_name_not_in_catalogue_is_a_usage_error(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "download", "S2Z_MSIL2A_NOT_A_PRODUCT.SAFE", "--out", "data")
+    assert code == 2 and "not in the catalogue" in err
+
+
+def test_search_outputs(cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["search", "-c", "S2", "--tile", "32TPS", "--start", "2023-07-01", "--end", "2023-07-31"]
+    code, out, err = run(capsys, *args, "--count")
+    count = int(out.strip())
+    assert code == 0 and count > 3
+
+    code, out, err = run(capsys, *args)  # piped: one JSON object per line
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == count
+    assert f"{count} products" in err
+
+    for suffix in ("json", "geojson", "csv", "txt"):
+        code, out, err = run(capsys, *args, "--output", f"results.{suffix}")
+        assert code == 0 and (cli_env / f"results.{suffix}").exists(), err
+    geojson = json.loads((cli_env / "results.geojson").read_text())
+    assert geojson["type"] == "FeatureCollection" and len(geojson["features"]) == count
+    with (cli_env / "results.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == count
+
+    code, out, _ = run(capsys, *args, "--limit", "2")
+    assert len(out.splitlines()) == 2
+
+
+def test_download_from_saved_results_then_status_and_rerun(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "-c",
+        "S2",
+        "--tile",
+        "32TPS",
+        "--start",
+        "2023-07-01",
+        "--end",
+        "2023-07-12",
+        "--online",
+    ]
+    code, _, err = run(capsys, "search", *args, "--output", "chosen.json")
+    assert code == 0, err
+    chosen = json.loads((cli_env / "chosen.json").read_text())
+    names = {product["name"] for product in chosen["products"]}
+
+    code, out, err = run(capsys, "download", "--from", "chosen.json", "--out", "data", "--dry-run")
+    assert code == 0 and out.count("fetch") == len(names)
+    assert cdse.stats.requests("download") == 0
+
+    code, _, err = run(capsys, "download", "--from", "chosen.json", "--out", "data")
+    assert code == 0, err
+    finished = {p.name for p in (cli_env / "data" / "Finish").iterdir()}
+    assert finished == {f"{name}.zip" for name in names}
+
+    code, out, _ = run(capsys, "status", "data", "--json")
+    summary = json.loads(out)
+    assert summary["counts"]["done"] == len(names) and summary["failed"] == []
+
+    downloads = cdse.stats.requests("download")
+    code, _, err = run(capsys, "download", "--from", "chosen.json", "--out", "data")
+    assert code == 0 and f"{len(names)} already done" in err
+    assert cdse.stats.requests("download") == downloads
+
+
+def test_a_failed_product_means_exit_1_and_a_report(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "-c",
+        "S2",
+        "--tile",
+        "32TPS",
+        "--start",
+        "2023-07-01",
+        "--end",
+        "2023-07-12",
+        "--online",
+    ]
+    run(capsys, "search", *args, "--output", "chosen.json")
+    first = json.loads((cli_env / "chosen.json").read_text())["products"][0]
+    cdse.faults.add(
+        StatusFault(
+            product=first["id"],
+            status=403,
+            code="DAT-ZIP-608",
+            message="Access forbidden",
+            times=-1,
+        )
+    )
+    code, _, err = run(capsys, "download", "--from", "chosen.json", "--out", "data")
+    assert code == 1
+    assert "sentinel-fetch-report.csv" in err
+    with (cli_env / "data" / "sentinel-fetch-report.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["name"] == first["name"] and row["status"] == "failed"
+    assert "DAT-ZIP-608" in row["reason"]
+
+
+def _subprocess_env(cdse: Emulator, home: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if "PROXY" not in key.upper()}
+    env.update(cdse.env())
+    env.update({"HOME": str(home), "SENTINEL_FETCH_CONFIG": str(home / "none.toml")})
+    return env
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130_and_resumes(cdse: Emulator, tmp_path: Path) -> None:
+    cdse.config.bandwidth_bytes_per_s = 20_000
+    command = [
+        sys.executable, "-m", "sentinel_fetch", "download", "-c", "S2", "--tile", "32TPS",
+        "--start", "2023-07-01", "--end", "2023-07-12", "--online", "--out", str(tmp_path / "data"),
+    ]  # fmt: skip
+    # Small reads, so ~100 kB products leave partial files when interrupted (the
+    # default 1 MiB read would hold them in memory until complete).
+    (tmp_path / "sentinel-fetch.toml").write_text("[limits]\nchunk_size_bytes = 16384\n")
+    process = subprocess.Popen(
+        command, env=_subprocess_env(cdse, tmp_path), stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert cdse.stats.wait_for(lambda stats: stats.current_streams() >= 2, timeout_s=30)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert list((tmp_path / "data" / "Temp").glob("*.part")), "partial files kept for resume"
+    cdse.config.bandwidth_bytes_per_s = None
+    assert cdse.stats.wait_for(lambda stats: stats.current_streams() == 0, timeout_s=15)
+    done = subprocess.run(
+        command, env=_subprocess_env(cdse, tmp_path), capture_output=True, text=True,
+        timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert cdse.stats.range_requests >= 1
+    audit = subprocess.run(
+        [sys.executable, "-m", "sentinel_fetch", "verify", str(tmp_path / "data")],
+        env=_subprocess_env(cdse, tmp_path), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert " 0 bad" in audit.stderr
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+@pytest.mark.parametrize("full", ["data", "ledger"])
+def test_a_full_disk_is_one_clear_error_and_never_a_bad_file(
+    cdse: Emulator, tmp_path: Path, full: str
+) -> None:
+    """A 256 kB tmpfs holds the product folders (or the whole job); the batch is ~5 MB."""
+    small = tmp_path / "small-disk"
+    small.mkdir()
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True
+    )
+    if probe.returncode != 0:
+        pytest.skip("user namespaces are not available here")
+    if full == "data":
+        where = f"--out {tmp_path / 'job'} --temp-dir {small}/Temp --finish-dir {small}/Finish"
+    else:
+        where = f"--out {small}"
+    script = (
+        f"mount -t tmpfs -o size=256k tmpfs {small} && "
+        f"{sys.executable} -m sentinel_fetch download -c S2 --tile 32TPS --start 2023-06-01 "
+        f"--end 2023-09-30 --online {where}; echo EXIT=$?; "
+        f"echo FINISH; ls {small}/Finish; echo SIZES; du -b {small}/Finish/* 2>/dev/null; echo END"
+    )
+    result = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        env=_subprocess_env(cdse, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("sentinel-fetch:")]
+    assert "EXIT=1" in result.stdout, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(errors) == 1 and "disk is full" in errors[0], result.stderr
+    # Whatever reached Finish before the disk filled is complete: the product being
+    # written when it filled stays a .part file and is never moved there.
+    from sentinel_fetch.api import search
+    from sentinel_fetch.catalogue.query import build_query
+    from sentinel_fetch.settings import Settings
+
+    query = build_query(
+        collections="S2", tiles="32TPS", start="2023-06-01", end="2023-09-30", online=True
+    )
+    sizes = {p.file_name: p.size for p in search(query, settings=Settings.from_env(cdse.env()))}
+    listed = result.stdout.split("SIZES", 1)[1].split("END", 1)[0].split()
+    for size, path in zip(listed[::2], listed[1::2], strict=True):
+        assert int(size) == sizes[Path(path).name], path
+    assert len(listed) // 2 < len(sizes)
+
+
+def test_every_command_answers_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from sentinel_fetch.cli import _COMMANDS
+
+    for command in _COMMANDS:
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0 and len(out) > 100, command
+
+
+def test_python_dash_m_and_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sentinel_fetch", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "sentinel-fetch" in result.stdout
