@@ -70,7 +70,8 @@ def bad_inputs(tmp: Path, cdse_catalogue: str) -> list[tuple[str, list[str], str
         "ContentDate/Start%20ge%20{query_date}T00:00:00.000Z)&$top=50"
     )
     truncated = (
-        f"{cdse_catalogue}/Products?&$filter=((Collection/Name%20eq%20%27SENTINEL-2%27%20and%20(cont"
+        f"{cdse_catalogue}/Products?&$filter="
+        "((Collection/Name%20eq%20%27SENTINEL-2%27%20and%20(cont"
     )
     return [
         ("not a URL", ["search", "--url", "hello world"], "URL"),
@@ -315,6 +316,7 @@ def test_a_failed_product_means_exit_1_and_a_report(
     with (cli_env / "data" / "sentinel-fetch-report.csv").open() as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["name"] == first["name"] and row["status"] == "failed"
+    assert row["attempts"] == "1", "a 403 is permanent: one attempt, no retry storm"
     assert "DAT-ZIP-608" in row["reason"]
 
 

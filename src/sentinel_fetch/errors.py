@@ -170,7 +170,13 @@ class DownloadServiceError(ServiceError):
 
 
 class TransferError(SentinelFetchError):
-    """One product could not be fetched and verified."""
+    """One product could not be fetched and verified.
+
+    Attributes:
+        attempts: transfer attempts made before giving up (0 if none was made).
+    """
+
+    attempts: int = 0
 
 
 class IntegrityError(TransferError):

@@ -26,7 +26,7 @@ from sentinel_fetch.auth import TokenManager
 from sentinel_fetch.download.governor import Governor, StoppedError
 from sentinel_fetch.download.paths import Layout
 from sentinel_fetch.download.transfer import Downloadable, TransferContext, download_product
-from sentinel_fetch.errors import AuthError, SentinelFetchError, StorageError
+from sentinel_fetch.errors import AuthError, SentinelFetchError, StorageError, TransferError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.progress import (
     BatchFinished,
@@ -279,7 +279,8 @@ class DownloadEngine:
             self._finish(batch, ProductResult(product, "failed", error=str(exc)))
             return
         except SentinelFetchError as exc:
-            self._finish(batch, ProductResult(product, "failed", error=str(exc)))
+            attempts = exc.attempts if isinstance(exc, TransferError) else 0
+            self._finish(batch, ProductResult(product, "failed", attempts=attempts, error=str(exc)))
             return
         except Exception as exc:  # a bug must not take the batch down with it
             log.exception("unexpected error while downloading %s", product.name)

@@ -402,6 +402,9 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
             verified_by = attempt.run(attempts)
         except _Stopped:
             raise StoppedError from None
+        except TransferError as exc:  # permanent for this product (404, 403, offline...)
+            exc.attempts = attempts
+            raise
         except _TokenRejectedError as exc:
             total_received += attempt.received
             auth_retries += 1
