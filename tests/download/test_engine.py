@@ -232,6 +232,7 @@ def test_products_without_catalogue_checksum_are_checked_as_zips(
     cdse.faults.add(CorruptFault(product=corrupt.id, offset=100, times=-1))
     report = _engine(with_limits(settings, max_attempts=2), credentials).run([corrupt])
     assert report.results[0].status == "failed"
+    assert report.results[0].attempts == 2
     assert "zip" in (report.results[0].error or "")
     assert not (settings.finish_path / corrupt.file_name).exists()
 

@@ -402,9 +402,6 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
             verified_by = attempt.run(attempts)
         except _Stopped:
             raise StoppedError from None
-        except TransferError as exc:  # permanent for this product (404, 403, offline...)
-            exc.attempts = attempts
-            raise
         except _TokenRejectedError as exc:
             total_received += attempt.received
             auth_retries += 1
@@ -420,9 +417,9 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
             progressed = attempt.received > 0 and not isinstance(exc, IntegrityError)
             attempts_without_progress = 0 if progressed else attempts_without_progress + 1
             if attempts_without_progress >= context.limits.max_attempts:
-                raise TransferError(
-                    f"{product.name}: gave up after {attempts} attempts: {exc}"
-                ) from None
+                failure = TransferError(f"{product.name}: gave up after {attempts} attempts: {exc}")
+                failure.attempts = attempts
+                raise failure from None
             retry_after = exc.retry_after_s if isinstance(exc, _TransientError) else None
             delay = (
                 0.0
@@ -436,6 +433,9 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
             if context.stop.is_set():
                 raise StoppedError from None
             continue
+        except TransferError as exc:  # permanent for this product (404, 403, offline...)
+            exc.attempts = attempts
+            raise
         total_received += attempt.received
         log.info(
             "%s: verified (%s) in %.1f s", product.name, verified_by, time.monotonic() - started
