@@ -100,3 +100,13 @@ def test_help_starts_fast_because_heavy_modules_load_lazily() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "", f"loaded at start-up: {result.stdout.strip()}"
+
+
+def test_public_functions_are_never_shadowed_by_subpackages() -> None:
+    """``sentinel_fetch.download`` stays the function after any subpackage is imported."""
+    for name in MODULES:
+        importlib.import_module(name)
+    for name in sentinel_fetch.__all__:
+        value = getattr(sentinel_fetch, name)
+        assert not isinstance(value, type(sentinel_fetch)), f"sentinel_fetch.{name} is a module"
+    assert callable(sentinel_fetch.download) and callable(sentinel_fetch.search)

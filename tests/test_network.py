@@ -23,7 +23,7 @@ from sentinel_fetch.api import search
 from sentinel_fetch.auth import Credentials, TokenManager
 from sentinel_fetch.catalogue.product import Product
 from sentinel_fetch.catalogue.query import build_query
-from sentinel_fetch.download.engine import DownloadEngine
+from sentinel_fetch.downloads.engine import DownloadEngine
 from sentinel_fetch.emulator import DEMO_PASSWORD, Emulator, RedirectFault
 from sentinel_fetch.errors import ConfigError, ServiceError
 from sentinel_fetch.http import Transport

@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "BatchReport": "sentinel_fetch.download.engine",
-    "ProductResult": "sentinel_fetch.download.engine",
+    "BatchReport": "sentinel_fetch.downloads.engine",
+    "ProductResult": "sentinel_fetch.downloads.engine",
     "Credentials": "sentinel_fetch.auth",
     "Endpoints": "sentinel_fetch.settings",
     "Limits": "sentinel_fetch.settings",
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from sentinel_fetch.catalogue.product import Product
     from sentinel_fetch.catalogue.query import Query, build_query
     from sentinel_fetch.catalogue.search import Search
-    from sentinel_fetch.download.engine import BatchReport, ProductResult
+    from sentinel_fetch.downloads.engine import BatchReport, ProductResult
     from sentinel_fetch.errors import SentinelFetchError
     from sentinel_fetch.settings import Endpoints, Limits, Settings
 

@@ -27,8 +27,8 @@ from sentinel_fetch.catalogue.browser_url import parse_search_url
 from sentinel_fetch.catalogue.query import Query, build_query
 from sentinel_fetch.catalogue.search import Search
 from sentinel_fetch.credentials import find_credentials
-from sentinel_fetch.download.engine import BatchReport, DownloadEngine, JobRecorder
-from sentinel_fetch.download.transfer import Downloadable
+from sentinel_fetch.downloads.engine import BatchReport, DownloadEngine, JobRecorder
+from sentinel_fetch.downloads.transfer import Downloadable
 from sentinel_fetch.errors import QueryError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.ledger import JobLedger

@@ -15,7 +15,7 @@ from sentinel_fetch.cli.options import network_options, query_from_options, sear
 
 if TYPE_CHECKING:
     from sentinel_fetch.catalogue.product import Product
-    from sentinel_fetch.download.engine import BatchReport
+    from sentinel_fetch.downloads.engine import BatchReport
     from sentinel_fetch.settings import Settings
 
 __all__ = ["REPORT_FILE", "download"]
@@ -200,7 +200,7 @@ def _is_uuid(value: str) -> bool:
 
 def _dry_run(settings: Settings, products: list[Product]) -> int:
     from sentinel_fetch.cli.render import human_bytes
-    from sentinel_fetch.download.paths import Layout
+    from sentinel_fetch.downloads.paths import Layout
 
     layout = Layout(settings.temp_path, settings.finish_path)
     to_fetch = 0

@@ -27,7 +27,7 @@ def verify(context: CliContext, save_path: str | None, as_json: bool) -> int:
     from sentinel_fetch.api import search as run_search
     from sentinel_fetch.catalogue.product import Product
     from sentinel_fetch.catalogue.query import build_query
-    from sentinel_fetch.download.audit import CORRUPT_FOLDER, audit_finished
+    from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, audit_finished
     from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
 
     overrides = {"save_path": save_path} if save_path else {}

@@ -3,7 +3,7 @@
 * Products already verified in the finish folder are skipped without a network request;
   offline products (``Online: false``) are reported, never attempted.
 * ``workers`` products transfer at once (default 4, a free account's limit), and one
-  :class:`~sentinel_fetch.download.governor.Governor` bounds every request to the
+  :class:`~sentinel_fetch.downloads.governor.Governor` bounds every request to the
   download host by the same number.
 * A product that fails after retries is reported with its reason and the batch goes on;
   a full disk or a refused account stops the batch (every product would fail the same way).
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Protocol
 
 from sentinel_fetch.auth import TokenManager
-from sentinel_fetch.download.governor import Governor, StoppedError
-from sentinel_fetch.download.paths import Layout
-from sentinel_fetch.download.transfer import Downloadable, TransferContext, download_product
+from sentinel_fetch.downloads.governor import Governor, StoppedError
+from sentinel_fetch.downloads.paths import Layout
+from sentinel_fetch.downloads.transfer import Downloadable, TransferContext, download_product
 from sentinel_fetch.errors import AuthError, SentinelFetchError, StorageError, TransferError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.progress import (

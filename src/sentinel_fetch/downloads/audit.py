@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sentinel_fetch.download.checksum import Expected, check_zip, hash_file
-from sentinel_fetch.download.transfer import Downloadable
+from sentinel_fetch.downloads.checksum import Expected, check_zip, hash_file
+from sentinel_fetch.downloads.transfer import Downloadable
 from sentinel_fetch.errors import IntegrityError
 
 __all__ = ["AuditReport", "FileVerdict", "audit_finished"]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sentinel_fetch.download.governor import Governor, StoppedError
+from sentinel_fetch.downloads.governor import Governor, StoppedError
 
 
 class FakeClock:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from blake3 import blake3
 
-from sentinel_fetch.download.checksum import Expected, StreamVerifier, check_zip, hash_file
+from sentinel_fetch.downloads.checksum import Expected, StreamVerifier, check_zip, hash_file
 from sentinel_fetch.errors import IntegrityError
 
 

@@ -38,9 +38,9 @@ import requests
 import urllib3
 
 from sentinel_fetch.auth import TokenManager
-from sentinel_fetch.download.checksum import Expected, StreamVerifier
-from sentinel_fetch.download.governor import Governor, StoppedError
-from sentinel_fetch.download.paths import Layout
+from sentinel_fetch.downloads.checksum import Expected, StreamVerifier
+from sentinel_fetch.downloads.governor import Governor, StoppedError
+from sentinel_fetch.downloads.paths import Layout
 from sentinel_fetch.errors import (
     AuthError,
     DownloadServiceError,

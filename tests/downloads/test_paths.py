@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sentinel_fetch.download.paths import Layout, safe_file_name
+from sentinel_fetch.downloads.paths import Layout, safe_file_name
 from sentinel_fetch.errors import UnsafeNameError
 
 HOSTILE = [
