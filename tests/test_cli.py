@@ -339,6 +339,8 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_resumes(cdse: Emulator, tmp_path
     process = subprocess.Popen(
         command, env=_subprocess_env(cdse, tmp_path), stderr=subprocess.PIPE, text=True,
         cwd=tmp_path,
+        # A runner started in the background ignores SIGINT, and children inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     assert cdse.stats.wait_for(lambda stats: stats.current_streams() >= 2, timeout_s=30)
     time.sleep(0.5)

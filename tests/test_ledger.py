@@ -37,7 +37,7 @@ def test_states_counts_bytes_and_failures(tmp_path: Path) -> None:
         ledger.record(a, "downloading")
         ledger.record(a, "done", bytes_received=100, verified_by="BLAKE3", path="/x/A.zip")
         ledger.record(b, "downloading")
-        ledger.record(b, "failed", reason="HTTP 404 Not Found", bytes_received=0)
+        ledger.record(b, "failed", reason="HTTP 404 Not Found", bytes_received=0, attempts=3)
         ledger.record(c, "offline", reason="offline: order it")
         summary = ledger.summary()
     assert summary.counts["done"] == 1

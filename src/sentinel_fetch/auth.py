@@ -204,16 +204,18 @@ class TokenManager:
             "username": credentials.username,
             "password": credentials.password,
         }
-        if credentials.totp_secret:
+        # A code typed for this run is used for the first login; the configured secret
+        # generates codes for the logins after it (one per refresh window).
+        if credentials.totp and not self._one_time_code_used:
+            form["totp"] = credentials.totp
+        elif credentials.totp_secret:
             form["totp"] = totp_code(credentials.totp_secret)
         elif credentials.totp:
-            if self._one_time_code_used:
-                raise AuthError(
-                    f"the 2FA account {credentials.username} must log in again (the 60-minute "
-                    "refresh window closed) but a one-time TOTP code cannot be reused; "
-                    "configure totp_secret for unattended runs"
-                )
-            form["totp"] = credentials.totp
+            raise AuthError(
+                f"the 2FA account {credentials.username} must log in again (the 60-minute "
+                "refresh window closed) but a one-time TOTP code cannot be reused; "
+                "configure totp_secret for unattended runs"
+            )
         payload = self._post(form, grant="password")
         self._one_time_code_used = bool(credentials.totp)
         self.logins += 1

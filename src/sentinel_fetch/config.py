@@ -1,7 +1,8 @@
 """Configuration files and precedence: command line > environment > project file > user file.
 
 Files are TOML. The user file lives in the platform's config folder
-(``~/.config/sentinel-fetch/config.toml`` on Linux, ``%APPDATA%`` on Windows); the
+(``~/.config/sentinel-fetch/config.toml`` on Linux; ``sentinel-fetch config`` shows where it is
+on Windows and macOS); the
 project file is ``sentinel-fetch.toml`` in the working directory. Example::
 
     save_path = "D:/sentinel"

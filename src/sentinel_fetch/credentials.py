@@ -90,7 +90,10 @@ def store_in_keyring(username: str, password: str) -> None:
         keyring.set_password(KEYRING_SERVICE, username, password)  # type: ignore[attr-defined]
         keyring.set_password(KEYRING_SERVICE, "__default_user__", username)  # type: ignore[attr-defined]
     except Exception as exc:
-        raise ConfigError(f"could not save to the system keyring: {type(exc).__name__}") from None
+        raise ConfigError(
+            f"could not save to the system keyring ({type(exc).__name__}): no usable keyring "
+            "backend here; use ~/.netrc or CDSE_USERNAME/CDSE_PASSWORD instead"
+        ) from None
 
 
 def delete_from_keyring(username: str) -> None:

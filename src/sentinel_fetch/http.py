@@ -261,23 +261,26 @@ class Transport:
                 )
             except requests.exceptions.SSLError as exc:
                 raise ServiceError(
-                    f"TLS certificate verification failed for {redact_url(current_url)}: "
-                    f"{_short(exc)} (set ca_bundle if a proxy or mirror uses its own CA)",
+                    f"TLS certificate verification failed for {_host(current_url)}: "
+                    f"{_short(exc)}; if a proxy or mirror uses its own CA, pass --ca-bundle",
                     transient=False,
                 ) from None
             except requests.exceptions.ProxyError as exc:
+                proxy = self._proxy or _env_proxy_name(self, current_url)
+                cause = _short(exc)
+                # Nothing listening on the proxy port is a setting to fix, not a hiccup.
+                refused = "refused" in cause.lower()
                 raise ServiceError(
-                    f"proxy {proxy_for_display(self._proxy or _env_proxy_name(self, current_url))}"
-                    f" failed: {_short(exc)}"
+                    f"cannot use the proxy {proxy_for_display(proxy)}: {cause}"
+                    + ("; is it running?" if refused else ""),
+                    transient=not refused,
                 ) from None
             except requests.exceptions.InvalidSchema as exc:
                 raise ConfigError(
                     f"{_short(exc)} (SOCKS proxies need the PySocks package)"
                 ) from None
             except requests.exceptions.RequestException as exc:
-                raise ServiceError(
-                    f"cannot reach {redact_url(current_url.split('?', 1)[0])}: {_short(exc)}"
-                ) from None
+                raise ServiceError(f"cannot reach {_host(current_url)}: {_short(exc)}") from None
             log.debug(
                 "%s %s -> %s (%.0f ms)",
                 current_method,
@@ -309,13 +312,39 @@ class Transport:
             current_url = target
 
 
+def _host(url: str) -> str:
+    """``scheme://host:port`` of a URL: enough to say where, never a query or a secret."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
 def _short(exc: BaseException) -> str:
-    """The last, most specific line of a requests/urllib3 error, without URLs' secrets."""
-    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    # urllib3 wraps the cause as "...(Caused by X('...'))": keep the cause.
-    if "Caused by " in text:
-        text = text.split("Caused by ", 1)[1].rstrip(")")
-    return redact(text)[:300]
+    """The innermost cause of a requests/urllib3 error, in a few words.
+
+    requests wraps urllib3, which wraps socket and ssl errors; the user needs the last
+    link ("Connection refused", "certificate verify failed: ..."), not the chain's reprs.
+    """
+    current: BaseException = exc
+    seen = {id(current)}
+    while True:
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException):
+            first = current.args[0] if current.args else None
+            inner = first if isinstance(first, BaseException) else None
+        inner = inner or current.__cause__ or current.__context__
+        if inner is None or id(inner) in seen:
+            break
+        seen.add(id(inner))
+        current = inner
+    verify_message = getattr(current, "verify_message", None)
+    if verify_message:
+        text = f"certificate verify failed: {verify_message}"
+    elif isinstance(current, OSError) and current.strerror:
+        text = current.strerror
+    else:
+        text = str(current) or type(current).__name__
+        text = text.split(": ", 1)[-1] if text.startswith("<") else text
+    return redact(" ".join(text.split()))[:200]
 
 
 def _env_proxy_name(transport: Transport, url: str) -> str | None:

@@ -214,7 +214,7 @@ class JobLedger:
             db.execute(
                 "UPDATE products SET state = ?, updated = ?, reason = ?,"
                 " bytes_received = bytes_received + ?,"
-                " attempts = attempts + (CASE WHEN ? = 'downloading' THEN 1 ELSE 0 END),"
+                " attempts = attempts + ?,"
                 " verified_by = COALESCE(?, verified_by), path = COALESCE(?, path),"
                 " finished = CASE WHEN ? = 'done' THEN ? ELSE finished END,"
                 " product = COALESCE(?, product), size = ?, checksums = ? WHERE id = ?",
@@ -223,7 +223,7 @@ class JobLedger:
                     now,
                     str(reason) if reason and state in ("failed", "offline") else None,
                     received,
-                    state,
+                    int(details.get("attempts", 0) or 0),  # type: ignore[call-overload]
                     details.get("verified_by"),
                     details.get("path"),
                     state,

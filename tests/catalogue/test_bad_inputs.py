@@ -147,7 +147,7 @@ CASES: list[tuple[str, Callable[[], object], type[SentinelFetchError], str]] = [
         "truncated in a string",
         url(S5P_URL[:400].replace("?&", "?")),
         FilterSyntaxError,
-        "the URL looks truncated: the filter ends inside a quoted string (opened at character",
+        "the filter looks cut short: it ends inside a quoted string (opened at character",
     ),
     (
         "cut in an escape",
@@ -165,7 +165,7 @@ CASES: list[tuple[str, Callable[[], object], type[SentinelFetchError], str]] = [
         "truncated in parentheses",
         url(S5P_URL[: S5P_URL.index("%20and%20ContentDate")].replace("?&", "?")),
         FilterSyntaxError,
-        "unbalanced parenthesis at character 1: this '(' is never closed (the URL looks truncated)",
+        "unbalanced parenthesis at character 1: this '(' is never closed (it looks cut short)",
     ),
     (
         "bad orderby",

@@ -246,7 +246,8 @@ def _check_address(parts: SplitResult, endpoints: Endpoints) -> None:
     if any(path.startswith(search + "(") for search in [*search_paths, _CDSE_SEARCH_PATH]):
         raise BrowserURLError(
             "this URL addresses a single product (Products(<id>)), not a search: "
-            "search by its id instead (ids=...) or paste a .../Products?$filter=... URL"
+            "download it by id ('sentinel-fetch download <id>') "
+            "or paste a .../Products?$filter=... URL"
         )
     if host.startswith("browser."):
         raise BrowserURLError(

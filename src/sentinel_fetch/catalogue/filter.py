@@ -591,14 +591,14 @@ def _check_balance(text: str) -> None:
         index += 1
     if quote_at >= 0:
         raise FilterSyntaxError(
-            "the URL looks truncated: the filter ends inside a quoted string "
+            "the filter looks cut short: it ends inside a quoted string "
             f"(opened at character {quote_at + 1})",
             quote_at,
         )
     if opened:
         raise FilterSyntaxError(
             f"unbalanced parenthesis at character {opened[-1] + 1}: this '(' is never closed "
-            "(the URL looks truncated)",
+            "(it looks cut short)",
             opened[-1],
         )
 
@@ -661,7 +661,7 @@ def _syntax_error(text: str, error: UnexpectedInput) -> FilterSyntaxError:
     wanted = ", ".join(expected[:6]) + (", ..." if len(expected) > 6 else "")
     if token.type == "$END":
         return FilterSyntaxError(
-            f"the filter ends too early at character {len(text)} (the URL looks truncated): "
+            f"the filter ends too early at character {len(text)} (it looks cut short): "
             f"expected {wanted}",
             len(text),
         )

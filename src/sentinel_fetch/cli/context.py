@@ -93,6 +93,11 @@ class CliContext:
             prompt=prompt,
         )
 
+    def info(self, message: str) -> None:
+        """A line for the user on stderr (summaries, hints); silent with ``-q``."""
+        if not self.quiet:
+            click.echo(message, err=True)
+
     @property
     def interactive(self) -> bool:
         """Whether stderr is a terminal (progress bars) and we were not asked to be quiet."""

@@ -61,7 +61,10 @@ def demo(context: CliContext, save_path: str, products: int) -> int:
     from sentinel_fetch.settings import Endpoints, Settings
 
     say = _Say(context)
-    say.step("Starting a local CDSE emulator (identity, catalogue and download hosts, HTTPS)...")
+    say.step(
+        "Starting a local CDSE emulator (identity, catalogue and download hosts, HTTPS; "
+        "the first start builds its catalogue, about 15 s)..."
+    )
     config = EmulatorConfig(size_scale=0.02, bandwidth_bytes_per_s=10_000_000)
     with Emulator(config) as emulator:
         settings = Settings(

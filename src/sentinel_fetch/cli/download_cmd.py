@@ -112,14 +112,12 @@ def download(
     settings = config.settings()
     wanted = _collect(settings, products, from_files, retry_failed, options)
     if not wanted:
-        click.echo("nothing to download: the search matched no products", err=True)
+        context.info("nothing to download: the search matched no products")
         return 0
     total = sum(product.size for product in wanted)
-    click.echo(
-        f"{len(wanted)} products, {human_bytes(total)}; saving to {settings.finish_path}", err=True
-    )
+    context.info(f"{len(wanted)} products, {human_bytes(total)}; saving to {settings.finish_path}")
     if dry_run:
-        return _dry_run(settings, wanted)
+        return _dry_run(context, settings, wanted)
 
     from sentinel_fetch.api import download as run_download
     from sentinel_fetch.cli.render import BarProgress, LogProgress
@@ -137,7 +135,7 @@ def download(
             credentials=credentials,
             progress=None if context.quiet else LogProgress(),
         )
-    return _summarise(settings, report)
+    return _summarise(context, settings, report)
 
 
 def _collect(
@@ -198,7 +196,7 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def _dry_run(settings: Settings, products: list[Product]) -> int:
+def _dry_run(context: CliContext, settings: Settings, products: list[Product]) -> int:
     from sentinel_fetch.cli.render import human_bytes
     from sentinel_fetch.downloads.paths import Layout
 
@@ -218,11 +216,11 @@ def _dry_run(settings: Settings, products: list[Product]) -> int:
             action = "fetch"
             to_fetch += product.size
         click.echo(f"{action:<40} {product.name}  {human_bytes(product.size)}")
-    click.echo(f"dry run: {human_bytes(max(to_fetch, 0))} would be fetched", err=True)
+    context.info(f"dry run: {human_bytes(max(to_fetch, 0))} would be fetched")
     return 0
 
 
-def _summarise(settings: Settings, report: BatchReport) -> int:
+def _summarise(context: CliContext, settings: Settings, report: BatchReport) -> int:
     from sentinel_fetch.cli.render import human_bytes
 
     parts = [
@@ -233,23 +231,28 @@ def _summarise(settings: Settings, report: BatchReport) -> int:
         if report.count(status):
             parts.append(f"{report.count(status)} {status}")
     rate = report.bytes_received / report.elapsed_s if report.elapsed_s > 0 else 0.0
-    click.echo(
+    context.info(
         f"{', '.join(parts)}; {human_bytes(report.bytes_received)} in {report.elapsed_s:.0f} s "
-        f"({human_bytes(rate)}/s), {report.logins} login(s)",
-        err=True,
+        f"({human_bytes(rate)}/s), {report.logins} login(s)"
     )
     problems = [r for r in report.results if r.status in ("failed", "offline", "stopped")]
+    report_path = settings.save_path / REPORT_FILE
     if problems:
-        path = _write_report(settings.save_path / REPORT_FILE, problems)
-        click.echo(f"what was not downloaded, and why: {path}", err=True)
+        _write_report(report_path, problems)
+        # Even with -q: the user must know something is missing and where the list is.
+        click.echo(f"not downloaded, with reasons: {report_path}", err=True)
         if report.count("failed") or report.count("stopped"):
-            click.echo("rerun the same command to retry (finished products are skipped)", err=True)
+            context.info("rerun the same command to retry (finished products are skipped)")
+    else:
+        # A report from an earlier run would describe problems that no longer exist.
+        for stale in (report_path, report_path.with_suffix(".json")):
+            stale.unlink(missing_ok=True)
     if report.interrupted:
         return 130
     return 0 if report.ok else 1
 
 
-def _write_report(path: Path, problems: list[Any]) -> Path:
+def _write_report(path: Path, problems: list[Any]) -> None:
     """A CSV a user can act on: what, why, and what to do."""
     advice = {
         "failed": "rerun to retry; if it keeps failing, see the reason",
@@ -288,4 +291,3 @@ def _write_report(path: Path, problems: list[Any]) -> Path:
         ),
         encoding="utf-8",
     )
-    return path

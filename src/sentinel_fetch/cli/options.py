@@ -111,7 +111,8 @@ def search_options(function: F) -> F:
         click.option(
             "--order",
             "order_by",
-            help="ContentDate/Start asc|desc (default: oldest first).",
+            help="ContentDate/Start, ContentDate/End, PublicationDate or ModificationDate, "
+            "then asc or desc (default: ContentDate/Start asc, oldest first).",
         ),
     ]
     for option in reversed(options):

@@ -73,7 +73,7 @@ def search(
         from sentinel_fetch.catalogue.results import write_products
 
         path = write_products(products, output, query=query)
-        click.echo(f"wrote {len(products)} products to {path}", err=True)
+        context.info(f"wrote {len(products)} products to {path}")
     elif sys.stdout.isatty():
         _print_table(products)
     else:
@@ -87,7 +87,7 @@ def search(
         summary += f", {offline} offline (order them in the CDSE Data Workspace before downloading)"
     if len(result.windows) > 1:
         summary += f"; the search was split into {len(result.windows)} time windows"
-    click.echo(summary, err=True)
+    context.info(summary)
     return 0
 
 

@@ -14,9 +14,16 @@ __all__ = ["verify"]
 
 @click.command()
 @click.argument("save_path", required=False, type=click.Path(file_okay=False))
+@click.option(
+    "--finish-dir",
+    type=click.Path(file_okay=False),
+    help="The finish folder, if it is not SAVE_PATH/Finish.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def verify(context: CliContext, save_path: str | None, as_json: bool) -> int:
+def verify(
+    context: CliContext, save_path: str | None, finish_dir: str | None, as_json: bool
+) -> int:
     """Re-check every file in the finish folder of SAVE_PATH.
 
     Each file is hashed again and compared with the catalogue's BLAKE3/MD5 checksum
@@ -30,7 +37,7 @@ def verify(context: CliContext, save_path: str | None, as_json: bool) -> int:
     from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, audit_finished
     from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
 
-    overrides = {"save_path": save_path} if save_path else {}
+    overrides = {"save_path": save_path, "finish_dir": finish_dir}
     settings = context.settings(overrides)
     folder = settings.save_path
     has_ledger = (folder / LEDGER_FILE_NAME).exists()
@@ -57,9 +64,9 @@ def verify(context: CliContext, save_path: str | None, as_json: bool) -> int:
         for verdict in report.verdicts:
             if verdict.status != "ok" or context.verbose:
                 click.echo(f"{verdict.status:<8} {verdict.file}: {verdict.detail}")
-        click.echo(
-            f"{len(report.verdicts)} files: {report.count('ok')} ok, {report.count('bad')} bad "
-            f"(moved to {Path(folder) / CORRUPT_FOLDER}), {report.count('unknown')} unknown",
-            err=True,
+        moved = f" (moved to {Path(folder) / CORRUPT_FOLDER})" if report.count("bad") else ""
+        context.info(
+            f"{len(report.verdicts)} files: {report.count('ok')} ok, {report.count('bad')} bad"
+            f"{moved}, {report.count('unknown')} unknown"
         )
     return 0 if report.ok else 1

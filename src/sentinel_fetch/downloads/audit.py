@@ -102,7 +102,8 @@ def audit_finished(
             corrupt_dir.mkdir(parents=True, exist_ok=True)
             os.replace(path, corrupt_dir / name)
             log.warning("%s: %s; moved to %s", name, exc, corrupt_dir)
-            verdicts.append(FileVerdict(name, "bad", str(exc), product.id))
+            reason = str(exc).removeprefix(f"{name}: ")
+            verdicts.append(FileVerdict(name, "bad", reason, product.id))
             continue
         verdicts.append(FileVerdict(name, "ok", detail, product.id))
     return AuditReport(verdicts)

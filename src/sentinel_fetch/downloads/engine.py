@@ -122,6 +122,11 @@ class _Batch:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def _reason(product: Downloadable, error: Exception) -> str:
+    """An error's message without the product name in front (reports show it already)."""
+    return str(error).removeprefix(f"{product.name}: ")
+
+
 class DownloadEngine:
     """Downloads batches of products.
 
@@ -249,6 +254,8 @@ class DownloadEngine:
             details["path"] = str(result.path)
         if result.verified_by:
             details["verified_by"] = result.verified_by
+        if result.attempts:
+            details["attempts"] = result.attempts
         state = {"downloaded": "done", "skipped": "skipped"}.get(result.status, result.status)
         self._record(batch, result.product, state, bytes_received=result.bytes_received, **details)
         self.progress(ProductFinished(result.product.name, result.status, result.error or ""))
@@ -272,15 +279,23 @@ class DownloadEngine:
             return
         try:
             outcome = download_product(product, context)
-        except StoppedError:
+        except StoppedError as exc:
+            reason = "the run stopped before it finished; rerun to resume"
+            self._finish(
+                batch,
+                ProductResult(product, "stopped", bytes_received=exc.bytes_received, error=reason),
+            )
             return
         except (StorageError, AuthError) as exc:
             self._fail_batch(batch, exc)
-            self._finish(batch, ProductResult(product, "failed", error=str(exc)))
+            self._finish(batch, ProductResult(product, "failed", error=_reason(product, exc)))
             return
         except SentinelFetchError as exc:
             attempts = exc.attempts if isinstance(exc, TransferError) else 0
-            self._finish(batch, ProductResult(product, "failed", attempts=attempts, error=str(exc)))
+            self._finish(
+                batch,
+                ProductResult(product, "failed", attempts=attempts, error=_reason(product, exc)),
+            )
             return
         except Exception as exc:  # a bug must not take the batch down with it
             log.exception("unexpected error while downloading %s", product.name)

@@ -18,7 +18,13 @@ __all__ = ["Governor", "StoppedError"]
 
 
 class StoppedError(Exception):
-    """The job is stopping; no new request should start."""
+    """The job is stopping; no new request should start.
+
+    Attributes:
+        bytes_received: bytes the interrupted transfer had written (they stay on disk).
+    """
+
+    bytes_received: int = 0
 
 
 class Governor:

@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from sentinel_fetch.errors import StorageError, UnsafeNameError
+from sentinel_fetch.errors import ConfigError, StorageError, UnsafeNameError
 
 __all__ = ["Layout", "safe_file_name"]
 
@@ -79,7 +79,7 @@ class Layout:
                 f"cannot create the save folders: {exc.strerror} ({exc.filename})"
             ) from None
         if os.stat(self.temp_dir).st_dev != os.stat(self.finish_dir).st_dev:
-            raise StorageError(
+            raise ConfigError(
                 f"the temp folder {self.temp_dir} and the finish folder {self.finish_dir} are on "
                 "different file systems; put them on the same one so finished files move atomically"
             )

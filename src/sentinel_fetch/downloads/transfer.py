@@ -400,8 +400,10 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
         started = time.monotonic()
         try:
             verified_by = attempt.run(attempts)
-        except _Stopped:
-            raise StoppedError from None
+        except (_Stopped, StoppedError):
+            stopped = StoppedError()
+            stopped.bytes_received = total_received + attempt.received
+            raise stopped from None
         except _TokenRejectedError as exc:
             total_received += attempt.received
             auth_retries += 1
@@ -428,10 +430,10 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
             )
             log.info("%s: %s; retrying in %.1f s", product.name, exc, delay)
             context.progress(ProductWaiting(product.name, str(exc), delay, attempts))
-            if delay and context.wait(delay):
-                raise StoppedError from None
-            if context.stop.is_set():
-                raise StoppedError from None
+            if (delay and context.wait(delay)) or context.stop.is_set():
+                stopped = StoppedError()
+                stopped.bytes_received = total_received
+                raise stopped from None
             continue
         except TransferError as exc:  # permanent for this product (404, 403, offline...)
             exc.attempts = attempts

@@ -59,6 +59,9 @@ def run(config: EmulatorConfig, *, announce: Callable[[str], None]) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, request_stop)
     emulator = Emulator(config)
+    announce(
+        "Starting the CDSE emulator (the first start builds its synthetic catalogue: ~15 s)..."
+    )
     try:
         emulator.start()
         for line in describe(emulator):
