@@ -49,7 +49,7 @@ def test_states_counts_bytes_and_failures(tmp_path: Path) -> None:
     assert summary.done_bytes == 100
     assert summary.bytes_received == 100
     assert [(f.name, f.reason, f.attempts) for f in summary.failed] == [
-        ("B", "HTTP 404 Not Found", 1)
+        ("B", "HTTP 404 Not Found", 3)
     ]
     assert summary.offline == ["C"]
 
