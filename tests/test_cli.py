@@ -427,3 +427,25 @@ def test_python_dash_m_and_version() -> None:
         [sys.executable, "-m", "sentinel_fetch", "--version"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "sentinel-fetch" in result.stdout
+
+
+def test_debug_logs_never_contain_a_token_or_password(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The most verbose log of a download with a token refresh and a proxy password."""
+    cdse.config.access_token_lifetime_s = 1.0  # force refreshes during the run
+    cdse.config.bandwidth_bytes_per_s = 50_000  # a run of a few seconds: several token lives
+    code, _, err = run(
+        capsys, "-vv", "--log-file", "debug.log", "download", "-c", "S2", "--tile", "32TPS",
+        "--start", "2023-07-01", "--end", "2023-07-12", "--online", "--out", "data",
+    )  # fmt: skip
+    assert code == 0, err
+    log = (cli_env / "debug.log").read_text()
+    assert "POST" in log and "$value" in log, "the log really is a debug log"
+    assert cdse.stats.refreshes, "the run refreshed its token"
+    password = os.environ["CDSE_PASSWORD"]
+    for text in (log, err):
+        assert password not in text
+        # Every CDSE access and refresh token is a JWT: base64url JSON starting "eyJ".
+        assert "eyJ" not in text
+        assert "Authorization" not in text
