@@ -286,3 +286,25 @@ def test_wrong_credentials_stop_everything_after_one_attempt(
         _engine(settings, Credentials(DEMO_USERNAME, "wrong-password-123")).run(products)
     assert cdse.stats.failed_logins == {DEMO_USERNAME: 1}
     assert cdse.stats.requests("download") == 0
+
+
+def test_one_connection_serves_product_after_product(
+    cdse: Emulator, settings: Settings, credentials: Credentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep-alive between products: 200 small products must not mean 200 TLS handshakes."""
+    import urllib3.connection
+
+    connects: list[str] = []
+    original = urllib3.connection.HTTPSConnection.connect
+
+    def counting_connect(self: urllib3.connection.HTTPSConnection) -> None:
+        connects.append(f"{self.host}:{self.port}")
+        original(self)
+
+    monkeypatch.setattr(urllib3.connection.HTTPSConnection, "connect", counting_connect)
+    products = _products(settings, 6)
+    report = _engine(with_limits(settings, workers=1), credentials).run(products)
+    _assert_verified(settings, products, report)
+    download = settings.endpoints.download.split("/")[2]
+    # Two threads (one worker plus the spare) may each open one connection.
+    assert 1 <= connects.count(download) <= 2, connects

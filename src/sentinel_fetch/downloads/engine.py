@@ -33,8 +33,10 @@ from sentinel_fetch.progress import (
     BatchStarted,
     NullProgress,
     ProductFinished,
+    ProductStarted,
     ProductStatus,
     Progress,
+    ProgressEvent,
 )
 from sentinel_fetch.settings import Settings
 
@@ -120,6 +122,7 @@ class _Batch:
     order: list[str] = field(default_factory=list)
     fatal: SentinelFetchError | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    by_name: dict[str, Downloadable] = field(default_factory=dict)
 
 
 def _reason(product: Downloadable, error: Exception) -> str:
@@ -260,21 +263,24 @@ class DownloadEngine:
         self._record(batch, result.product, state, bytes_received=result.bytes_received, **details)
         self.progress(ProductFinished(result.product.name, result.status, result.error or ""))
 
-    def _context(self) -> TransferContext:
+    def _context(self, batch: _Batch) -> TransferContext:
+        def progress(event: ProgressEvent) -> None:
+            # "downloading" means bytes are flowing, not waiting for a connection slot.
+            if isinstance(event, ProductStarted) and event.name in batch.by_name:
+                self._record(batch, batch.by_name[event.name], "downloading")
+            self.progress(event)
+
         return TransferContext(
             transport=self.transport,
             tokens=self.tokens,
             governor=self.governor,
             layout=self.layout,
             limits=self.settings.limits,
-            progress=self.progress,
+            progress=progress,
             stop=self.stop,
         )
 
     def _work(self, product: Downloadable, context: TransferContext, batch: _Batch) -> None:
-        if self.stop.is_set():
-            return
-        self._record(batch, product, "downloading")
         if self.stop.is_set():
             return
         try:
@@ -317,16 +323,20 @@ class DownloadEngine:
         """Run transfers; return ``True`` if interrupted by the user."""
         if not products:
             return False
-        context = self._context()
-        workers = self.settings.limits.workers
+        batch.by_name.update((product.name, product) for product in products)
+        context = self._context(batch)
+        # One thread more than connections: while a finished product is fsynced, checked
+        # and moved, the spare thread already uses the connection slot it freed. The
+        # governor still bounds open requests to the download host by ``workers``.
+        threads = self.settings.limits.workers + 1
         pending: set[Future[None]] = set()
         source: Iterator[Downloadable] = iter(products)
         interrupted = False
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download") as pool:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="download") as pool:
             try:
                 exhausted = False
                 while True:
-                    while not exhausted and len(pending) < workers and not self.stop.is_set():
+                    while not exhausted and len(pending) < threads and not self.stop.is_set():
                         product = next(source, None)
                         if product is None:
                             exhausted = True
