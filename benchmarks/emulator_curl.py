@@ -156,9 +156,11 @@ def summarise(name: str, values: list[float], ratios: list[float] | None) -> dic
         "min_mb_s": round(min(values), 1),
         "max_mb_s": round(max(values), 1),
         "spread_pct": round(100 * (max(values) - min(values)) / median, 1),
+        "values": [round(value, 1) for value in values],
     }
     if ratios is not None:
         row["x_file"] = round(statistics.median(ratios), 2)
+        row["ratios"] = [round(ratio, 3) for ratio in ratios]
     return row
 
 
