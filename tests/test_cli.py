@@ -24,6 +24,10 @@ from sentinel_fetch.emulator import Emulator, StatusFault
 
 CDSE = "https://catalogue.dataspace.copernicus.eu/odata/v1/Products"
 GOOD_FILTER = "Collection/Name%20eq%20%27SENTINEL-2%27"
+# A search of a few online products (about 8 of ~100 kB).
+FEW_PRODUCTS = (
+    *("-c", "S2", "--tile", "32TPS", "--start", "2023-07-01", "--end", "2023-07-12", "--online"),
+)
 
 
 @pytest.fixture
@@ -196,20 +200,7 @@ def test_bad_config_file_and_wrong_password_exit_2(
     (cli_env / "sentinel-fetch.toml").unlink()
 
     monkeypatch.setenv("CDSE_PASSWORD", "wrong-password-for-cli")
-    code, _, err = run(
-        capsys,
-        "download",
-        "-c",
-        "S2",
-        "--tile",
-        "32TPS",
-        "--start",
-        "2023-07-01",
-        "--end",
-        "2023-07-10",
-        "--out",
-        "data",
-    )
+    code, _, err = run(capsys, "download", *FEW_PRODUCTS, "--out", "data")
     lines = [line for line in err.splitlines() if line.startswith("sentinel-fetch: error:")]
     assert code == 2
     assert lines and "rejected the username or password" in lines[0]
@@ -250,18 +241,7 @@ def test_search_outputs(cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFix
 def test_download_from_saved_results_then_status_and_rerun(
     cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = [
-        "-c",
-        "S2",
-        "--tile",
-        "32TPS",
-        "--start",
-        "2023-07-01",
-        "--end",
-        "2023-07-12",
-        "--online",
-    ]
-    code, _, err = run(capsys, "search", *args, "--output", "chosen.json")
+    code, _, err = run(capsys, "search", *FEW_PRODUCTS, "--output", "chosen.json")
     assert code == 0, err
     chosen = json.loads((cli_env / "chosen.json").read_text())
     names = {product["name"] for product in chosen["products"]}
@@ -288,18 +268,7 @@ def test_download_from_saved_results_then_status_and_rerun(
 def test_a_failed_product_means_exit_1_and_a_report(
     cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = [
-        "-c",
-        "S2",
-        "--tile",
-        "32TPS",
-        "--start",
-        "2023-07-01",
-        "--end",
-        "2023-07-12",
-        "--online",
-    ]
-    run(capsys, "search", *args, "--output", "chosen.json")
+    run(capsys, "search", *FEW_PRODUCTS, "--output", "chosen.json")
     first = json.loads((cli_env / "chosen.json").read_text())["products"][0]
     cdse.faults.add(
         StatusFault(
@@ -330,8 +299,8 @@ def _subprocess_env(cdse: Emulator, home: Path) -> dict[str, str]:
 def test_ctrl_c_stops_cleanly_with_exit_130_and_resumes(cdse: Emulator, tmp_path: Path) -> None:
     cdse.config.bandwidth_bytes_per_s = 20_000
     command = [
-        sys.executable, "-m", "sentinel_fetch", "download", "-c", "S2", "--tile", "32TPS",
-        "--start", "2023-07-01", "--end", "2023-07-12", "--online", "--out", str(tmp_path / "data"),
+        sys.executable, "-m", "sentinel_fetch", "download", *FEW_PRODUCTS,
+        "--out", str(tmp_path / "data"),
     ]  # fmt: skip
     # Small reads, so ~100 kB products leave partial files when interrupted (the
     # default 1 MiB read would hold them in memory until complete).
@@ -436,9 +405,8 @@ def test_debug_logs_never_contain_a_token_or_password(
     cdse.config.access_token_lifetime_s = 1.0  # force refreshes during the run
     cdse.config.bandwidth_bytes_per_s = 50_000  # a run of a few seconds: several token lives
     code, _, err = run(
-        capsys, "-vv", "--log-file", "debug.log", "download", "-c", "S2", "--tile", "32TPS",
-        "--start", "2023-07-01", "--end", "2023-07-12", "--online", "--out", "data",
-    )  # fmt: skip
+        capsys, "-vv", "--log-file", "debug.log", "download", *FEW_PRODUCTS, "--out", "data"
+    )
     assert code == 0, err
     log = (cli_env / "debug.log").read_text()
     assert "POST" in log and "$value" in log, "the log really is a debug log"
