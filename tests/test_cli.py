@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,7 @@ FEW_PRODUCTS = (
 
 
 @pytest.fixture
-def cli_env(cdse: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cli_env(cdse: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Environment of a user pointed at the emulator, in an empty working folder."""
     for name, value in cdse.env().items():
         monkeypatch.setenv(name, value)
@@ -50,7 +52,14 @@ def cli_env(cdse: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    return work
+    yield work
+    # The CLI configures logging for its process; in-process runs must not leave its
+    # handlers writing to this test's (soon closed) captured stderr.
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_sentinel_fetch", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.WARNING)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
