@@ -209,8 +209,10 @@ class JobLedger:
                         product_json,
                     ),
                 )
-            elif state == "skipped" and row[0] == "done":
-                state = "done"  # already known verified: nothing new happened
+            elif state == "skipped" and row[0] in ("done", "queued", "downloading", "verifying"):
+                # This job was fetching it: the file reached Finish (verified) and the run
+                # ended before recording it, e.g. killed between the move and this write.
+                state = "done"
             db.execute(
                 "UPDATE products SET state = ?, updated = ?, reason = ?,"
                 " bytes_received = bytes_received + ?,"

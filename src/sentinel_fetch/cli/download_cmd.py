@@ -112,7 +112,7 @@ def download(
     settings = config.settings()
     wanted = _collect(settings, products, from_files, retry_failed, options)
     if not wanted:
-        context.info("nothing to download: the search matched no products")
+        context.info("nothing to download" + ("" if retry_failed else ": no product matched"))
         return 0
     total = sum(product.size for product in wanted)
     context.info(f"{len(wanted)} products, {human_bytes(total)}; saving to {settings.finish_path}")

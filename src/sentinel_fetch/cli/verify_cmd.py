@@ -35,6 +35,7 @@ def verify(
     from sentinel_fetch.catalogue.product import Product
     from sentinel_fetch.catalogue.query import build_query
     from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, audit_finished
+    from sentinel_fetch.errors import InputError
     from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
 
     overrides = {"save_path": save_path, "finish_dir": finish_dir}
@@ -51,6 +52,8 @@ def verify(
     def lookup(names: list[str]) -> list[Product]:
         return list(run_search(build_query(names=names), settings=settings))
 
+    if not settings.finish_path.is_dir():
+        raise InputError(f"there is no finish folder at {settings.finish_path}: nothing to verify")
     report = audit_finished(settings.finish_path, folder / CORRUPT_FOLDER, known, lookup)
     bad_ids = [v.product_id for v in report.verdicts if v.status == "bad" and v.product_id]
     if bad_ids and has_ledger:

@@ -332,14 +332,14 @@ class _Attempt:
                         ) from None
                     if chunk is None:
                         break
-                    if context.stop.is_set():
-                        raise _Stopped
                     try:
                         _write_all(handle, chunk)
                     except OSError as exc:
                         raise _storage_error(exc, self.part) from None
                     verifier.update(chunk)
                     self.received += len(chunk)
+                    if context.stop.is_set():  # after the write: received bytes are kept
+                        raise _Stopped
                     unreported += len(chunk)
                     if unreported >= _PROGRESS_STEP_BYTES:
                         context.progress(BytesReceived(self.product.name, unreported))
