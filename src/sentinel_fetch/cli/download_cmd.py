@@ -97,7 +97,7 @@ def download(
       sentinel-fetch download S2B_MSIL2A_20231001T103019_N0509_R108_T32TQM_20231001T132714.SAFE
       sentinel-fetch download --out D:/sentinel --retry-failed
     """
-    from sentinel_fetch.cli.render import human_bytes
+    from sentinel_fetch.cli.render import total_size
 
     config = context.config(
         {
@@ -114,8 +114,8 @@ def download(
     if not wanted:
         context.info("nothing to download" + ("" if retry_failed else ": no product matched"))
         return 0
-    total = sum(product.size for product in wanted)
-    context.info(f"{len(wanted)} products, {human_bytes(total)}; saving to {settings.finish_path}")
+    sizes = [product.size for product in wanted]
+    context.info(f"{len(wanted)} products, {total_size(sizes)}; saving to {settings.finish_path}")
     if dry_run:
         return _dry_run(context, settings, wanted)
 

@@ -33,7 +33,7 @@ from sentinel_fetch.progress import (
     ProgressEvent,
 )
 
-__all__ = ["BarProgress", "LogProgress", "human_bytes"]
+__all__ = ["BarProgress", "LogProgress", "human_bytes", "total_size"]
 
 log = logging.getLogger("sentinel_fetch.cli")
 
@@ -52,6 +52,18 @@ def human_bytes(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.2f} {unit}"
         count /= 1000
     raise AssertionError("unreachable")
+
+
+def total_size(sizes: list[int]) -> str:
+    """A total for people; sizes of 0 (older catalogue entries) are unknown, not empty.
+
+    Example:
+        >>> total_size([1_000_000, 0, 2_000_000])
+        '3.00 MB (+1 of unknown size)'
+    """
+    unknown = sum(1 for size in sizes if size <= 0)
+    text = human_bytes(sum(size for size in sizes if size > 0))
+    return f"{text} (+{unknown} of unknown size)" if unknown else text
 
 
 def _short(name: str, width: int = 44) -> str:

@@ -53,7 +53,7 @@ def search(
       sentinel-fetch search -c S1 -t GRD --area aoi.geojson -s 2024-01-01 --count
     """
     from sentinel_fetch.api import search as run_search
-    from sentinel_fetch.cli.render import human_bytes
+    from sentinel_fetch.cli.render import total_size
 
     settings = context.settings({"proxy": proxy, "ca_bundle": ca_bundle})
     query = query_from_options(options, settings)
@@ -80,9 +80,8 @@ def search(
         for product in products:
             sys.stdout.write(json.dumps(product.to_dict(), ensure_ascii=False, default=str) + "\n")
 
-    total = sum(product.size for product in products)
     offline = sum(1 for product in products if not product.online)
-    summary = f"{len(products)} products, {human_bytes(total)}"
+    summary = f"{len(products)} products, {total_size([product.size for product in products])}"
     if offline:
         summary += f", {offline} offline (order them in the CDSE Data Workspace before downloading)"
     if len(result.windows) > 1:
