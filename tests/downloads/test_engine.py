@@ -308,3 +308,18 @@ def test_one_connection_serves_product_after_product(
     download = settings.endpoints.download.split("/")[2]
     # Two threads (one worker plus the spare) may each open one connection.
     assert 1 <= connects.count(download) <= 2, connects
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_client_itself_never_opens_more_than_workers(
+    cdse: Emulator, settings: Settings, credentials: Credentials, workers: int
+) -> None:
+    """With the server's own limit out of the way, the peak it sees is the client's."""
+    products = _products(settings, 8)
+    cdse.config.max_concurrent_downloads = 16
+    cdse.config.bandwidth_bytes_per_s = 1_000_000  # streams overlap long enough to count
+    engine = _engine(with_limits(settings, workers=workers), credentials)
+    report = engine.run(products)
+    _assert_verified(settings, products, report)
+    assert cdse.stats.peak_streams(DEMO_USERNAME) == workers
+    assert cdse.stats.throttled == 0
