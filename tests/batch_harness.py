@@ -10,6 +10,7 @@ bytes it serves), not the catalogue entry the client read.
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -196,6 +197,9 @@ class Workspace:
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # A runner started in the background ignores SIGINT and children inherit
+                # that; the Ctrl-C tests need the default, as on a terminal.
+                preexec_fn=_default_sigint,
             )
 
     def stray_files(self) -> list[str]:
@@ -211,3 +215,7 @@ class Workspace:
         path = self.root / file_name
         path.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
         return path
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
