@@ -93,8 +93,7 @@ def test_help_starts_fast_because_heavy_modules_load_lazily() -> None:
 
     heavy = ("requests", "shapely", "lark", "rich", "blake3", "numpy")
     code = (
-        "import sys, sentinel_fetch.cli\n"
-        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+        f"import sys, sentinel_fetch.cli\nprint(','.join(m for m in {heavy!r} if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

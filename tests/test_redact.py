@@ -6,7 +6,13 @@ import logging
 
 import pytest
 
-from sentinel_fetch.redact import RedactingFilter, forget_secrets, redact, redact_url, register_secret
+from sentinel_fetch.redact import (
+    RedactingFilter,
+    forget_secrets,
+    redact,
+    redact_url,
+    register_secret,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -15,8 +21,9 @@ def _clean_registry() -> None:
 
 
 def test_registered_secret_is_masked_everywhere_in_text() -> None:
-    register_secret("eyJhbGciOiJSUzI1NiJ9.payload.signature")
-    text = "token eyJhbGciOiJSUzI1NiJ9.payload.signature and again eyJhbGciOiJSUzI1NiJ9.payload.signature"
+    secret = "eyJhbGciOiJSUzI1NiJ9.payload.signature"
+    register_secret(secret)
+    text = f"token {secret} and again {secret}"
     assert redact(text) == "token *** and again ***"
 
 
@@ -26,7 +33,9 @@ def test_short_strings_are_not_treated_as_secrets() -> None:
 
 
 def test_redact_url_masks_proxy_password_and_token_parameter() -> None:
-    assert redact_url("http://bob:hunter22@proxy.example:3128") == "http://bob:***@proxy.example:3128"
+    assert (
+        redact_url("http://bob:hunter22@proxy.example:3128") == "http://bob:***@proxy.example:3128"
+    )
     masked = redact_url("https://dl.example/odata/v1/Products(x)/$value?token=abcdef123&x=1")
     assert "abcdef123" not in masked and "token=***" in masked and "x=1" in masked
 
