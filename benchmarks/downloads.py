@@ -106,6 +106,32 @@ def _client_download(
     return run
 
 
+def _client_vs_xargs(
+    context: Context,
+    emulator: EmulatorProcess,
+    products: Sequence[ProductFacts],
+    rounds: int,
+) -> tuple[list[ClientRun], list[Measured]]:
+    """Rounds of our client (4 workers) and ``xargs -P4 curl``, in shuffled order."""
+    total = sum(p.size for p in products)
+    client: list[ClientRun] = []
+    curl: list[Measured] = []
+    for round_number in range(1, rounds + 1):
+        emulator.admin("POST", "end-sessions")
+        configs = ["client", "curl"]
+        context.rng.shuffle(configs)
+        for config in configs:
+            if config == "client":
+                client.append(_client_download(context, emulator, products, 4))
+            else:
+                curl.append(_xargs_curl(context, emulator, products, 4))
+        context.log(
+            f"  round {round_number}: client {total / client[-1].transfer_s / MB:.1f} MB/s, "
+            f"curl {total / curl[-1].wall_s / MB:.1f} MB/s"
+        )
+    return client, curl
+
+
 def _curl_each(
     context: Context,
     emulator: EmulatorProcess,
@@ -321,21 +347,7 @@ def download_small(context: Context) -> list[Row]:
         _log_commands(context, emulator, products[0])
         context.log("  curl batch: xargs -a JOBS -P 4 -L 1 curl ... -o  (JOBS: 'FILE URL' lines)")
         total = sum(p.size for p in products)
-        client: list[ClientRun] = []
-        curl: list[Measured] = []
-        for round_number in range(1, rounds + 1):
-            emulator.admin("POST", "end-sessions")
-            configs = ["client", "curl"]
-            context.rng.shuffle(configs)
-            for config in configs:
-                if config == "client":
-                    client.append(_client_download(context, emulator, products, 4))
-                else:
-                    curl.append(_xargs_curl(context, emulator, products, 4))
-            context.log(
-                f"  round {round_number}: client {total / client[-1].transfer_s / MB:.0f} MB/s, "
-                f"curl {total / curl[-1].wall_s / MB:.0f} MB/s"
-            )
+        client, curl = _client_vs_xargs(context, emulator, products, rounds)
     client_rate = [total / run.transfer_s / MB for run in client]
     curl_rate = [total / measured.wall_s / MB for measured in curl]
     gigabytes = total / GB
@@ -378,21 +390,7 @@ def download_throttled(context: Context) -> list[Row]:
         products, _ = _prepare(context, emulator, count)
         _log_commands(context, emulator, products[0])
         total = sum(p.size for p in products)
-        client: list[ClientRun] = []
-        curl: list[Measured] = []
-        for round_number in range(1, rounds + 1):
-            emulator.admin("POST", "end-sessions")
-            configs = ["client", "curl"]
-            context.rng.shuffle(configs)
-            for config in configs:
-                if config == "client":
-                    client.append(_client_download(context, emulator, products, 4))
-                else:
-                    curl.append(_xargs_curl(context, emulator, products, 4))
-            context.log(
-                f"  round {round_number}: client {total / client[-1].transfer_s / MB:.1f} MB/s, "
-                f"curl {total / curl[-1].wall_s / MB:.1f} MB/s"
-            )
+        client, curl = _client_vs_xargs(context, emulator, products, rounds)
     theoretical = [4 * cap / MB] * rounds
     client_rate = [total / run.transfer_s / MB for run in client]
     curl_rate = [total / measured.wall_s / MB for measured in curl]
