@@ -46,7 +46,16 @@ from pathlib import Path
 from typing import Any
 
 CHUNK = 1 << 20
-VARIANTS = ("loop", "loop-nofsync", "readinto", "writer-thread", "loop-bgsync", "readinto-bgsync")
+VARIANTS = (
+    "loop",
+    "loop-nofsync",
+    "readinto",
+    "writer-thread",
+    "loop-bgsync",
+    "readinto-bgsync",
+    "readinto-direct",
+    "direct-thread",
+)
 SYNC_STEP = 64 << 20
 
 
@@ -124,6 +133,109 @@ def fetch(
     began = time.perf_counter()
     response = _open_stream(url, header, ca_bundle)
     hasher = blake3()
+    if variant == "readinto-direct":
+        received = _direct(response, output, hasher)
+    elif variant == "direct-thread":
+        received = _direct_thread(response, output, hasher)
+    else:
+        received = _buffered(variant, response, output, hasher, in_place)
+    response.close()
+    elapsed_s = time.perf_counter() - began
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "elapsed_s": elapsed_s,
+        "cpu_s": usage.ru_utime + usage.ru_stime - cpu_before,
+        "minor_faults": usage.ru_minflt - faults_before,
+        "bytes": received,
+        "blake3": hasher.hexdigest(),
+    }
+
+
+def _direct(response: Any, output: Path, hasher: Any) -> int:
+    """O_DIRECT: read into an aligned buffer, write its aligned part past the page cache."""
+    import fcntl
+    import mmap
+
+    align = 4096
+    buffer = mmap.mmap(-1, CHUNK + align)
+    view = memoryview(buffer)
+    raw = response.raw._fp
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o644)
+    position = pending = received = 0
+    try:
+        while count := raw.readinto(view[pending : pending + CHUNK]):
+            hasher.update(view[pending : pending + count])
+            received += count
+            total = pending + count
+            aligned = total - total % align
+            if aligned:
+                done = 0
+                while done < aligned:
+                    done += os.pwrite(fd, view[done:aligned], position + done)
+                position += aligned
+                pending = total - aligned
+                view[:pending] = view[aligned:total]
+            else:
+                pending = total
+        if pending:
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+            os.pwrite(fd, view[:pending], position)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return received
+
+
+def _direct_thread(response: Any, output: Path, hasher: Any) -> int:
+    """O_DIRECT with the writes in a second thread: the socket is read during the DMA."""
+    import mmap
+
+    align = 4096
+    buffers = [memoryview(mmap.mmap(-1, CHUNK)) for _ in range(3)]
+    free: queue.Queue[memoryview] = queue.Queue()
+    for buffer in buffers:
+        free.put(buffer)
+    full: queue.Queue[tuple[memoryview, int] | None] = queue.Queue()
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o644)
+
+    def write() -> None:
+        position = 0
+        while (item := full.get()) is not None:
+            buffer, count = item
+            aligned = count - count % align
+            done = 0
+            while done < aligned:
+                done += os.pwrite(fd, buffer[done:aligned], position + done)
+            if aligned < count:  # the last piece only (every other one is full)
+                import fcntl
+
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+                os.pwrite(fd, buffer[aligned:count], position + aligned)
+            position += count
+            free.put(buffer)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    raw = response.raw._fp
+    received = 0
+    try:
+        while True:
+            buffer = free.get()
+            count = raw.readinto(buffer)
+            if not count:
+                break
+            hasher.update(buffer[:count])
+            received += count
+            full.put((buffer, count))
+    finally:
+        full.put(None)
+        writer.join()
+        os.fsync(fd)
+        os.close(fd)
+    return received
+
+
+def _buffered(variant: str, response: Any, output: Path, hasher: Any, in_place: bool) -> int:
     received = 0
     with output.open("r+b" if in_place else "wb", buffering=0) as handle:
         if variant == "writer-thread":
@@ -153,16 +265,7 @@ def fetch(
                 write_back.close()
         if variant != "loop-nofsync":
             os.fsync(handle.fileno())
-    response.close()
-    elapsed_s = time.perf_counter() - began
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {
-        "elapsed_s": elapsed_s,
-        "cpu_s": usage.ru_utime + usage.ru_stime - cpu_before,
-        "minor_faults": usage.ru_minflt - faults_before,
-        "bytes": received,
-        "blake3": hasher.hexdigest(),
-    }
+    return received
 
 
 def orchestrate(arguments: argparse.Namespace) -> int:
