@@ -6,7 +6,7 @@ Not part of the suite's targets: a measuring tool behind the proposals in
 write to a new file, BLAKE3 inline, ``fsync``), run as its own process against the
 emulator (its own process too), in shuffled rounds together with ``curl``:
 
-``loop``            what the client does: ``iter_content(1 MiB)``, write, hash, fsync
+``loop``            the first client loop: ``iter_content(1 MiB)``, write, hash, fsync
 ``loop-nofsync``    the same without the final ``fsync`` (what durability costs)
 ``readinto``        ``readinto`` a reused 1 MiB buffer from the ``http.client`` response
                     instead of ``iter_content`` (no per-chunk bytes objects)
@@ -17,6 +17,10 @@ emulator (its own process too), in shuffled rounds together with ``curl``:
                     64 MiB written, so writeback overlaps the download and the final
                     ``fsync`` finds little left to write
 ``readinto-bgsync`` both of the above
+``readinto-direct`` ``readinto`` into a page-aligned buffer, written with ``O_DIRECT``
+                    (past the page cache) in the reading thread
+``direct-thread``   the same with the writes in a second thread and three buffers: what
+                    the client does now (``sentinel_fetch/downloads/partfile.py``)
 ``curl``            the baseline (unverified, no fsync)
 
 By default every run writes a new file on the same disk; the file is deleted and the

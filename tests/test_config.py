@@ -56,6 +56,7 @@ def test_project_file_beats_user_file(tmp_path: Path) -> None:
         ("colour = 'blue'\n", "unknown setting 'colour'"),
         ("[limits]\nspeed = 3\n", r"unknown setting \[limits\] speed"),
         ("workers = 0\n", "workers must be at least 1"),
+        ("[limits]\ndirect_io = 'yes'\n", "direct_io must be true or false"),
         ("[endpoints]\ncatalogue = 'ftp://x'\n", "must be an http"),
     ],
 )

@@ -87,9 +87,11 @@ def test_a_batch_downloads_in_parallel_and_verifies(
     assert cdse.stats.logins == {DEMO_USERNAME: 1}
 
 
+@pytest.mark.parametrize("direct_io", [True, False], ids=["direct-io", "page-cache"])
 def test_every_fault_users_meet_ends_verified(
-    cdse: Emulator, settings: Settings, credentials: Credentials
+    cdse: Emulator, settings: Settings, credentials: Credentials, direct_io: bool
 ) -> None:
+    settings = with_limits(settings, direct_io=direct_io)
     products = _products(settings, 10)
     rng = random.Random(7)
     cdse.config.expire_midstream = True
