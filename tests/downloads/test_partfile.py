@@ -63,7 +63,7 @@ def test_uneven_pieces_are_written_in_order(tmp_path: Path, direct: bool, seed: 
 def test_direct_io_is_used_on_this_disk(tmp_path: Path) -> None:
     if not partfile._O_DIRECT:
         pytest.skip("no O_DIRECT on this system")
-    if _filesystem_of(tmp_path) not in ("ext4", "xfs", "btrfs"):
+    if _filesystem_of(tmp_path) not in partfile.DIRECT_IO_FILESYSTEMS:
         pytest.skip("the test folder is not on a disk filesystem known to take O_DIRECT")
     data = _payload(300_000)
     with PartWriter(tmp_path / "p.part", start=0, buffer_size=BUFFER) as writer:
@@ -74,16 +74,10 @@ def test_direct_io_is_used_on_this_disk(tmp_path: Path) -> None:
 
 def _filesystem_of(path: Path) -> str:
     """The type of the filesystem holding ``path`` (Linux), or ``""``."""
-    mounts = Path("/proc/mounts")
+    mounts = Path("/proc/self/mountinfo")
     if not mounts.exists():
         return ""
-    best, kind = "", ""
-    for line in mounts.read_text().splitlines():
-        fields = line.split()
-        mount_point, fs_type = fields[1], fields[2]
-        if str(path).startswith(mount_point) and len(mount_point) > len(best):
-            best, kind = mount_point, fs_type
-    return kind
+    return partfile.filesystem_type(path.resolve(), mounts.read_text()) or ""
 
 
 @pytest.mark.parametrize("direct", [True, False])
@@ -182,12 +176,14 @@ def test_a_refused_direct_write_falls_back_to_buffered(
 def test_a_filesystem_refusing_direct_io_is_written_buffered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not partfile._O_DIRECT:
-        pytest.skip("no O_DIRECT on this system")
+    if not _direct_supported(tmp_path):
+        pytest.skip("O_DIRECT not available here")
     real_open = os.open
+    refused = []
 
     def open_(path: Path, flags: int, mode: int = 0o777) -> int:
-        if flags & partfile._O_DIRECT:  # as older tmpfs, some FUSE and network filesystems do
+        if flags & partfile._O_DIRECT:  # as some filesystems do
+            refused.append(path)
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_open(path, flags, mode)
 
@@ -197,6 +193,7 @@ def test_a_filesystem_refusing_direct_io_is_written_buffered(
     path.write_bytes(data[:5000])
     with PartWriter(path, start=5000, buffer_size=BUFFER) as writer:
         _feed(writer, data[5000:], 8)
+    assert refused
     assert not writer.direct
     assert path.read_bytes() == data
 
@@ -207,3 +204,44 @@ def test_commit_without_buffer_is_a_programming_error(tmp_path: Path) -> None:
         pytest.raises(RuntimeError),
     ):
         w.commit(1)
+
+
+MOUNTINFO = r"""22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=24684084k
+40 27 0:50 / /mnt/nas rw,relatime - nfs4 nas:/export rw,vers=4.2
+41 40 0:51 / /mnt/nas/scratch rw,relatime - xfs /dev/sdb1 rw
+42 27 0:52 / /media/My\040Disk rw,relatime - btrfs /dev/sdc1 rw
+43 27 0:53 / /mnt/nas rw,relatime - cifs //nas/share rw
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/", "ext4"),
+        ("/home/me/sentinel-data/Temp", "ext4"),
+        ("/dev/shm/x", "tmpfs"),
+        ("/mnt/nas/sentinel/Temp", "cifs"),  # mounted over the nfs4 mount: the later one wins
+        ("/mnt/nas/scratch/Temp", "xfs"),
+        ("/mnt/nasty/Temp", "ext4"),  # a prefix of the name is not a parent folder
+        ("/media/My Disk/sentinel", "btrfs"),
+    ],
+)
+def test_the_filesystem_of_a_folder_is_read_from_mountinfo(path: str, kind: str) -> None:
+    assert partfile.filesystem_type(Path(path), MOUNTINFO) == kind
+
+
+def test_network_shares_and_tmpfs_are_written_through_the_page_cache(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not (partfile._O_DIRECT and shm.is_dir() and _filesystem_of(shm) == "tmpfs"):
+        pytest.skip("needs Linux with a tmpfs /dev/shm")
+    path = shm / f"sentinel-fetch-test-{os.getpid()}.part"
+    data = _payload(200_000)
+    try:
+        with PartWriter(path, start=0, buffer_size=BUFFER) as writer:
+            _feed(writer, data, 8)
+        assert not writer.direct  # tmpfs takes O_DIRECT on new kernels, but gains nothing
+        assert path.read_bytes() == data
+    finally:
+        path.unlink(missing_ok=True)
