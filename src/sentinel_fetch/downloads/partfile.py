@@ -3,9 +3,10 @@
 Why not plain buffered writes: every byte written through the page cache costs a fresh
 cache page now and its writeback later, and the final ``fsync`` waits for all of it.
 Measured here (ext4 on a virtio disk), writing 1 GiB took 0.5-0.8 CPU-s buffered with
-``fsync`` and 0.08 CPU-s with ``O_DIRECT``; a verified 1 GiB download went from 1.47 to
-1.35 CPU-s/GB and from 0.78x to 0.95x curl's speed (``benchmarks/transfer_variants.py``).
-It also keeps a batch of hundreds of GB from evicting everything else the user has cached.
+``fsync`` and 0.08 CPU-s with ``O_DIRECT``. In ``benchmarks/run_all.py`` (each ratio
+against curl in the same run) a verified 1 GiB download went from 0.76x to 1.17x curl and
+from 1.74 to 1.09 CPU-s/GB, four in parallel from 0.64x to 1.02x. It also keeps a batch
+of hundreds of GB from evicting everything else the user has cached.
 
 How: the thread that reads the socket fills buffers this class lends it and hashes them;
 a writer thread writes them out in order, so the socket is read while the disk works.
