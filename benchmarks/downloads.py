@@ -92,11 +92,21 @@ def _prepare(
 
 
 def _client_download(
-    context: Context, emulator: EmulatorProcess, products: Sequence[ProductFacts], workers: int
+    context: Context,
+    emulator: EmulatorProcess,
+    products: Sequence[ProductFacts],
+    workers: int,
+    *,
+    page_cache: bool = False,
 ) -> ClientRun:
-    """One client run into a fresh save folder; checks the verified files, then deletes them."""
+    """One client run into a fresh save folder; checks the verified files, then deletes them.
+
+    ``page_cache``: with ``limits.direct_io = false`` (buffered writes, as on filesystems
+    where the client does not use ``O_DIRECT``).
+    """
     out = context.scratch("client")
     arguments = ["download", "--out", str(out), "--workers", str(workers)]
+    arguments += ["--page-cache"] if page_cache else []
     run = run_client(context, [*arguments, *(p.name for p in products)], emulator.client_env())
     if run.summary["verified_by"] != ["BLAKE3"]:
         raise RuntimeError(f"expected BLAKE3-verified products, got {run.summary}")
@@ -216,16 +226,21 @@ def _big_download(context: Context, name: str, count: int, rounds: int) -> list[
         _log_commands(context, emulator, products[0])
         total = sum(p.size for p in products)
         client: list[ClientRun] = []
+        buffered: list[ClientRun] = []
         curl: list[Measured] = []
         curl_wall: list[float] = []
         synced_wall: list[float] = []
         for round_number in range(1, rounds + 1):
             emulator.admin("POST", "end-sessions")
-            configs = ["client", "curl", "curl+fsync"]
+            configs = ["client", "client-page-cache", "curl", "curl+fsync"]
             context.rng.shuffle(configs)
             for config in configs:
                 if config == "client":
                     client.append(_client_download(context, emulator, products, count))
+                elif config == "client-page-cache":
+                    buffered.append(
+                        _client_download(context, emulator, products, count, page_cache=True)
+                    )
                 elif config == "curl":
                     measured, wall_s = _curl_each(context, emulator, products)
                     curl.append(measured)
@@ -275,6 +290,25 @@ def _big_download(context: Context, name: str, count: int, rounds: int) -> list[
                 note="context: how much of the gap is the fsync our client does and curl does not",
             )
         )
+    buffered_rate = [total / run.transfer_s / MB for run in buffered]
+    rows.append(
+        Row(
+            name,
+            0,
+            f"{label}: client with buffered writes (limits.direct_io = false) vs curl",
+            "MB/s",
+            buffered_rate,
+            f"{count} curl → new file",
+            curl_rate,
+            ratios_of(buffered_rate, curl_rate),
+            note=(
+                "context: what O_DIRECT is worth; filesystems other than local "
+                "ext4/XFS/Btrfs/F2FS get these buffered writes; CPU "
+                f"{sorted(r.transfer_cpu_s / gigabytes for r in buffered)[len(buffered) // 2]:.2f}"
+                " CPU-s/GB median"
+            ),
+        )
+    )
     end_to_end = [total / run.process.wall_s / MB for run in client]
     rows.append(
         Row(
