@@ -190,8 +190,11 @@ def _body_reader(response: requests.Response, chunk_size: int) -> Callable[[memo
 
     def read_decoded(view: memoryview) -> int:
         nonlocal leftover
-        if not leftover:
-            leftover = memoryview(next(chunks, b""))
+        while not leftover:  # an empty piece is not the end; the iterator's end is
+            piece = next(chunks, None)
+            if piece is None:
+                return 0
+            leftover = memoryview(piece)
         count = min(len(view), len(leftover))
         view[:count] = leftover[:count]
         leftover = leftover[count:]
