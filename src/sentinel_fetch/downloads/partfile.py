@@ -23,9 +23,10 @@ is refused, or with ``direct=False``, the same code writes through the page cach
 asking the kernel every 64 MiB to start writing back what is done so the final
 ``fsync`` finds little left.
 
-Crash safety is unchanged: writes happen in file order, so after a crash the part file
-is a prefix of the product (at most the buffers in flight, a few MiB, are lost), and the
-checksum decides at the end in any case.
+Crash safety is unchanged: writes happen in file order, so when the process is killed
+the part file is a prefix of the product (at most the buffers in flight, a few MiB, are
+lost); after a power cut, whatever the disk kept is judged by the checksum at the end,
+as every resumed file is.
 """
 
 from __future__ import annotations
