@@ -204,14 +204,9 @@ class DownloadHost:
     # Nodes -------------------------------------------------------------------------
 
     def _list_nodes(self, exchange: Exchange, product_id: str, names: list[str]) -> None:
-        if not _UUID.fullmatch(product_id):
-            exchange.respond(_invalid_id())
-            return
-        record = self._lookup(product_id)
+        record = self._product(exchange, product_id)
         if record is None:
-            exchange.respond(_not_found("Product not found"))
             return
-        exchange.product_id = record.id
         members = self._archives.info(record).members
         prefix = "/".join(names)
         children: dict[str, tuple[int, set[str]]] = {}
@@ -266,14 +261,9 @@ class DownloadHost:
             return
         assert token is not None and check.user is not None
         user = check.user
-        if not _UUID.fullmatch(product_id):
-            exchange.respond(_invalid_id())
-            return
-        record = self._lookup(product_id)
+        record = self._product(exchange, product_id)
         if record is None:
-            exchange.respond(_not_found("Product not found"))
             return
-        exchange.product_id = record.id
         if not record.online:
             exchange.respond(
                 Response.json(
@@ -417,10 +407,18 @@ class DownloadHost:
         finally:
             release()
 
-    def _lookup(self, product_id: str) -> ProductRecord | None:
+    def _product(self, exchange: Exchange, product_id: str) -> ProductRecord | None:
+        """The product the path names, or ``None`` after answering 400 (bad id) or 404."""
+        if not _UUID.fullmatch(product_id):
+            exchange.respond(_invalid_id())
+            return None
         record = self._store.get(product_id)
         if record is None and product_id != product_id.lower():
             record = self._store.get(product_id.lower())
+        if record is None:
+            exchange.respond(_not_found("Product not found"))
+            return None
+        exchange.product_id = record.id
         return record
 
 
