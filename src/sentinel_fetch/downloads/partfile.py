@@ -32,6 +32,7 @@ as every resumed file is.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import mmap
 import os
@@ -88,8 +89,12 @@ def _unescape(field: str) -> str:
     return field
 
 
+@functools.lru_cache(maxsize=16)
 def _direct_io_suits(folder: Path) -> bool:
-    """Whether ``folder`` is on a filesystem where O_DIRECT is worth it (Linux only)."""
+    """Whether ``folder`` is on a filesystem where O_DIRECT is worth it (Linux only).
+
+    Asked once per folder and run: every product of a batch shares the temp folder.
+    """
     if not _O_DIRECT or not sys.platform.startswith("linux"):
         return False
     try:
