@@ -42,6 +42,7 @@ from harness import (
     ProductFacts,
     Row,
     Spawned,
+    Spread,
     Target,
     check_sizes,
     curl_command,
@@ -304,7 +305,7 @@ def _big_download(context: Context, name: str, count: int, rounds: int) -> list[
             note=(
                 "context: what O_DIRECT is worth; filesystems other than local "
                 "ext4/XFS/Btrfs/F2FS get these buffered writes; CPU "
-                f"{sorted(r.transfer_cpu_s / gigabytes for r in buffered)[len(buffered) // 2]:.2f}"
+                f"{Spread.of([r.transfer_cpu_s / gigabytes for r in buffered]).median:.2f}"
                 " CPU-s/GB median"
             ),
         )
