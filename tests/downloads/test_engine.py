@@ -10,6 +10,7 @@ import hashlib
 import os
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from sentinel_fetch.emulator import (
     CutFault,
     Emulator,
     ExpireTokenFault,
+    HoldFault,
     IgnoreRangeFault,
     StallFault,
     StatusFault,
@@ -73,12 +75,43 @@ def _assert_verified(settings: Settings, products: list[Product], report: BatchR
     assert all(result.status in ("downloaded", "skipped") for result in report.results)
 
 
+def _run_in_background(
+    engine: DownloadEngine, products: list[Product]
+) -> Callable[[], BatchReport]:
+    """Start ``engine.run`` in a thread; the returned function waits for its report."""
+    reports: list[BatchReport] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            reports.append(engine.run(products))
+        except BaseException as error:  # re-raised in the test's thread
+            errors.append(error)
+
+    thread = threading.Thread(target=run, name="engine-under-test")
+    thread.start()
+
+    def result() -> BatchReport:
+        thread.join()
+        if errors:
+            raise errors[0]
+        return reports[0]
+
+    return result
+
+
 def test_a_batch_downloads_in_parallel_and_verifies(
     cdse: Emulator, settings: Settings, credentials: Credentials
 ) -> None:
     products = _products(settings, 8)
-    cdse.config.bandwidth_bytes_per_s = 2_000_000  # streams overlap long enough to count
-    report = _engine(settings, credentials).run(products)
+    # The first four streams pause after one byte until released: four open at once is
+    # then a fact the server sees, however slowly a busy machine schedules the client.
+    cdse.faults.add(HoldFault(after_bytes=1, times=4))
+    engine = _engine(settings, credentials)
+    finished = _run_in_background(engine, products)
+    assert cdse.stats.wait_for(lambda stats: stats.current_streams(DEMO_USERNAME) == 4, 120)
+    cdse.faults.release_holds()
+    report = finished()
     _assert_verified(settings, products, report)
     assert report.count("downloaded") == 8
     assert {r.verified_by for r in report.results} == {"BLAKE3"}
@@ -127,12 +160,15 @@ def test_429_from_a_lower_account_limit_lowers_our_concurrency(
 ) -> None:
     products = _products(settings, 8)
     cdse.config.max_concurrent_downloads = 2  # another tool uses the other two slots
-    cdse.config.bandwidth_bytes_per_s = 3_000_000
+    # Two streams held open: every further request of ours meets the account's limit.
+    cdse.faults.add(HoldFault(after_bytes=1, times=2))
     engine = _engine(settings, credentials)
-    report = engine.run(products)
+    finished = _run_in_background(engine, products)
+    assert cdse.stats.wait_for(lambda stats: stats.throttled > 0, 120)
+    assert cdse.stats.wait_for(lambda stats: engine.governor.reductions >= 1, 120)
+    cdse.faults.release_holds()
+    report = finished()
     _assert_verified(settings, products, report)
-    assert cdse.stats.throttled > 0
-    assert engine.governor.reductions >= 1
     assert cdse.stats.peak_streams(DEMO_USERNAME) <= 2
 
 
@@ -257,23 +293,26 @@ def test_stop_keeps_partial_files_and_the_finish_folder_clean(
 ) -> None:
     products = [p for p in _products(settings, 12) if p.size > 40_000][:4]
     assert len(products) == 4
-    # After the emulator's 16 KiB burst, at least 24 kB remain at 5 kB/s: over 4 s each.
-    cdse.config.bandwidth_bytes_per_s = 5_000
+    # Every stream pauses 20 kB in; the stop comes while all four are held.
+    cdse.faults.add(HoldFault(after_bytes=20_000, times=4))
     settings = with_limits(settings, chunk_size_bytes=4096)
     engine = _engine(settings, credentials)
-    timer = threading.Timer(1.0, engine.stop.set)
-    timer.start()
-    report = engine.run(products)
-    timer.cancel()
+    finished = _run_in_background(engine, products)
+    assert cdse.stats.wait_for(
+        lambda stats: all(stats.bytes_served(p.id) == 20_000 for p in products), 120
+    )
+    engine.stop.set()
+    cdse.faults.release_holds()
+    report = finished()
     assert {r.status for r in report.results} == {"stopped"}
     assert not any(settings.finish_path.iterdir())
     parts = list(settings.temp_path.glob("*.part"))
     assert len(parts) == 4
-    assert all(0 < p.stat().st_size < 30_000 for p in parts)
-    # The server notices the closed connections at its next (throttled) write; a rerun
-    # started before that would meet 429 DAT-ZIP-100 for the slots they still hold.
-    assert cdse.stats.wait_for(lambda stats: stats.current_streams() == 0, timeout_s=15)
-    cdse.config.bandwidth_bytes_per_s = None
+    # What arrived before the stop, plus at most the one read that noticed it.
+    assert all(0 < p.stat().st_size <= 20_000 + 4096 for p in parts)
+    # The server notices the closed connections at its next write; a rerun started before
+    # that would meet 429 DAT-ZIP-100 for the slots they still hold.
+    assert cdse.stats.wait_for(lambda stats: stats.current_streams() == 0)
     cdse.stats.reset()
     report = _engine(settings, credentials).run(products)
     _assert_verified(settings, products, report)
@@ -319,9 +358,14 @@ def test_the_client_itself_never_opens_more_than_workers(
     """With the server's own limit out of the way, the peak it sees is the client's."""
     products = _products(settings, 8)
     cdse.config.max_concurrent_downloads = 16
-    cdse.config.bandwidth_bytes_per_s = 1_000_000  # streams overlap long enough to count
+    # The first streams wait until the client has opened all it may: the peak is reached
+    # whatever the machine's load.
+    cdse.faults.add(HoldFault(after_bytes=1, times=workers))
     engine = _engine(with_limits(settings, workers=workers), credentials)
-    report = engine.run(products)
+    finished = _run_in_background(engine, products)
+    assert cdse.stats.wait_for(lambda stats: stats.current_streams(DEMO_USERNAME) == workers, 120)
+    cdse.faults.release_holds()
+    report = finished()
     _assert_verified(settings, products, report)
     assert cdse.stats.peak_streams(DEMO_USERNAME) == workers
     assert cdse.stats.throttled == 0

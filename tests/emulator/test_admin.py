@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -98,6 +99,25 @@ def test_randomize(emulator: Emulator, admin: requests.Session) -> None:
     assert response.status_code == 200
     assert faulty.status_code in (429, 500, 502, 503)
     assert admin.post(f"{emulator.admin_url}/faults/randomize", json={"rate": 2}).status_code == 400
+
+
+def test_held_streams_are_released_over_http(emulator: Emulator, admin: requests.Session) -> None:
+    access = token(emulator)
+    admin.post(f"{emulator.admin_url}/faults", json={"kind": "hold", "after_bytes": 10})
+    statuses: list[int] = []
+    reader = threading.Thread(
+        target=lambda: statuses.append(
+            len(client(emulator).get(product_url(emulator, S2), headers=bearer(access)).content)
+        )
+    )
+    reader.start()
+    assert emulator.stats.wait_for(lambda s: s.current_streams() == 1)
+
+    released = admin.post(f"{emulator.admin_url}/faults/release")
+    reader.join()
+
+    assert released.status_code == 200
+    assert statuses == [10_000]
 
 
 def test_patch_config(emulator: Emulator, admin: requests.Session) -> None:

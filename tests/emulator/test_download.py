@@ -17,7 +17,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sentinel_fetch.emulator import DEMO_USERNAME, Emulator
+from sentinel_fetch.emulator import DEMO_USERNAME, Emulator, HoldFault
 
 from .test_server_support import (
     OFFLINE,
@@ -194,12 +194,9 @@ def _slow_get(url: str, headers: dict[str, str], verify: str, results: list[int]
 
 
 def test_one_stream_too_many_gets_429(tmp_path: Path) -> None:
-    with running(
-        tmp_path,
-        max_concurrent_downloads=2,
-        bandwidth_bytes_per_s=40_000,
-        product_size_bytes=30_000,
-    ) as emulator:
+    with running(tmp_path, max_concurrent_downloads=2, product_size_bytes=30_000) as emulator:
+        # Both streams pause until released, so the third request meets two open ones.
+        emulator.faults.add(HoldFault(after_bytes=1000, times=2))
         access = token(emulator)
         other = token(emulator)
         url = product_url(emulator, S2)
@@ -217,6 +214,7 @@ def test_one_stream_too_many_gets_429(tmp_path: Path) -> None:
         refused = client(emulator).get(url, headers=bearer(access))
         emulator.config.retry_after_s = 7
         refused_again = client(emulator).get(url, headers=bearer(access))
+        emulator.faults.release_holds()
         for thread in threads:
             thread.join()
 
@@ -231,12 +229,8 @@ def test_one_stream_too_many_gets_429(tmp_path: Path) -> None:
 
 
 def test_streams_of_other_users_do_not_count(tmp_path: Path) -> None:
-    with running(
-        tmp_path,
-        max_concurrent_downloads=1,
-        bandwidth_bytes_per_s=40_000,
-        product_size_bytes=20_000,
-    ) as emulator:
+    with running(tmp_path, max_concurrent_downloads=1, product_size_bytes=20_000) as emulator:
+        emulator.faults.add(HoldFault(after_bytes=1000, times=1))
         emulator.config.users["other@sentinel-fetch.test"] = "pw"
         results: list[int] = []
         url = product_url(emulator, S2)
@@ -248,6 +242,7 @@ def test_streams_of_other_users_do_not_count(tmp_path: Path) -> None:
 
         other = token(emulator, username="other@sentinel-fetch.test", password="pw")
         response = client(emulator).get(url, headers=bearer(other))
+        emulator.faults.release_holds()
         thread.join()
 
         assert response.status_code == 200
@@ -255,7 +250,7 @@ def test_streams_of_other_users_do_not_count(tmp_path: Path) -> None:
         assert emulator.stats.peak_streams() == 2
 
 
-def test_bandwidth_cap_is_accurate_per_connection(tmp_path: Path) -> None:
+def test_bandwidth_cap_is_never_exceeded_per_connection(tmp_path: Path) -> None:
     rate = 4_000_000
     with running(
         tmp_path, tls=False, bandwidth_bytes_per_s=rate, product_size_bytes=2_000_000
@@ -277,9 +272,10 @@ def test_bandwidth_cap_is_accurate_per_connection(tmp_path: Path) -> None:
 
     achieved = sum(sizes) / elapsed
     assert sizes == [2_000_000] * 4
-    # Never faster than the cap. The lower bound is loose because a loaded 2-core machine
-    # delays the client threads; saturation itself is measured by the throttled benchmark.
-    assert 0.75 * 4 * rate <= achieved <= 1.05 * 4 * rate
+    # Never faster than the cap: a busy machine can only make the transfer slower, so this
+    # bound holds under any load. How close the cap is reached is a speed figure, measured
+    # by the throttled benchmark (benchmarks/), not asserted here.
+    assert achieved <= 1.05 * 4 * rate
 
 
 def test_token_expiring_mid_stream_cuts_it(tmp_path: Path) -> None:

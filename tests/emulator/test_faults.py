@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from sentinel_fetch.emulator import (
     EndSessionsFault,
     ExpireTokenFault,
     FaultPlan,
+    HoldFault,
     IgnoreRangeFault,
     RedirectFault,
     StallFault,
@@ -157,6 +159,36 @@ def test_stall_before_headers_and_mid_body(emulator: Emulator, access: str, good
     assert before_headers >= 0.3
     assert mid_body >= 0.3
     assert body == good
+
+
+def test_hold_pauses_a_body_until_released(emulator: Emulator, access: str, good: bytes) -> None:
+    emulator.faults.add(HoldFault(after_bytes=5000, product=S2.id))
+    emulator.stats.reset()
+    bodies: list[bytes] = []
+    reader = threading.Thread(target=lambda: bodies.append(get(emulator, access).content))
+    reader.start()
+    assert emulator.stats.wait_for(lambda s: s.bytes_served(S2.id) == 5000)
+    assert emulator.stats.current_streams() == 1
+    assert not bodies, "the body went on while held"
+
+    emulator.faults.release_holds()
+    reader.join()
+
+    assert bodies == [good]
+    assert emulator.stats.bytes_served(S2.id) == len(good)
+
+
+def test_clearing_the_plan_releases_held_streams(emulator: Emulator, access: str) -> None:
+    emulator.faults.add(HoldFault(after_bytes=100, product=S2.id))
+    bodies: list[bytes] = []
+    reader = threading.Thread(target=lambda: bodies.append(get(emulator, access).content))
+    reader.start()
+    assert emulator.stats.wait_for(lambda s: s.current_streams() == 1)
+
+    emulator.faults.clear()
+    reader.join()
+
+    assert len(bodies) == 1 and len(bodies[0]) == 20_000
 
 
 def test_expire_token_before_dispatch(emulator: Emulator, access: str) -> None:

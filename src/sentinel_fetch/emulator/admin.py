@@ -13,6 +13,7 @@ loopback peers, it is not fault-injected, and its requests are not counted in th
                                   ``{"kind": "cut", "after_bytes": 1000, "times": 2}``
 ``DELETE faults``                 remove every rule and stop random faults
 ``POST faults/randomize``         ``{"rate": 0.1, "kinds": ["cut", "status"], "seed": 7}``
+``POST faults/release``           let every stream paused by a ``hold`` rule go on
 ``GET config``                    the settings that can change at run time
 ``PATCH config``                  change them: ``{"range_supported": false}``
 ``POST expire-tokens``            expire every access token (``{"user": …}`` for one user)
@@ -76,6 +77,7 @@ class AdminApp:
             ("POST", "faults"): self._add_faults,
             ("DELETE", "faults"): self._clear_faults,
             ("POST", "faults/randomize"): self._randomize,
+            ("POST", "faults/release"): self._release_holds,
             ("GET", "config"): self._get_config,
             ("PATCH", "config"): self._patch_config,
             ("POST", "expire-tokens"): self._expire_tokens,
@@ -141,6 +143,10 @@ class AdminApp:
         count = len(self._faults.pending())
         self._faults.clear()
         return Response.json(200, {"cleared": count})
+
+    def _release_holds(self, request: Request) -> Response:
+        self._faults.release_holds()
+        return Response.json(200, {"released": True})
 
     def _randomize(self, request: Request) -> Response:
         payload = _object(request)

@@ -20,11 +20,15 @@ What each kind reproduces (peers.md §3 numbers the user reports):
 ``end_sessions`` the user's sessions end, so the refresh grant fails (§3.1, eodag#803).
 ``redirect``    a 3xx to another origin, to check that clients do not leak the token
                 (§3.14, rslearn#143).
+``hold``        the body pauses after ``after_bytes`` until :meth:`FaultPlan.release_holds`
+                (no user report: lets a test line streams up on a busy machine, e.g. "four
+                streams are open at once", without betting on timing).
 ==============  ===========================================================================
 
 Rules fire at three moments. *Before dispatch* (any host): ``status``, ``redirect``,
 ``end_sessions``, ``stall`` and ``expire_token`` without ``after_bytes``. *While a 2xx
-body is sent*: ``cut``, ``corrupt``, and ``stall``/``expire_token`` with ``after_bytes``.
+body is sent*: ``cut``, ``corrupt``, ``hold``, and ``stall``/``expire_token`` with
+``after_bytes``.
 *When a download request carries Range*: ``ignore_range``. A rule only counts a firing
 when it actually applies, so a HEAD request does not use up a ``cut``.
 
@@ -55,6 +59,7 @@ __all__ = [
     "FaultPlan",
     "FaultTarget",
     "FiredFault",
+    "HoldFault",
     "IgnoreRangeFault",
     "RedirectFault",
     "StallFault",
@@ -220,6 +225,29 @@ class StallFault(Fault):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HoldFault(Fault):
+    """Pause the body after ``after_bytes`` until the plan's holds are released.
+
+    Where a stall waits a fixed time, a hold waits for the test: it opens several streams,
+    waits on the stats until they are all open, then calls
+    :meth:`FaultPlan.release_holds`. Adding a hold closes the gate again; clearing the plan
+    releases every held stream.
+    """
+
+    kind: ClassVar[str] = "hold"
+    after_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _non_negative("after_bytes", self.after_bytes)
+
+    @property
+    def moment(self) -> str:
+        """Fires while a 2xx body is sent."""
+        return _BODY
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExpireTokenFault(Fault):
     """The requesting access token expires now, or once ``after_bytes`` body bytes are sent.
 
@@ -295,6 +323,7 @@ _KINDS: dict[str, type[Fault]] = {
         CutFault,
         CorruptFault,
         StallFault,
+        HoldFault,
         ExpireTokenFault,
         IgnoreRangeFault,
         EndSessionsFault,
@@ -377,11 +406,15 @@ class FaultPlan:
         self._entries: list[_Entry] = []
         self._fired: list[FiredFault] = []
         self._random: _RandomPolicy | None = None
+        self._released = threading.Event()
+        self._released.set()
 
     def add(self, fault: Fault) -> Fault:
-        """Append a rule; returns it."""
+        """Append a rule; returns it. A :class:`HoldFault` closes the hold gate."""
         with self._lock:
             self._entries.append(_Entry(fault, fault.times))
+            if isinstance(fault, HoldFault):
+                self._released.clear()
         return fault
 
     def extend(self, faults: Iterable[Fault]) -> None:
@@ -390,10 +423,22 @@ class FaultPlan:
             self.add(fault)
 
     def clear(self) -> None:
-        """Remove every rule and stop random faults (the record of fired faults stays)."""
+        """Remove every rule, stop random faults, release held streams (fired ones stay)."""
         with self._lock:
             self._entries.clear()
             self._random = None
+        self._released.set()
+
+    def release_holds(self) -> None:
+        """Let every stream paused by a :class:`HoldFault` go on (and later ones pass)."""
+        self._released.set()
+
+    def wait_released(self, stopping: threading.Event) -> bool:
+        """Block a held stream until released; ``False`` if the server stops first."""
+        while not self._released.wait(0.05):
+            if stopping.is_set():
+                return False
+        return True
 
     def pending(self) -> list[tuple[Fault, int]]:
         """Rules still armed, with how many firings each has left (``-1`` = always)."""

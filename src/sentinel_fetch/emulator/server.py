@@ -48,6 +48,7 @@ from .faults import (
     Fault,
     FaultPlan,
     FaultTarget,
+    HoldFault,
     RedirectFault,
     StallFault,
     StatusFault,
@@ -589,7 +590,9 @@ class Exchange:
                     event_index += 1
                     if isinstance(fault, ExpireTokenFault) and options.expire_token is not None:
                         options.expire_token()
-                    elif isinstance(fault, StallFault) and stopping.wait(fault.stall_s):
+                    elif isinstance(fault, StallFault | HoldFault) and not self._pause(
+                        fault, stopping
+                    ):
                         self.abort()
                         return False
                     elif isinstance(fault, CutFault):
@@ -651,6 +654,12 @@ class Exchange:
             if reader is not None:
                 reader.close()
 
+    def _pause(self, fault: StallFault | HoldFault, stopping: threading.Event) -> bool:
+        """Wait as a stall or hold rule says; ``False`` if the server stops meanwhile."""
+        if isinstance(fault, StallFault):
+            return not stopping.wait(fault.stall_s)
+        return self.server.faults.wait_released(stopping)
+
 
 def _read(reader: _FileReader | None, offset: int, size: int) -> bytes:
     assert reader is not None
@@ -663,7 +672,7 @@ def _body_events(faults: Sequence[Fault], total: int) -> list[tuple[int, Fault]]
     for fault in faults:
         if isinstance(fault, CutFault) and fault.after_bytes < total:
             events.append((fault.after_bytes, 2, fault))
-        elif isinstance(fault, StallFault) and fault.after_bytes is not None:
+        elif isinstance(fault, StallFault | HoldFault) and fault.after_bytes is not None:
             if fault.after_bytes < total:
                 events.append((fault.after_bytes, 1, fault))
         elif (

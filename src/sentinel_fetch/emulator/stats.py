@@ -202,9 +202,12 @@ class Stats:
         ]
 
     def wait_for(
-        self, condition: Callable[[Stats], bool], timeout_s: float = 5.0, poll_s: float = 0.005
+        self, condition: Callable[[Stats], bool], timeout_s: float = 60.0, poll_s: float = 0.005
     ) -> bool:
         """Poll until ``condition(self)`` holds (tests synchronise on server state).
+
+        The timeout only keeps a broken test from hanging: a condition that holds returns at
+        once, so the default is generous enough for a machine whose cores are all busy.
 
         Returns:
             Whether the condition held before the timeout.
