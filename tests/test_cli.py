@@ -426,3 +426,86 @@ def test_debug_logs_never_contain_a_token_or_password(
         # Every CDSE access and refresh token is a JWT: base64url JSON starting "eyJ".
         assert "eyJ" not in text
         assert "Authorization" not in text
+
+
+def _one_line_error(code: int, out: str, err: str, word: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, f"exit {code}: {err}"
+    assert len(lines) == 1 and lines[0].startswith("sentinel-fetch: error:"), err
+    assert word in lines[0], lines[0]
+    assert "Traceback" not in err and out == ""
+
+
+def _foreign_sqlite(path: Path) -> None:
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    connection.close()
+
+
+@pytest.mark.parametrize("kind", ["zero-length", "foreign SQLite", "not SQLite"])
+def test_status_only_reads_and_refuses_a_file_that_is_no_ledger(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    ledger = cli_env / "data" / "sentinel-fetch-ledger.sqlite"
+    ledger.parent.mkdir()
+    if kind == "zero-length":
+        ledger.write_bytes(b"")
+    elif kind == "foreign SQLite":
+        _foreign_sqlite(ledger)
+    else:
+        ledger.write_bytes(b"PK\x03\x04 a zip, perhaps" * 50)
+    before = ledger.read_bytes()
+
+    code, out, err = run(capsys, "status", "data")
+
+    _one_line_error(code, out, err, "not a job ledger of sentinel-fetch")
+    assert ledger.read_bytes() == before
+    assert sorted(p.name for p in ledger.parent.iterdir()) == [ledger.name]
+
+
+def _ledger_with(save_path: Path, state: str, file_bytes: bytes | None = None) -> str:
+    """A job ledger holding one product in ``state`` (and its file in Finish); its id."""
+    import hashlib
+
+    from sentinel_fetch.catalogue.product import Product
+    from sentinel_fetch.ledger import JobLedger
+
+    data = file_bytes or b""
+    product = Product(
+        id="0d2f9d28-8d51-4a5c-9d5c-0123456789ab",
+        name="S2A_MSIL2A_20230624T101427_N0509_R051_T33TTN_20230624T120538.SAFE",
+        size=len(data),
+        checksums={"MD5": hashlib.md5(data).hexdigest()},
+    )
+    with JobLedger.open(save_path) as ledger:
+        ledger.record(product, state, reason="gave up" if state == "failed" else None)
+    if file_bytes is not None:
+        (save_path / "Finish").mkdir(parents=True, exist_ok=True)
+        (save_path / "Finish" / product.file_name).write_bytes(file_bytes)
+    return product.id
+
+
+def _damage(save_path: Path, column: str, text: str = '{"id": ') -> None:
+    import sqlite3
+
+    connection = sqlite3.connect(save_path / "sentinel-fetch-ledger.sqlite")
+    with connection:
+        connection.execute(f"UPDATE products SET {column} = ?", (text,))  # noqa: S608
+    connection.close()
+
+
+@pytest.mark.parametrize("damage", ['{"id": ', '{"id": 5, "name": []}'], ids=["text", "shape"])
+def test_retry_failed_with_a_damaged_ledger_entry_is_one_line(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    _ledger_with(cli_env / "data", "failed")
+    _damage(cli_env / "data", "product", damage)
+
+    code, out, err = run(capsys, "download", "--retry-failed", "--out", "data")
+
+    _one_line_error(code, out, err, "damaged")
+    assert cdse.stats.requests() == 0

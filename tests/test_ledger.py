@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sentinel_fetch.errors import InputError, StorageError
+from sentinel_fetch.errors import InputError
 from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
 
 
@@ -95,9 +95,91 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
 def test_missing_ledger_and_foreign_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no download job"):
         JobLedger.open(tmp_path / "nothing", create=False)
-    (tmp_path / LEDGER_FILE_NAME).write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StorageError, match="cannot open the job ledger"):
+    garbage = b"this is not sqlite" * 100
+    (tmp_path / LEDGER_FILE_NAME).write_bytes(garbage)
+    with pytest.raises(InputError, match="not a job ledger of sentinel-fetch"):
         JobLedger.open(tmp_path)
+    assert (tmp_path / LEDGER_FILE_NAME).read_bytes() == garbage
+
+
+def _foreign_database(path: Path) -> bytes:
+    """Another program's SQLite file (rollback journal, its own tables); its bytes."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, title TEXT)")
+        connection.execute("INSERT INTO photos(title) VALUES ('holiday')")
+    connection.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("read_only", [True, False], ids=["read-only", "for-writing"])
+def test_a_foreign_sqlite_file_is_refused_and_left_as_it_was(
+    tmp_path: Path, read_only: bool
+) -> None:
+    path = tmp_path / LEDGER_FILE_NAME
+    before = _foreign_database(path)
+    with pytest.raises(InputError, match="not a job ledger of sentinel-fetch"):
+        JobLedger.open(tmp_path, read_only=read_only)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEDGER_FILE_NAME]
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+@pytest.mark.parametrize("content", [b"", b"\0" * 10], ids=["empty", "zeros"])
+def test_reading_a_file_that_is_no_ledger_changes_nothing(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / LEDGER_FILE_NAME
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="not a job ledger of sentinel-fetch"):
+        JobLedger.open(tmp_path, read_only=True)
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEDGER_FILE_NAME]
+
+
+def test_reading_never_creates_a_ledger(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no download job"):
+        JobLedger.open(tmp_path / "job", read_only=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reader_sees_what_is_committed_while_a_run_writes(tmp_path: Path) -> None:
+    """``status`` during a download: the writer is in the middle of a transaction (WAL)."""
+    with JobLedger.open(tmp_path) as ledger:
+        ledger.record(P("a", "A"), "queued")
+        ledger.record(P("b", "B"), "downloading")
+        writer = sqlite3.connect(tmp_path / LEDGER_FILE_NAME, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE products SET state = 'failed', reason = 'x'")
+        try:
+            with JobLedger.open(tmp_path, read_only=True) as reader:
+                summary = reader.summary()
+                assert summary.counts["queued"] == 1 and summary.counts["downloading"] == 1
+                with pytest.raises(Exception, match="readonly"):
+                    reader._db.execute("DELETE FROM products")
+        finally:
+            writer.rollback()
+            writer.close()
+
+
+def test_a_save_path_that_is_a_file_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "job").write_text("not a folder")
+    with pytest.raises(InputError, match="is a file"):
+        JobLedger.open(tmp_path / "job")
+    with pytest.raises(InputError, match="is a file"):
+        JobLedger.open(tmp_path / "job" / "deeper")
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", "null"])
+def test_a_damaged_entry_is_a_clear_error(tmp_path: Path, damage: str) -> None:
+    with JobLedger.open(tmp_path) as ledger:
+        ledger.record(P("a", "A"), "failed", reason="gave up")
+    with sqlite3.connect(tmp_path / LEDGER_FILE_NAME) as connection:
+        connection.execute("UPDATE products SET product = ?, checksums = ?", (damage, damage))
+    connection.close()
+    with (
+        JobLedger.open(tmp_path, read_only=True) as ledger,
+        pytest.raises(InputError, match="damaged"),
+    ):
+        ledger.product_dicts(["failed"])
 
 
 def test_unknown_state_is_a_bug(tmp_path: Path) -> None:

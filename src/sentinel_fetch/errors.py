@@ -17,7 +17,8 @@ through :func:`sentinel_fetch.http.redact_url`.
     │   │   └── BrowserURLError        a pasted Copernicus Browser URL that is unusable
     │   ├── AreaError                  WKT/GeoJSON/shapefile/bbox that is not a valid area
     │   ├── ConfigError                a bad config file or setting
-    │   └── ResultFileError            a saved search result that cannot be read
+    │   ├── ResultFileError            a saved search result that cannot be read
+    │   └── LedgerFileError            no job ledger there, or a file that is not one
     ├── AuthError                      the identity server refused us
     │   ├── CredentialsMissingError    exit 2: no username/password from any source
     │   ├── InvalidCredentialsError    exit 2: 401 invalid_grant (wrong password, missing TOTP)
@@ -47,6 +48,7 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "InvalidCredentialsError",
+    "LedgerFileError",
     "ProductOfflineError",
     "QueryError",
     "ResultFileError",
@@ -103,6 +105,14 @@ class ConfigError(InputError):
 
 class ResultFileError(InputError):
     """A saved search result file that cannot be read back."""
+
+
+class LedgerFileError(InputError):
+    """No job ledger where one was expected, or a file that is not a sentinel-fetch ledger.
+
+    Raised before anything is written: a zero-length file, another program's SQLite
+    database or a damaged entry is reported, never turned into a ledger or repaired.
+    """
 
 
 class AuthError(SentinelFetchError):

@@ -6,10 +6,13 @@ with the reason, ``offline``, ``skipped``), bytes fetched, attempts, checksums,
 timestamps, and the full catalogue entry, so ``status`` and ``download --retry-failed``
 need no search.
 
-The download engine is its only writer (through :class:`JobLedger.record`); ``status``
-and ``verify`` read it. SQLite in WAL mode with synchronous writes survives ``kill -9``
-at any moment: at worst the last state change is lost, and the next run re-derives it
-from the files (a product in the finish folder is verified by construction).
+The download engine is its only writer (through :class:`JobLedger.record`); ``verify``
+reads it and marks the files it moves aside. ``status`` opens it read-only
+(``read_only=True``: SQLite's ``mode=ro``), which works while a run writes it, and never
+turns a file that is not a ledger into one. SQLite in WAL mode with synchronous writes
+survives ``kill -9`` at any moment: at worst the last state change is lost, and the next
+run re-derives it from the files (a product in the finish folder is verified by
+construction).
 """
 
 from __future__ import annotations
@@ -24,9 +27,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sentinel_fetch.errors import InputError, StorageError
+from sentinel_fetch.downloads.paths import make_folder
+from sentinel_fetch.errors import LedgerFileError, StorageError
 
-__all__ = ["LEDGER_FILE_NAME", "STATES", "FailedProduct", "JobLedger", "LedgerSummary"]
+__all__ = [
+    "LEDGER_FILE_NAME",
+    "STATES",
+    "FailedProduct",
+    "JobLedger",
+    "LedgerSummary",
+]
 
 LEDGER_FILE_NAME = "sentinel-fetch-ledger.sqlite"
 
@@ -59,8 +69,38 @@ CREATE TABLE IF NOT EXISTS events (
     detail     TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');
 """
-_SCHEMA_VERSION = "1"
+# In one transaction, so that a kill -9 while creating leaves either nothing or a whole
+# ledger (a file with tables but no schema row would look like another program's).
+_CREATE = "BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;"
+
+
+@contextmanager
+def _reading_errors(path: Path) -> Iterator[None]:
+    """SQLite failures while reading as one-line errors.
+
+    A file SQLite cannot make sense of is the user's to look at (exit 2); a lock held
+    too long or a refused open is the system's (exit 1).
+    """
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StorageError(f"cannot read the job ledger {path}: {exc}") from None
+    except sqlite3.Error as exc:
+        raise LedgerFileError(f"{path} is not a job ledger of sentinel-fetch: {exc}") from None
+
+
+def _kind(connection: sqlite3.Connection) -> str:
+    """``new`` (no tables yet), ``ledger`` (ours) or ``foreign`` (another program's data)."""
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    if not tables:
+        return "new"
+    if "meta" in tables and "products" in tables:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is not None:
+            return "ledger"
+    return "foreign"
 
 
 @contextmanager
@@ -127,31 +167,77 @@ class JobLedger:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, save_path: Path, *, create: bool = True) -> JobLedger:
+    def open(cls, save_path: Path, *, create: bool = True, read_only: bool = False) -> JobLedger:
         """Open (or create) the ledger of ``save_path``.
 
+        Args:
+            save_path: the job's save folder.
+            create: create the folder and the ledger if missing.
+            read_only: open with SQLite's ``mode=ro`` (``status``): nothing is created or
+                changed, the file's journal mode included; implies ``create=False``.
+                Reading works while a run writes (WAL).
+
         Raises:
-            InputError: ``create`` is false and there is no ledger (a wrong folder).
-            StorageError: the file cannot be created or is not a ledger.
+            LedgerFileError: there is no ledger and ``create`` is false or ``read_only``
+                true; or the file is not a sentinel-fetch ledger (another program's
+                SQLite database, a file that is not SQLite at all; a zero-length file
+                too when ``read_only``). Nothing was written.
+            ConfigError: ``save_path``, or a folder above it, is a file.
+            StorageError: the folder or the file cannot be created.
         """
         ledger = cls(save_path / LEDGER_FILE_NAME)
-        if not create and not ledger.path.exists():
-            raise InputError(f"no download job in {save_path} (no {LEDGER_FILE_NAME} there)")
+        path = ledger.path
+        if read_only or not create:
+            if not path.exists():
+                raise LedgerFileError(
+                    f"no download job in {save_path} (no {LEDGER_FILE_NAME} there)"
+                )
+            if not path.is_file():
+                raise LedgerFileError(f"{path} is not a job ledger: it is not a file")
+        if read_only:
+            ledger._connection = cls._connect_read_only(path)
+            return ledger
+        make_folder(save_path)
         try:
-            save_path.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(ledger.path, check_same_thread=False, timeout=30)
-            connection.execute("PRAGMA journal_mode=WAL")
-            # FULL: a state change reported as written survives power loss too.
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.executescript(_SCHEMA)
-            connection.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (_SCHEMA_VERSION,)
-            )
-            connection.commit()
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"cannot open the job ledger {ledger.path}: {exc}") from None
+            connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the job ledger {path}: {exc}") from None
+        try:
+            with _reading_errors(path):
+                kind = _kind(connection)
+            if kind == "foreign":
+                raise LedgerFileError(
+                    f"{path} is not a job ledger of sentinel-fetch (another program's database); "
+                    "move it away or choose another save folder"
+                )
+            with _storage_errors(path):
+                connection.execute("PRAGMA journal_mode=WAL")
+                # FULL: a state change reported as written survives power loss too.
+                connection.execute("PRAGMA synchronous=FULL")
+                if kind == "new":
+                    connection.executescript(_CREATE)
+        except BaseException:
+            connection.close()
+            raise
         ledger._connection = connection
         return ledger
+
+    @staticmethod
+    def _connect_read_only(path: Path) -> sqlite3.Connection:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        with _reading_errors(path):
+            connection = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+        try:
+            with _reading_errors(path):
+                kind = _kind(connection)
+        except BaseException:
+            connection.close()
+            raise
+        if kind != "ledger":
+            connection.close()
+            what = "an empty file" if kind == "new" else "another program's database"
+            raise LedgerFileError(f"{path} is not a job ledger of sentinel-fetch ({what})")
+        return connection
 
     def close(self) -> None:
         """Close the database."""
@@ -261,7 +347,7 @@ class JobLedger:
 
     def summary(self) -> LedgerSummary:
         """Counts by state, bytes, failures with reasons, offline products."""
-        with self._lock:
+        with self._lock, _reading_errors(self.path):
             db = self._db
             counts = dict.fromkeys(STATES, 0)
             for state, number in db.execute("SELECT state, COUNT(*) FROM products GROUP BY state"):
@@ -296,11 +382,35 @@ class JobLedger:
             wanted = tuple(states)
             query += f" WHERE state IN ({', '.join('?' for _ in wanted)})"
             params = wanted
-        with self._lock:
+        with self._lock, _reading_errors(self.path):
             cursor = self._db.execute(query + " ORDER BY name", params)
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def product_dicts(self, states: Iterable[str]) -> list[Mapping[str, Any]]:
-        """The stored catalogue entries of products in ``states`` (for retries)."""
-        return [json.loads(row["product"]) for row in self.entries(states) if row["product"]]
+        """The stored catalogue entries of products in ``states`` (for retries).
+
+        Raises:
+            LedgerFileError: an entry is not the JSON object the ledger writes.
+        """
+        found: list[Mapping[str, Any]] = []
+        for row in self.entries(states):
+            if not row["product"]:
+                continue
+            entry = self._json(row, "product")
+            if not isinstance(entry, dict):
+                raise self._damaged(row, "catalogue entry")
+            found.append(entry)
+        return found
+
+    def _json(self, row: Mapping[str, Any], column: str) -> Any:
+        try:
+            return json.loads(row[column])
+        except (TypeError, ValueError):
+            raise self._damaged(row, column) from None
+
+    def _damaged(self, row: Mapping[str, Any], what: str) -> LedgerFileError:
+        return LedgerFileError(
+            f"the job ledger {self.path} holds a damaged {what} for product {row['id']}"
+            f" ({str(row['name'])[:80]}): it was changed by something other than sentinel-fetch"
+        )

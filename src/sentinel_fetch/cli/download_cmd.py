@@ -147,7 +147,6 @@ def _collect(
 ) -> list[Product]:
     """Every product asked for, in order, without duplicates."""
     from sentinel_fetch.api import search as run_search
-    from sentinel_fetch.catalogue.product import Product
     from sentinel_fetch.catalogue.query import build_query
     from sentinel_fetch.catalogue.results import read_name_list, read_products
 
@@ -178,14 +177,33 @@ def _collect(
             )
         collected.extend(found)
     if retry_failed:
-        from sentinel_fetch.ledger import JobLedger
-
-        with JobLedger.open(settings.save_path, create=False) as ledger:
-            collected.extend(Product.from_dict(entry) for entry in ledger.product_dicts(["failed"]))
+        collected.extend(_failed_products(settings.save_path))
     unique: dict[str, Product] = {}
     for product in collected:
         unique.setdefault(product.id, product)
     return list(unique.values())
+
+
+def _failed_products(save_path: Path) -> list[Product]:
+    """The catalogue entries the ledger stored for the products that failed."""
+    from sentinel_fetch.catalogue.product import Product
+    from sentinel_fetch.errors import LedgerFileError, ResultFileError
+    from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
+
+    with JobLedger.open(save_path, read_only=True) as ledger:
+        entries = ledger.product_dicts(["failed"])
+    products = []
+    for entry in entries:
+        try:
+            products.append(Product.from_dict(entry))
+        except ResultFileError:
+            which = entry.get("id") or entry.get("name") or "(no id)"
+            raise LedgerFileError(
+                f"the job ledger {save_path / LEDGER_FILE_NAME} holds a damaged catalogue entry"
+                f" for product {str(which)[:80]}: it was changed by something other than"
+                " sentinel-fetch"
+            ) from None
+    return products
 
 
 def _is_uuid(value: str) -> bool:

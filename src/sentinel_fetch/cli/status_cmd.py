@@ -20,14 +20,14 @@ def status(context: CliContext, save_path: str | None, as_json: bool) -> int:
     """Summarise the download job in SAVE_PATH (default: the configured save folder).
 
     Shows products by state, bytes, every failure with its reason, and the offline
-    products that must be ordered in the CDSE Data Workspace. Safe to run while a
-    download is going on.
+    products that must be ordered in the CDSE Data Workspace. Only reads the ledger
+    (never changes it): safe to run while a download is going on.
     """
     from sentinel_fetch.cli.render import human_bytes
     from sentinel_fetch.ledger import JobLedger
 
     folder = Path(save_path) if save_path else context.settings().save_path
-    with JobLedger.open(folder, create=False) as ledger:
+    with JobLedger.open(folder, read_only=True) as ledger:
         summary = ledger.summary()
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
