@@ -509,3 +509,22 @@ def test_retry_failed_with_a_damaged_ledger_entry_is_one_line(
 
     _one_line_error(code, out, err, "damaged")
     assert cdse.stats.requests() == 0
+
+
+def test_verify_reads_the_files_of_a_ledger_with_damaged_entries(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The catalogue entry is not needed to check a file; damaged checksums are."""
+    _ledger_with(cli_env / "data", "done", file_bytes=b"product bytes")
+    _damage(cli_env / "data", "product")
+
+    code, out, err = run(capsys, "verify", "data")
+
+    assert code == 0, err
+    assert "1 files: 1 ok, 0 bad, 0 unknown" in err and "Traceback" not in err
+
+    _damage(cli_env / "data", "checksums")
+    code, out, err = run(capsys, "verify", "data")
+
+    _one_line_error(code, out, err, "damaged")
+    assert (cli_env / "data" / "Finish").iterdir()

@@ -168,6 +168,14 @@ def test_a_save_path_that_is_a_file_is_an_input_error(tmp_path: Path) -> None:
         JobLedger.open(tmp_path / "job" / "deeper")
 
 
+def test_the_file_of_each_product_is_recorded(tmp_path: Path) -> None:
+    with JobLedger.open(tmp_path) as ledger:
+        ledger.record(P("a", "A/B"), "queued", file_name="A_B~aaaaaaaa.zip")
+        ledger.record(P("b", "B"), "queued")
+        assert ledger.file_names() == {"a": "A_B~aaaaaaaa.zip", "b": "B.zip"}
+        assert {p.id: p.file_name for p in ledger.stored()} == ledger.file_names()
+
+
 @pytest.mark.parametrize("damage", ["{not json", "[1, 2]", "null"])
 def test_a_damaged_entry_is_a_clear_error(tmp_path: Path, damage: str) -> None:
     with JobLedger.open(tmp_path) as ledger:
@@ -175,11 +183,11 @@ def test_a_damaged_entry_is_a_clear_error(tmp_path: Path, damage: str) -> None:
     with sqlite3.connect(tmp_path / LEDGER_FILE_NAME) as connection:
         connection.execute("UPDATE products SET product = ?, checksums = ?", (damage, damage))
     connection.close()
-    with (
-        JobLedger.open(tmp_path, read_only=True) as ledger,
-        pytest.raises(InputError, match="damaged"),
-    ):
-        ledger.product_dicts(["failed"])
+    with JobLedger.open(tmp_path, read_only=True) as ledger:
+        with pytest.raises(InputError, match="damaged"):
+            ledger.product_dicts(["failed"])
+        with pytest.raises(InputError, match="damaged"):
+            ledger.stored()
 
 
 def test_unknown_state_is_a_bug(tmp_path: Path) -> None:

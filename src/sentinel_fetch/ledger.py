@@ -6,8 +6,10 @@ with the reason, ``offline``, ``skipped``), bytes fetched, attempts, checksums,
 timestamps, and the full catalogue entry, so ``status`` and ``download --retry-failed``
 need no search.
 
-The download engine is its only writer (through :class:`JobLedger.record`); ``verify``
-reads it and marks the files it moves aside. ``status`` opens it read-only
+The download engine is its only writer (through :class:`JobLedger.record`), and each
+product's row names its file in the temp and finish folders (see
+:func:`~sentinel_fetch.downloads.paths.assign_file_names`), so a rerun finds the same
+files and ``verify`` maps every file back to its product. ``status`` opens it read-only
 (``read_only=True``: SQLite's ``mode=ro``), which works while a run writes it, and never
 turns a file that is not a ledger into one. SQLite in WAL mode with synchronous writes
 survives ``kill -9`` at any moment: at worst the last state change is lost, and the next
@@ -36,6 +38,7 @@ __all__ = [
     "FailedProduct",
     "JobLedger",
     "LedgerSummary",
+    "StoredProduct",
 ]
 
 LEDGER_FILE_NAME = "sentinel-fetch-ledger.sqlite"
@@ -128,6 +131,27 @@ class FailedProduct:
     reason: str
     attempts: int
     updated: str
+
+
+@dataclass(frozen=True)
+class StoredProduct:
+    """A product as the ledger remembers it: enough to find and check its file.
+
+    Attributes:
+        id: the product UUID.
+        name: the product name.
+        size: bytes, 0 when the catalogue did not say.
+        checksums: algorithm to hex digest, as the catalogue gave them.
+        file_name: its file in the temp and finish folders.
+        state: its last state (:data:`STATES`).
+    """
+
+    id: str
+    name: str
+    size: int
+    checksums: Mapping[str, str]
+    file_name: str
+    state: str
 
 
 @dataclass(frozen=True)
@@ -263,8 +287,10 @@ class JobLedger:
     def record(self, product: Any, state: str, **details: object) -> None:
         """Record that ``product`` entered ``state`` (implements the engine's recorder).
 
-        Details understood: ``reason``, ``path``, ``verified_by``, ``bytes_received``.
-        ``stopped`` (the run ended first) is recorded as ``queued``: still to do.
+        Details understood: ``reason``, ``path``, ``verified_by``, ``bytes_received``,
+        ``attempts`` and ``file_name`` (the product's file in the temp and finish folders;
+        ``product.file_name`` if not given). ``stopped`` (the run ended first) is recorded
+        as ``queued``: still to do.
         """
         if state == "stopped":
             state = "queued"
@@ -275,6 +301,7 @@ class JobLedger:
         product_json = json.dumps(to_dict(), default=str) if callable(to_dict) else None
         checksums = json.dumps(dict(getattr(product, "checksums", {}) or {}))
         reason = details.get("reason")
+        file_name = str(details.get("file_name") or product.file_name)
         received = int(details.get("bytes_received", 0) or 0)  # type: ignore[call-overload]
         with self._lock, _storage_errors(self.path):
             db = self._db
@@ -286,7 +313,7 @@ class JobLedger:
                     (
                         product.id,
                         product.name,
-                        product.file_name,
+                        file_name,
                         int(product.size or 0),
                         checksums,
                         state,
@@ -305,7 +332,8 @@ class JobLedger:
                 " attempts = attempts + ?,"
                 " verified_by = COALESCE(?, verified_by), path = COALESCE(?, path),"
                 " finished = CASE WHEN ? = 'done' THEN ? ELSE finished END,"
-                " product = COALESCE(?, product), size = ?, checksums = ? WHERE id = ?",
+                " product = COALESCE(?, product), size = ?, checksums = ?, file_name = ?"
+                " WHERE id = ?",
                 (
                     state,
                     now,
@@ -319,6 +347,7 @@ class JobLedger:
                     product_json,
                     int(product.size or 0),
                     checksums,
+                    file_name,
                     product.id,
                 ),
             )
@@ -386,6 +415,34 @@ class JobLedger:
             cursor = self._db.execute(query + " ORDER BY name", params)
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def file_names(self) -> dict[str, str]:
+        """``product id -> file name`` of every product this job has met."""
+        with self._lock, _reading_errors(self.path):
+            return dict(self._db.execute("SELECT id, file_name FROM products"))
+
+    def stored(self, states: Iterable[str] | None = None) -> list[StoredProduct]:
+        """Every product (optionally only those in ``states``) with its file name.
+
+        Raises:
+            LedgerFileError: a row's checksums are not the JSON the ledger writes.
+        """
+        stored = []
+        for row in self.entries(states):
+            checksums = self._json(row, "checksums")
+            if not isinstance(checksums, dict):
+                raise self._damaged(row, "checksums")
+            stored.append(
+                StoredProduct(
+                    id=row["id"],
+                    name=row["name"],
+                    size=int(row["size"] or 0),
+                    checksums={str(k): str(v) for k, v in checksums.items()},
+                    file_name=row["file_name"],
+                    state=row["state"],
+                )
+            )
+        return stored
 
     def product_dicts(self, states: Iterable[str]) -> list[Mapping[str, Any]]:
         """The stored catalogue entries of products in ``states`` (for retries).

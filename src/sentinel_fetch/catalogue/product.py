@@ -143,12 +143,14 @@ class Product:
 
     @property
     def file_name(self) -> str:
-        """Name of the downloaded file: ``<Name>.zip`` for zipped products.
+        """Name of the download as the service serves it: ``<Name>.zip`` for zipped products.
 
         The download service zips products by default but serves orbit files (``.EOF``)
         as they are and a few AUX types as ``.tgz`` (cdse-api.md §5.3); the Copernicus
         Browser names its downloads the same way (a Sentinel-5P ``….nc`` arrives as
-        ``….nc.zip``).
+        ``….nc.zip``). This text comes from the server: the file on disk is named from
+        it by :func:`sentinel_fetch.downloads.paths.assign_file_names` (the same, for a
+        name that needs no change and no other product has).
 
         Example:
             >>> Product(id="x", name="S2B_MSIL2A_20231001T103019_N0509.SAFE").file_name

@@ -216,13 +216,20 @@ def _is_uuid(value: str) -> bool:
 
 def _dry_run(context: CliContext, settings: Settings, products: list[Product]) -> int:
     from sentinel_fetch.cli.render import human_bytes
-    from sentinel_fetch.downloads.paths import Layout
+    from sentinel_fetch.downloads.paths import Layout, assign_file_names
+    from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
 
     layout = Layout(settings.temp_path, settings.finish_path)
+    recorded: dict[str, str] = {}
+    if (settings.save_path / LEDGER_FILE_NAME).exists():
+        with JobLedger.open(settings.save_path, read_only=True) as ledger:
+            recorded = ledger.file_names()
+    # The names the run would use: those the ledger recorded, else the same rule.
+    file_names = assign_file_names(((p.id, p.file_name) for p in products), recorded)
     to_fetch = 0
     for product in products:
-        finished = layout.finished(product.file_name)
-        partial = layout.partial(product.file_name)
+        finished = layout.finished(file_names[product.id])
+        partial = layout.partial(file_names[product.id])
         if not product.online:
             action = "offline (order in the Data Workspace)"
         elif finished.exists() and (not product.size or finished.stat().st_size == product.size):

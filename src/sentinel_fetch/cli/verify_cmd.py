@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sentinel_fetch.cli.context import CliContext
+
+if TYPE_CHECKING:
+    from sentinel_fetch.catalogue.product import Product
 
 __all__ = ["verify"]
 
@@ -29,31 +33,38 @@ def verify(
     Each file is hashed again and compared with the catalogue's BLAKE3/MD5 checksum
     (products whose catalogue entry has none get a zip CRC test). Bad files are moved to
     SAVE_PATH/Corrupt and marked failed in the job ledger, so the next download run
-    fetches them again. Exit status 1 if any file was bad.
+    fetches them again. The ledger says which file is which product's; files it does not
+    know are looked up by name. Exit status 1 if any file was bad.
     """
     from sentinel_fetch.api import search as run_search
-    from sentinel_fetch.catalogue.product import Product
     from sentinel_fetch.catalogue.query import build_query
     from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, audit_finished
-    from sentinel_fetch.errors import InputError
-    from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
+    from sentinel_fetch.errors import InputError, QueryError
+    from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger, StoredProduct
 
     overrides = {"save_path": save_path, "finish_dir": finish_dir}
     settings = context.settings(overrides)
     folder = settings.save_path
-    has_ledger = (folder / LEDGER_FILE_NAME).exists()
-    known: list[Product] = []
-    if has_ledger:
-        with JobLedger.open(folder, create=False) as ledger:
-            known = [
-                Product.from_dict(entry) for entry in ledger.product_dicts(["done", "skipped"])
-            ]
-
-    def lookup(names: list[str]) -> list[Product]:
-        return list(run_search(build_query(names=names), settings=settings))
-
     if not settings.finish_path.is_dir():
         raise InputError(f"there is no finish folder at {settings.finish_path}: nothing to verify")
+
+    def lookup(names: list[str]) -> list[Product]:
+        usable = []
+        for name in names:
+            try:
+                build_query(names=[name])
+            except QueryError:  # a file name no product name could be
+                continue
+            usable.append(name)
+        if not usable:
+            return []
+        return list(run_search(build_query(names=usable), settings=settings))
+
+    has_ledger = (folder / LEDGER_FILE_NAME).exists()
+    known: list[StoredProduct] = []
+    if has_ledger:
+        with JobLedger.open(folder, read_only=True) as ledger:
+            known = ledger.stored()
     report = audit_finished(settings.finish_path, folder / CORRUPT_FOLDER, known, lookup)
     bad_ids = [v.product_id for v in report.verdicts if v.status == "bad" and v.product_id]
     if bad_ids and has_ledger:

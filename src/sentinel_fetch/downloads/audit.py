@@ -2,9 +2,16 @@
 
 Files written by sentinel-fetch were verified when they arrived; an audit catches what
 happened since (disk errors, copies, files put there by other tools). Each file is
-matched to its catalogue entry (from the job ledger, else looked up by name), hashed
-again (BLAKE3, else MD5, else the zip CRC test) and, when it does not match, moved
-aside to ``<save_path>/Corrupt`` so the next download run fetches it again.
+matched to its product, hashed again (BLAKE3, else MD5, else the zip CRC test) and,
+when it does not match, moved aside to ``<save_path>/Corrupt`` so the next download
+run fetches it again.
+
+Which product a file is comes from the job ledger, which records every product's file
+name. A file the ledger does not know (copied in from elsewhere) is looked up in the
+catalogue by the name it suggests, and only a product whose own file name is exactly
+that file's counts; when several do (the same ``Name`` under two ``Id``), only a
+checksum match tells which, and a file that matches none of them is left alone as
+``unknown``: a file is never judged against a product it might not be.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentinel_fetch.downloads.checksum import Expected, check_zip, hash_file
+from sentinel_fetch.downloads.paths import safe_file_name
 from sentinel_fetch.downloads.transfer import Downloadable
-from sentinel_fetch.errors import IntegrityError
+from sentinel_fetch.errors import IntegrityError, UnsafeNameError
 
 __all__ = ["AuditReport", "FileVerdict", "audit_finished"]
 
@@ -70,11 +78,11 @@ def audit_finished(
     Args:
         finish_dir: the folder of verified products.
         corrupt_dir: where bad files are moved.
-        known: catalogue entries already known (the ledger's).
-        lookup: finds catalogue entries for file names not in ``known`` (by product
-            name); ``None`` leaves such files ``unknown``.
+        known: products whose ``file_name`` is their file in ``finish_dir`` (the
+            ledger's :class:`~sentinel_fetch.ledger.StoredProduct`).
+        lookup: finds catalogue entries by product name, for files no known product
+            names; ``None`` leaves such files ``unknown``.
     """
-    by_file = {product.file_name: product for product in known}
     files = (
         sorted(
             entry.name
@@ -84,32 +92,75 @@ def audit_finished(
         if finish_dir.is_dir()
         else []
     )
-    missing = [name for name in files if name not in by_file]
+    candidates: dict[str, list[Downloadable]] = {}
+    for product in known:
+        candidates.setdefault(product.file_name, []).append(product)
+    missing = {name for name in files if name not in candidates}
     if missing and lookup is not None:
-        for product in lookup([_product_name(name) for name in missing]):
-            by_file.setdefault(product.file_name, product)
+        for product in lookup(sorted({_product_name(name) for name in missing})):
+            # The catalogue answers a name search with what it has; the file is this
+            # product's only if the product's own file name is exactly the file's.
+            if product.file_name in missing and _served_as_is(product.file_name):
+                found = candidates.setdefault(product.file_name, [])
+                if all(other.id != product.id for other in found):
+                    found.append(product)
     verdicts = []
     for name in files:
-        found = by_file.get(name)
-        if found is None:
-            verdicts.append(FileVerdict(name, "unknown", "not found in the catalogue"))
-            continue
-        product = found
         path = finish_dir / name
-        try:
-            detail = _check(product, path)
-        except IntegrityError as exc:
-            corrupt_dir.mkdir(parents=True, exist_ok=True)
-            os.replace(path, corrupt_dir / name)
-            log.warning("%s: %s; moved to %s", name, exc, corrupt_dir)
-            reason = str(exc).removeprefix(f"{name}: ")
-            verdicts.append(FileVerdict(name, "bad", reason, product.id))
-            continue
-        verdicts.append(FileVerdict(name, "ok", detail, product.id))
+        found = candidates.get(name, [])
+        if not found:
+            verdicts.append(FileVerdict(name, "unknown", "not found in the catalogue"))
+        elif len(found) > 1:
+            verdicts.append(_tell_apart(path, found))
+        else:
+            verdicts.append(_judge(path, found[0], corrupt_dir))
     return AuditReport(verdicts)
 
 
+def _judge(path: Path, product: Downloadable, corrupt_dir: Path) -> FileVerdict:
+    name = path.name
+    try:
+        detail = _check(product, path)
+    except IntegrityError as exc:
+        corrupt_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(path, corrupt_dir / name)
+        log.warning("%s: %s; moved to %s", name, exc, corrupt_dir)
+        reason = str(exc).removeprefix(f"{name}: ")
+        return FileVerdict(name, "bad", reason, product.id)
+    return FileVerdict(name, "ok", detail, product.id)
+
+
+def _tell_apart(path: Path, products: list[Downloadable]) -> FileVerdict:
+    """The one of several same-named products whose checksum this file has, if any."""
+    digests: dict[str, str] = {}
+    size = path.stat().st_size
+    for product in products:
+        expected = Expected.from_catalogue(product.size, product.checksums)
+        if not expected.algorithm or not expected.digest:
+            continue  # a zip test passes for any good zip: it cannot tell products apart
+        if expected.size and size != expected.size:
+            continue
+        if expected.algorithm not in digests:
+            digests[expected.algorithm] = hash_file(path, expected.algorithm)
+        if digests[expected.algorithm] == expected.digest:
+            return FileVerdict(path.name, "ok", expected.algorithm, product.id)
+    return FileVerdict(
+        path.name,
+        "unknown",
+        f"matches none of the {len(products)} products named so; left in place",
+    )
+
+
+def _served_as_is(file_name: str) -> bool:
+    """Whether a product with this file name keeps it on disk (needs no change)."""
+    try:
+        return safe_file_name(file_name) == file_name
+    except UnsafeNameError:
+        return False
+
+
 def _product_name(file_name: str) -> str:
+    """The product name a file name suggests: a hint for the catalogue search only."""
     for suffix in (".zip", ".tgz"):
         if file_name.endswith(suffix):
             return file_name[: -len(suffix)]

@@ -7,6 +7,9 @@
   download host by the same number.
 * A product that fails after retries is reported with its reason and the batch goes on;
   a full disk or a refused account stops the batch (every product would fail the same way).
+* Every product gets a file of its own (:func:`~sentinel_fetch.downloads.paths.assign_file_names`):
+  the name the recorder remembers from earlier runs, else one no other product has, so
+  two products never share a ``.part`` or a finished file, whatever their names.
 * A stop request (Ctrl-C) lets each worker finish its current chunk, keeps the partial
   files for the next run, and reports what was left undone.
 """
@@ -16,15 +19,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from sentinel_fetch.auth import TokenManager
 from sentinel_fetch.downloads.governor import Governor, StoppedError
-from sentinel_fetch.downloads.paths import Layout
+from sentinel_fetch.downloads.paths import Layout, assign_file_names
 from sentinel_fetch.downloads.transfer import Downloadable, TransferContext, download_product
 from sentinel_fetch.errors import AuthError, SentinelFetchError, StorageError, TransferError
 from sentinel_fetch.http import Transport
@@ -112,8 +115,36 @@ class JobRecorder(Protocol):
     """Receives every state change of every product (the job ledger implements it)."""
 
     def record(self, product: Downloadable, state: str, **details: object) -> None:
-        """Remember that ``product`` entered ``state``."""
+        """Remember that ``product`` entered ``state`` (``file_name`` among the details)."""
         ...
+
+    def file_names(self) -> Mapping[str, str]:
+        """``product id -> file name`` recorded by earlier runs of this job."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A product as the transfer sees it: with the file name this job gave it."""
+
+    product: Downloadable
+    file_name: str
+
+    @property
+    def id(self) -> str:
+        return self.product.id
+
+    @property
+    def name(self) -> str:
+        return self.product.name
+
+    @property
+    def size(self) -> int:
+        return self.product.size
+
+    @property
+    def checksums(self) -> Mapping[str, str]:
+        return self.product.checksums
 
 
 @dataclass
@@ -122,7 +153,7 @@ class _Batch:
     order: list[str] = field(default_factory=list)
     fatal: SentinelFetchError | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    by_name: dict[str, Downloadable] = field(default_factory=dict)
+    file_names: dict[str, str] = field(default_factory=dict)
 
 
 def _reason(product: Downloadable, error: Exception) -> str:
@@ -165,7 +196,7 @@ class DownloadEngine:
         if self.recorder is None:
             return
         try:
-            self.recorder.record(product, state, **details)
+            self.recorder.record(product, state, file_name=batch.file_names[product.id], **details)
         except StorageError as exc:
             # The ledger cannot be written (a full disk): nothing can be trusted to be
             # remembered, so the batch stops; the first such error is the one reported.
@@ -177,9 +208,18 @@ class DownloadEngine:
                 batch.fatal = error
         self.stop.set()
 
-    def already_finished(self, product: Downloadable) -> Path | None:
+    def file_names(self, products: Iterable[Downloadable]) -> dict[str, str]:
+        """``product id -> file name`` in the temp and finish folders, for this job.
+
+        Names recorded by earlier runs are kept; see
+        :func:`~sentinel_fetch.downloads.paths.assign_file_names` for the rest.
+        """
+        recorded = self.recorder.file_names() if self.recorder is not None else {}
+        return assign_file_names(((p.id, p.file_name) for p in products), recorded)
+
+    def already_finished(self, product: Downloadable, file_name: str) -> Path | None:
         """The verified file of ``product`` if it is in the finish folder (no network)."""
-        path = self.layout.finished(product.file_name)
+        path = self.layout.finished(file_name)
         try:
             size = path.stat().st_size
         except FileNotFoundError:
@@ -187,7 +227,7 @@ class DownloadEngine:
         return path if not product.size or size == product.size else None
 
     def run(self, products: Iterable[Downloadable]) -> BatchReport:
-        """Download every product; return one result per distinct product.
+        """Download every product; return one result per distinct product (by id).
 
         Interrupting (Ctrl-C in the calling thread) stops the batch cleanly and returns a
         report with ``interrupted=True``.
@@ -195,14 +235,14 @@ class DownloadEngine:
         started = time.monotonic()
         self.layout.prepare()
         queue = self._dedupe(products)
-        batch = _Batch()
+        batch = _Batch(file_names=self.file_names(queue))
         to_fetch: list[Downloadable] = []
         for product in queue:
             batch.order.append(product.id)
             if getattr(product, "online", True) is False:
                 self._finish(batch, ProductResult(product, "offline", error=OFFLINE_HINT))
                 continue
-            path = self.already_finished(product)
+            path = self.already_finished(product, batch.file_names[product.id])
             if path is not None:
                 self._finish(batch, ProductResult(product, "skipped", path=path))
                 continue
@@ -240,11 +280,12 @@ class DownloadEngine:
 
     @staticmethod
     def _dedupe(products: Iterable[Downloadable]) -> list[Downloadable]:
+        """One entry per product id; products alike in name are still two products."""
         seen: set[str] = set()
         unique: list[Downloadable] = []
         for product in products:
-            if product.id not in seen and product.file_name not in seen:
-                seen.update((product.id, product.file_name))
+            if product.id not in seen:
+                seen.add(product.id)
                 unique.append(product)
         return unique
 
@@ -263,28 +304,30 @@ class DownloadEngine:
         self._record(batch, result.product, state, bytes_received=result.bytes_received, **details)
         self.progress(ProductFinished(result.product.name, result.status, result.error or ""))
 
-    def _context(self, batch: _Batch) -> TransferContext:
-        def progress(event: ProgressEvent) -> None:
-            # "downloading" means bytes are flowing, not waiting for a connection slot.
-            if isinstance(event, ProductStarted) and event.name in batch.by_name:
-                self._record(batch, batch.by_name[event.name], "downloading")
-            self.progress(event)
-
+    def _context(self) -> TransferContext:
         return TransferContext(
             transport=self.transport,
             tokens=self.tokens,
             governor=self.governor,
             layout=self.layout,
             limits=self.settings.limits,
-            progress=progress,
+            progress=self.progress,
             stop=self.stop,
         )
 
     def _work(self, product: Downloadable, context: TransferContext, batch: _Batch) -> None:
         if self.stop.is_set():
             return
+
+        def progress(event: ProgressEvent) -> None:
+            # "downloading" means bytes are flowing, not waiting for a connection slot.
+            if isinstance(event, ProductStarted):
+                self._record(batch, product, "downloading")
+            self.progress(event)
+
+        target = _Target(product, batch.file_names[product.id])
         try:
-            outcome = download_product(product, context)
+            outcome = download_product(target, replace(context, progress=progress))
         except StoppedError as exc:
             reason = "the run stopped before it finished; rerun to resume"
             self._finish(
@@ -323,8 +366,7 @@ class DownloadEngine:
         """Run transfers; return ``True`` if interrupted by the user."""
         if not products:
             return False
-        batch.by_name.update((product.name, product) for product in products)
-        context = self._context(batch)
+        context = self._context()
         # One thread more than connections: while a finished product is fsynced, checked
         # and moved, the spare thread already uses the connection slot it freed. The
         # governor still bounds open requests to the download host by ``workers``.

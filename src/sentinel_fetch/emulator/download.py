@@ -25,15 +25,17 @@ meets a stale count); HEAD requests and refusals do not count. Streams are paced
 they go as fast as the socket takes them (``sendfile`` on plain TCP).
 
 Response headers are ``Content-Type: application/zip``, ``Content-Length``,
-``Content-Disposition: attachment; filename="<Name>.zip"``, ``ETag`` (the archive's MD5)
-and, when Range is enabled, ``Accept-Ranges: bytes``; their exact values on CDSE are
-unconfirmed (spec §11).
+``Content-Disposition: attachment; filename="<Name>.zip"`` (with an RFC 6266
+``filename*`` for a name that is not plain ASCII, which an HTTP header cannot carry
+as is), ``ETag`` (the archive's MD5) and, when Range is enabled, ``Accept-Ranges:
+bytes``; their exact values on CDSE are unconfirmed (spec §11).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -133,6 +135,25 @@ class StreamLimiter:
         """Streams ``user`` has open now."""
         with self._lock:
             return self._open[user]
+
+
+def content_disposition(filename: str) -> str:
+    """The ``Content-Disposition`` of a download, for any product name.
+
+    Header values are Latin-1 text without quotes or controls, so a name outside plain
+    ASCII (or with a quote in it) travels as RFC 6266 ``filename*``, with an ASCII
+    stand-in in ``filename``.
+
+    >>> content_disposition("S2B_X.SAFE.zip")
+    'attachment; filename="S2B_X.SAFE.zip"'
+    >>> print(content_disposition("Caf\u00e9.SAFE.zip"))
+    attachment; filename="Caf_.SAFE.zip"; filename*=UTF-8''Caf%C3%A9.SAFE.zip
+    """
+    plain = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    if plain == filename:
+        return f'attachment; filename="{filename}"'
+    encoded = urllib.parse.quote(filename.encode("utf-8", "surrogatepass"), safe="")
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}"
 
 
 @dataclass(frozen=True)
@@ -314,7 +335,7 @@ class DownloadHost:
         target = exchange.target(served.record)
         headers = [
             ("Content-Type", served.content_type),
-            ("Content-Disposition", f'attachment; filename="{served.filename}"'),
+            ("Content-Disposition", content_disposition(served.filename)),
             ("ETag", served.etag),
         ]
         if config.range_supported:
