@@ -24,6 +24,7 @@ from sentinel_fetch.emulator import Emulator
 
 __all__ = [
     "LEDGER_FILE",
+    "LOCK_FILE",
     "REPORT_CSV",
     "REPORT_JSON",
     "ExpectedFile",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 LEDGER_FILE = "sentinel-fetch-ledger.sqlite"
+# The one entry in Finish that is not a product: a run's lock, left there by a kill -9.
+LOCK_FILE = ".sentinel-fetch.lock"
 REPORT_CSV = "sentinel-fetch-report.csv"
 REPORT_JSON = "sentinel-fetch-report.json"
 
@@ -87,12 +90,15 @@ def finish_problems(finish_dir: Path, expected: Mapping[str, ExpectedFile]) -> l
 
     A file that is there must be complete and match the served BLAKE3 (checked even
     when the caller only expects a subset to be done yet); anything else in the folder
-    (a ``.part``, a stray file, a folder) is a problem too.
+    (a ``.part``, a stray file, a folder) is a problem too, except the lock file of a
+    run that was killed (it holds no lock any more and goes with the next clean run).
     """
     problems: list[str] = []
     if not finish_dir.is_dir():
         return [f"{finish_dir} does not exist"]
     for entry in sorted(finish_dir.iterdir()):
+        if entry.name == LOCK_FILE and entry.is_file():
+            continue
         want = expected.get(entry.name)
         if want is None or not entry.is_file():
             problems.append(f"unexpected entry in Finish: {entry.name}")

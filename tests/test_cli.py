@@ -528,3 +528,33 @@ def test_verify_reads_the_files_of_a_ledger_with_damaged_entries(
 
     _one_line_error(code, out, err, "damaged")
     assert (cli_env / "data" / "Finish").iterdir()
+
+
+@pytest.fixture
+def other_file_system(tmp_path: Path) -> Iterator[Path]:
+    """An empty folder on another file system than ``tmp_path`` (a tmpfs)."""
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")
+    folder = Path(tempfile.mkdtemp(dir=shm, prefix="sentinel-fetch-test-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_temp_folder_on_another_file_system_is_refused_before_anything_happens(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str], other_file_system: Path
+) -> None:
+    temp = other_file_system / "job" / "Temp"
+
+    code, out, err = run(
+        capsys, "download", *FEW_PRODUCTS, "--out", "data", "--temp-dir", str(temp)
+    )
+
+    _one_line_error(code, out, err, "different file systems")
+    assert list(other_file_system.iterdir()) == []
+    assert not (cli_env / "data").exists()
+    assert cdse.stats.requests() == 0, "refused before any search or login"

@@ -44,6 +44,7 @@ from sentinel_fetch.emulator import Emulator, EmulatorConfig, StallFault
 from .batch_harness import (
     FAST_LIMITS,
     LEDGER_FILE,
+    LOCK_FILE,
     REPORT_CSV,
     REPORT_JSON,
     ExpectedFile,
@@ -132,9 +133,13 @@ class KillLoop:
         self.runs = 0
 
     def finished(self) -> int:
-        """Products in ``Finish`` now."""
+        """Products in ``Finish`` now (a run's lock file is not one)."""
         finish = self.workspace.finish
-        return sum(1 for _ in finish.iterdir()) if finish.is_dir() else 0
+        return (
+            sum(1 for entry in finish.iterdir() if entry.name != LOCK_FILE)
+            if finish.is_dir()
+            else 0
+        )
 
     def bytes_left(self) -> int:
         """Bytes neither in ``Finish`` nor in a ``.part`` file."""

@@ -28,6 +28,8 @@ from sentinel_fetch.catalogue.query import Query, build_query
 from sentinel_fetch.catalogue.search import Search
 from sentinel_fetch.credentials import find_credentials
 from sentinel_fetch.downloads.engine import BatchReport, DownloadEngine, JobRecorder
+from sentinel_fetch.downloads.folderlock import FolderLock
+from sentinel_fetch.downloads.paths import Layout, make_folder
 from sentinel_fetch.downloads.transfer import Downloadable
 from sentinel_fetch.errors import QueryError
 from sentinel_fetch.http import Transport
@@ -36,7 +38,7 @@ from sentinel_fetch.progress import Progress
 from sentinel_fetch.retry import Backoff
 from sentinel_fetch.settings import Settings
 
-__all__ = ["count", "download", "make_query", "search"]
+__all__ = ["count", "download", "lock_folders", "make_query", "run_folders", "search"]
 
 
 def make_query(
@@ -105,6 +107,31 @@ def count(
     return search(query, settings=settings, **fields).count()
 
 
+def run_folders(settings: Settings) -> list[Path]:
+    """Every folder a download run writes: the save folder (ledger, reports), temp, finish."""
+    return [settings.save_path, settings.temp_path, settings.finish_path]
+
+
+def lock_folders(settings: Settings, *, command: str | None = None) -> FolderLock:
+    """Check the folders of a run, create them, and lock them all for this process.
+
+    Nothing is created when the temp and finish folders would be on different file
+    systems. Release the lock (or use it as a context manager) when the run ends; the
+    operating system releases it if the process dies.
+
+    Raises:
+        ConfigError: the temp and finish folders are on different file systems, or a
+            folder's path is a file.
+        FolderInUseError: another run holds one of the folders.
+        StorageError: a folder cannot be created.
+    """
+    layout = Layout(settings.temp_path, settings.finish_path)
+    layout.check()
+    make_folder(settings.save_path)
+    layout.prepare()
+    return FolderLock.acquire(run_folders(settings), command=command)
+
+
 def download(
     products: Iterable[Downloadable],
     *,
@@ -118,6 +145,10 @@ def download(
 ) -> BatchReport:
     """Download products into ``<save_path>/Finish``, verified; resume what is partial.
 
+    The run holds the save, temp and finish folders (:func:`lock_folders`) from start to
+    end: a second run on any of them, in this process or another, on this machine or
+    another one sharing the folder, stops at once with :class:`FolderInUseError`.
+
     Args:
         products: products (e.g. a :func:`search` result or a saved result file's list).
         settings: endpoints, proxy, folders, limits; defaults to the environment.
@@ -125,11 +156,20 @@ def download(
         workers: products at once (default 4, a free account's connection limit).
         credentials: the CDSE account; default: environment, ``~/.netrc``, keyring.
         progress: receives progress events.
-        ledger: keep the job ledger in the save folder (sync semantics, ``status``).
+        ledger: keep the job ledger in the save folder (sync semantics, ``status``, and
+            the record of which file is which product's; without it, products are
+            told apart by the batch alone).
         transport: reuse an existing network road.
 
     Returns:
         One result per distinct product; ``report.ok`` when all are verified.
+
+    Raises:
+        FolderInUseError: another run holds one of the folders.
+        ConfigError: the folders cannot be used (different file systems, a file).
+        LedgerFileError: the save folder holds a file that is not a job ledger.
+        StorageError: the disk refused; the report of what was done is lost with it.
+        AuthError: the account cannot log in or cannot download.
     """
     settings = settings or Settings.from_env()
     if save_path is not None:
@@ -138,20 +178,21 @@ def download(
         from dataclasses import replace
 
         settings = settings.with_changes(limits=replace(settings.limits, workers=workers))
-    transport = transport or Transport(settings)
-    account: Credentials | Any = credentials or (lambda: find_credentials(settings.endpoints))
-    tokens = TokenManager(
-        transport,
-        settings.endpoints,
-        account,
-        refresh_margin_s=settings.limits.token_refresh_margin_s,
-    )
-    recorder: JobRecorder | None = JobLedger.open(settings.save_path) if ledger else None
-    try:
-        engine = DownloadEngine(
-            settings, tokens, transport=transport, progress=progress, recorder=recorder
+    with lock_folders(settings):
+        transport = transport or Transport(settings)
+        account: Credentials | Any = credentials or (lambda: find_credentials(settings.endpoints))
+        tokens = TokenManager(
+            transport,
+            settings.endpoints,
+            account,
+            refresh_margin_s=settings.limits.token_refresh_margin_s,
         )
-        return engine.run(products)
-    finally:
-        if isinstance(recorder, JobLedger):
-            recorder.close()
+        recorder: JobRecorder | None = JobLedger.open(settings.save_path) if ledger else None
+        try:
+            engine = DownloadEngine(
+                settings, tokens, transport=transport, progress=progress, recorder=recorder
+            )
+            return engine.run(products)
+        finally:
+            if isinstance(recorder, JobLedger):
+                recorder.close()

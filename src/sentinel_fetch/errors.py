@@ -18,7 +18,8 @@ through :func:`sentinel_fetch.http.redact_url`.
     │   ├── AreaError                  WKT/GeoJSON/shapefile/bbox that is not a valid area
     │   ├── ConfigError                a bad config file or setting
     │   ├── ResultFileError            a saved search result that cannot be read
-    │   └── LedgerFileError            no job ledger there, or a file that is not one
+    │   ├── LedgerFileError            no job ledger there, or a file that is not one
+    │   └── FolderInUseError           another run holds the save folder (pid, host, since)
     ├── AuthError                      the identity server refused us
     │   ├── CredentialsMissingError    exit 2: no username/password from any source
     │   ├── InvalidCredentialsError    exit 2: 401 invalid_grant (wrong password, missing TOTP)
@@ -36,6 +37,8 @@ through :func:`sentinel_fetch.http.redact_url`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = [
     "AreaError",
     "AuthError",
@@ -45,6 +48,7 @@ __all__ = [
     "CredentialsMissingError",
     "DownloadServiceError",
     "FilterSyntaxError",
+    "FolderInUseError",
     "InputError",
     "IntegrityError",
     "InvalidCredentialsError",
@@ -113,6 +117,29 @@ class LedgerFileError(InputError):
     Raised before anything is written: a zero-length file, another program's SQLite
     database or a damaged entry is reported, never turned into a ledger or repaired.
     """
+
+
+class FolderInUseError(InputError):
+    """Another run holds a folder this run would write (the save, temp or finish folder).
+
+    Attributes:
+        folder: the folder that is held.
+        pid: the holding process, if it could be read.
+        host: the machine it runs on, if it could be read.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        folder: Path | None = None,
+        pid: int | None = None,
+        host: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.folder = folder
+        self.pid = pid
+        self.host = host
 
 
 class AuthError(SentinelFetchError):

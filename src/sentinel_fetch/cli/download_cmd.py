@@ -110,6 +110,8 @@ def download(
         }
     )
     settings = config.settings()
+    if not dry_run:
+        _check_folders(settings)
     wanted = _collect(settings, products, from_files, retry_failed, options)
     if not wanted:
         context.info("nothing to download" + ("" if retry_failed else ": no product matched"))
@@ -136,6 +138,20 @@ def download(
             progress=None if context.quiet else LogProgress(),
         )
     return _summarise(context, settings, report)
+
+
+def _check_folders(settings: Settings) -> None:
+    """Refuse now, before a search and a login, what the run would refuse later.
+
+    The run itself checks again and locks the folders (``api.download``); this only
+    spares the wait, and creates nothing.
+    """
+    from sentinel_fetch.api import run_folders
+    from sentinel_fetch.downloads.folderlock import FolderLock
+    from sentinel_fetch.downloads.paths import Layout
+
+    Layout(settings.temp_path, settings.finish_path).check()
+    FolderLock.check_free(run_folders(settings))
 
 
 def _collect(

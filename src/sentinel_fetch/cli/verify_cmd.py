@@ -34,11 +34,13 @@ def verify(
     (products whose catalogue entry has none get a zip CRC test). Bad files are moved to
     SAVE_PATH/Corrupt and marked failed in the job ledger, so the next download run
     fetches them again. The ledger says which file is which product's; files it does not
-    know are looked up by name. Exit status 1 if any file was bad.
+    know are looked up by name. Refused while a download runs in the folder. Exit
+    status 1 if any file was bad.
     """
     from sentinel_fetch.api import search as run_search
     from sentinel_fetch.catalogue.query import build_query
     from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, audit_finished
+    from sentinel_fetch.downloads.folderlock import FolderLock
     from sentinel_fetch.errors import InputError, QueryError
     from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger, StoredProduct
 
@@ -60,18 +62,21 @@ def verify(
             return []
         return list(run_search(build_query(names=usable), settings=settings))
 
-    has_ledger = (folder / LEDGER_FILE_NAME).exists()
-    known: list[StoredProduct] = []
-    if has_ledger:
-        with JobLedger.open(folder, read_only=True) as ledger:
-            known = ledger.stored()
-    report = audit_finished(settings.finish_path, folder / CORRUPT_FOLDER, known, lookup)
-    bad_ids = [v.product_id for v in report.verdicts if v.status == "bad" and v.product_id]
-    if bad_ids and has_ledger:
-        with JobLedger.open(folder, create=False) as ledger:
-            ledger.mark(
-                bad_ids, "failed", f"corrupt in the finish folder; moved to {CORRUPT_FOLDER}/"
-            )
+    # Moving files and marking the ledger: never under a running download.
+    held = [path for path in (folder, settings.finish_path) if path.is_dir()]
+    with FolderLock.acquire(held):
+        has_ledger = (folder / LEDGER_FILE_NAME).exists()
+        known: list[StoredProduct] = []
+        if has_ledger:
+            with JobLedger.open(folder, read_only=True) as ledger:
+                known = ledger.stored()
+        report = audit_finished(settings.finish_path, folder / CORRUPT_FOLDER, known, lookup)
+        bad_ids = [v.product_id for v in report.verdicts if v.status == "bad" and v.product_id]
+        if bad_ids and has_ledger:
+            with JobLedger.open(folder, create=False) as ledger:
+                ledger.mark(
+                    bad_ids, "failed", f"corrupt in the finish folder; moved to {CORRUPT_FOLDER}/"
+                )
     if as_json:
         click.echo(json.dumps([v.__dict__ for v in report.verdicts], indent=2))
     else:

@@ -12,6 +12,9 @@
   two products never share a ``.part`` or a finished file, whatever their names.
 * A stop request (Ctrl-C) lets each worker finish its current chunk, keeps the partial
   files for the next run, and reports what was left undone.
+
+The caller holds the folder lock (:mod:`~sentinel_fetch.downloads.folderlock`) for the
+whole run; :func:`sentinel_fetch.api.download` takes it.
 """
 
 from __future__ import annotations

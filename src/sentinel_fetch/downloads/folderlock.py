@@ -1,0 +1,399 @@
+"""One writer per folder: an operating-system lock on every folder a run writes.
+
+Why: two runs on one save folder (overlapping cron jobs, a second terminal) write the
+same ``Temp/<file>.part``; one moves it into ``Finish`` while the other still appends
+to it, and each records what it believes in the ledger. A run therefore locks every
+folder it writes before it writes anything: the save folder (ledger, reports,
+``Corrupt``), the temp folder and the finish folder, each on its own, so that a
+``--temp-dir`` or ``--finish-dir`` shared by two save folders is locked too.
+
+How: each folder holds a small file, ``.sentinel-fetch.lock``, and the run holds an OS
+lock on it (``flock`` on Linux and macOS, ``msvcrt.locking`` on Windows). The kernel
+drops the lock when the process ends in any way, ``kill -9`` and a crash included, so
+a lock left by a dead run never blocks anyone: there is no pid to check and no "stale
+lock" to clear by hand. What the file says (pid, host, since when, command) only serves
+the error message of a second run; it is never trusted to decide anything. A run that
+ends normally removes the file again (POSIX; see :meth:`FolderLock.release` for why
+that is safe), so ``Temp`` and ``Finish`` hold only product files between runs.
+
+``status`` takes no lock (it reads the ledger in SQLite's read-only mode); ``verify``
+takes the save and finish folders, so it never moves a file a download is writing.
+
+How it grows into cooperating runs. Today there is one mode, ``"exclusive"``. Runs that
+share a folder by design will:
+
+1. take the folders in a ``"shared"`` mode (``LOCK_SH``; ``LockFileEx`` without the
+   exclusive flag on Windows): any number of cooperating runs hold it together, while
+   ``verify``, a run of an older version and anything else taking ``"exclusive"`` is
+   refused as now, and waits for none of them; the holder file becomes one record per
+   holder so the message can name them all;
+2. claim each product through a lease in the ledger before touching its ``.part``
+   file: a row ``(product id, run id, expires)`` written with compare-and-set
+   (SQLite ``BEGIN IMMEDIATE``; on PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED``),
+   renewed while bytes flow and taken over once expired, so a killed run's products
+   return to the pool without anyone cleaning up. The engine stays the single writer
+   of its own leases and states.
+
+The folder lock keeps its job then: keeping apart writers that do not take part in
+the leases. Its interface stays :meth:`FolderLock.acquire` / :meth:`FolderLock.release`
+with a ``mode``; what changes is the set of modes and what a holder record says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import socket
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from sentinel_fetch.errors import FolderInUseError, StorageError
+from sentinel_fetch.redact import MASK, redact, redact_url
+
+__all__ = ["LOCK_FILE_NAME", "FolderLock", "Holder", "LockMode", "describe_command"]
+
+log = logging.getLogger("sentinel_fetch.download")
+
+#: The lock file kept in every folder a run writes (hidden: it is not a product).
+LOCK_FILE_NAME = ".sentinel-fetch.lock"
+
+#: How a folder is held. Only one mode exists yet; see the module docstring.
+LockMode = Literal["exclusive"]
+
+# Windows locks are mandatory: a locked byte cannot be read by others. The lock is on
+# a byte far past the holder record, so a second run can still read who holds it.
+_WINDOWS_LOCK_OFFSET = 1 << 20
+_HOLDER_MAX_BYTES = 4096
+_COMMAND_MAX_CHARS = 200
+# Options whose value is a secret, masked wherever a command line is shown.
+_SECRET_OPTIONS = frozenset({"--totp", "--password"})
+# File systems that cannot lock (some network shares): the run goes on, unprotected.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+
+
+def describe_command(argv: Sequence[str]) -> str:
+    """A command line fit to show another user: secrets masked, the program short.
+
+    Example:
+        >>> describe_command(["/usr/bin/sentinel-fetch", "download", "--totp", "123456",
+        ...                   "--proxy", "http://me:pw@proxy:3128", "--out", "data"])
+        'sentinel-fetch download --totp *** --proxy http://me:***@proxy:3128 --out data'
+    """
+    if not argv:
+        return "(unknown command)"
+    program = Path(argv[0]).name
+    if program in ("__main__.py", "sentinel-fetch", "sentinel-fetch.exe", "-c", ""):
+        program = "sentinel-fetch"
+    words = [program]
+    masked_next = False
+    for word in argv[1:]:
+        option, equals, _ = word.partition("=")
+        if masked_next:
+            words.append(MASK)
+        elif equals and option in _SECRET_OPTIONS:
+            words.append(f"{option}={MASK}")
+        else:
+            words.append(redact_url(word) if "://" in word else redact(word))
+        masked_next = word in _SECRET_OPTIONS
+    text = " ".join(words)
+    return text if len(text) <= _COMMAND_MAX_CHARS else text[: _COMMAND_MAX_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a folder: what the lock file says, for messages only.
+
+    Attributes:
+        pid: the process id.
+        host: the machine's name (folders on a network share are locked across machines).
+        since: when the lock was taken, ISO 8601 UTC.
+        command: the command line, secrets masked.
+    """
+
+    pid: int
+    host: str
+    since: str
+    command: str
+
+    @classmethod
+    def this_process(cls, command: str | None = None) -> Holder:
+        """This process, now; ``command`` defaults to this process's command line."""
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return cls(os.getpid(), socket.gethostname(), now, command or describe_command(sys.argv))
+
+    def to_bytes(self) -> bytes:
+        """The record written into the lock file."""
+        return (json.dumps(asdict(self), ensure_ascii=False) + "\n").encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Holder | None:
+        """Read a record back; ``None`` if there is none yet or it is not one of ours.
+
+        Example:
+            >>> holder = Holder(42, "host", "2026-01-01T00:00:00Z", "sentinel-fetch status")
+            >>> Holder.from_bytes(holder.to_bytes()) == holder
+            True
+            >>> Holder.from_bytes(b"") is None
+            True
+        """
+        try:
+            fields = json.loads(data.decode())
+            pid, host, since, command = (fields[k] for k in ("pid", "host", "since", "command"))
+            return cls(int(pid), str(host), str(since), str(command))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def describe(self) -> str:
+        """``pid 42 on host, since 2026-01-01T00:00:00Z: sentinel-fetch download ...``."""
+        return f"pid {self.pid} on {self.host}, since {self.since}: {self.command}"
+
+
+class _Busy(Exception):
+    """The OS lock is held by another open file (another process, or another run here)."""
+
+
+class _Unsupported(Exception):
+    """The file system cannot lock at all."""
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _try_lock(descriptor: int) -> None:
+        os.lseek(descriptor, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        try:
+            msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
+        except OSError as exc:
+            raise _Busy from exc
+
+    def _unlock(descriptor: int) -> None:
+        os.lseek(descriptor, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        with contextlib.suppress(OSError):
+            msvcrt.locking(descriptor, msvcrt.LK_UNLCK, 1)
+
+    def _read_record(descriptor: int) -> bytes:
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        return os.read(descriptor, _HOLDER_MAX_BYTES)
+
+    def _write_record(descriptor: int, data: bytes) -> None:
+        os.ftruncate(descriptor, 0)
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        os.write(descriptor, data)
+
+    # An open file cannot be deleted on Windows, so the file stays between runs.
+    _REMOVES_FILE = False
+
+else:
+    import fcntl
+
+    def _try_lock(descriptor: int) -> None:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise _Busy from exc
+        except OSError as exc:
+            if exc.errno in _NO_LOCKS:
+                raise _Unsupported(exc.strerror or str(exc)) from exc
+            raise
+
+    def _unlock(descriptor: int) -> None:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+    def _read_record(descriptor: int) -> bytes:
+        return os.pread(descriptor, _HOLDER_MAX_BYTES, 0)
+
+    def _write_record(descriptor: int, data: bytes) -> None:
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, data, 0)
+
+    _REMOVES_FILE = True
+
+
+def _busy_error(folder: Path, record: bytes) -> FolderInUseError:
+    holder = Holder.from_bytes(record)
+    who = holder.describe() if holder else "a process that is just starting"
+    return FolderInUseError(
+        f"{folder} is in use by another run ({who}); "
+        "wait for it to finish, or stop it, then run again",
+        folder=folder,
+        pid=holder.pid if holder else None,
+        host=holder.host if holder else None,
+    )
+
+
+def _open(path: Path, *, create: bool) -> int:
+    flags = os.O_RDWR | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    return os.open(path, flags | (os.O_CREAT if create else 0), 0o644)
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(descriptor), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _distinct(folders: Iterable[Path]) -> list[Path]:
+    """Folders in a fixed order, each once (a folder reached by two paths is one folder).
+
+    Locking one folder twice would make the run wait for itself.
+    """
+    seen: set[tuple[int, int]] = set()
+    distinct = []
+    for folder in sorted({Path(os.path.abspath(f)) for f in folders}):
+        try:
+            identity = os.stat(folder)
+        except OSError as exc:
+            raise StorageError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+        key = (identity.st_dev, identity.st_ino)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(folder)
+    return distinct
+
+
+class FolderLock:
+    """The folders of one run, held until :meth:`release` (or the end of the process).
+
+    Take it with :meth:`acquire`; the constructor does no I/O. Use it as a context
+    manager, or call :meth:`release`.
+
+    Args:
+        folders: every folder the run writes; they must exist.
+        mode: how to hold them (only ``"exclusive"`` yet).
+        holder: what the lock files say about this run.
+    """
+
+    def __init__(
+        self,
+        folders: Iterable[Path],
+        *,
+        mode: LockMode = "exclusive",
+        holder: Holder | None = None,
+    ) -> None:
+        self.folders = tuple(folders)
+        self.mode = mode
+        self.holder = holder or Holder.this_process()
+        self._held: list[tuple[Path, int]] = []
+
+    @classmethod
+    def acquire(
+        cls,
+        folders: Iterable[Path],
+        *,
+        mode: LockMode = "exclusive",
+        command: str | None = None,
+    ) -> FolderLock:
+        """Lock every folder at once, or none: never waits.
+
+        Raises:
+            FolderInUseError: another run holds one of them (the message names it).
+            StorageError: a folder does not exist, or its lock file cannot be written.
+        """
+        lock = cls(_distinct(folders), mode=mode, holder=Holder.this_process(command))
+        try:
+            for folder in lock.folders:
+                lock._lock(folder)
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    @staticmethod
+    def check_free(folders: Iterable[Path]) -> None:
+        """Raise now if another run holds one of ``folders``; change nothing.
+
+        For a command that has slow work to do (a search, a login) before it writes:
+        it learns at once that it could not write. Only :meth:`acquire` makes sure.
+
+        Raises:
+            FolderInUseError: another run holds one of them.
+        """
+        for folder in folders:
+            path = Path(folder) / LOCK_FILE_NAME
+            try:
+                descriptor = _open(path, create=False)
+            except OSError:
+                continue  # no lock file (or none we may open): nobody holds it
+            try:
+                _try_lock(descriptor)
+            except _Busy:
+                raise _busy_error(Path(folder), _read_record(descriptor)) from None
+            except _Unsupported:
+                continue
+            else:
+                _unlock(descriptor)
+            finally:
+                os.close(descriptor)
+
+    def _lock(self, folder: Path) -> None:
+        path = folder / LOCK_FILE_NAME
+        while True:
+            try:
+                descriptor = _open(path, create=True)
+            except OSError as exc:
+                raise StorageError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+            try:
+                _try_lock(descriptor)
+            except _Busy:
+                record = _read_record(descriptor)
+                os.close(descriptor)
+                raise _busy_error(folder, record) from None
+            except _Unsupported as exc:
+                os.close(descriptor)
+                log.warning(
+                    "%s: this file system cannot lock files (%s); a second run on this folder "
+                    "would not be stopped",
+                    folder,
+                    exc,
+                )
+                return
+            except BaseException:
+                os.close(descriptor)
+                raise
+            # The previous holder may have removed the file between our open and our lock:
+            # then we hold a lock on a file nobody else will ever open. Try again.
+            if _same_file(descriptor, path):
+                break
+            os.close(descriptor)
+        self._held.append((path, descriptor))
+        try:
+            _write_record(descriptor, self.holder.to_bytes())
+        except OSError as exc:
+            raise StorageError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+
+    def release(self) -> None:
+        """Let go of every folder (idempotent).
+
+        On POSIX the lock file is removed first, while still locked: a run that opened
+        it meanwhile then finds, once it gets the lock, that the path names another
+        file (or none), and starts over on the path; it never holds a lock on a file
+        nobody else can see.
+        """
+        held, self._held = self._held, []
+        for path, descriptor in reversed(held):
+            if _REMOVES_FILE:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            with contextlib.suppress(OSError):
+                _unlock(descriptor)
+            os.close(descriptor)
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()

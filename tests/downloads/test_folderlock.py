@@ -1,0 +1,153 @@
+"""The folder lock against real processes: refused while held, free once the holder dies.
+
+A holder is a separate Python process that takes the lock, says so on stdout and keeps
+it until its stdin closes; the tests wait for that line, never for time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sentinel_fetch.downloads.folderlock import LOCK_FILE_NAME, FolderLock
+from sentinel_fetch.errors import FolderInUseError
+
+HOLDER = """
+import sys
+from pathlib import Path
+from sentinel_fetch.downloads.folderlock import FolderLock
+lock = FolderLock.acquire([Path(p) for p in sys.argv[1:]], command="the test's holder")
+print("held", flush=True)
+sys.stdin.read()
+lock.release()
+print("released", flush=True)
+"""
+
+
+class Holder:
+    """A process holding the lock on some folders until :meth:`release` or a kill."""
+
+    def __init__(self, *folders: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, *map(str, folders)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line == "held\n", f"the holder did not take the lock: {line!r}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def release(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        assert self.process.stdout.readline() == "released\n"
+        assert self.process.wait() == 0
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait() == -signal.SIGKILL
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> list[Path]:
+    made = [tmp_path / "save", tmp_path / "save" / "Temp", tmp_path / "elsewhere" / "Finish"]
+    for folder in made:
+        folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+@pytest.fixture
+def holders() -> Iterator[list[Holder]]:
+    started: list[Holder] = []
+    yield started
+    for holder in started:
+        holder.stop()
+
+
+def test_a_second_run_is_refused_with_who_holds_the_folder(
+    folders: list[Path], holders: list[Holder]
+) -> None:
+    holder = Holder(*folders)
+    holders.append(holder)
+
+    with pytest.raises(FolderInUseError) as refused:
+        FolderLock.acquire([folders[2]])
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert str(folders[2]) in message
+    assert f"pid {holder.pid} on {socket.gethostname()}, since 20" in message
+    assert "the test's holder" in message
+    assert (refused.value.pid, refused.value.host) == (holder.pid, socket.gethostname())
+    with pytest.raises(FolderInUseError):
+        FolderLock.check_free(folders)
+
+    holder.release()
+
+    with FolderLock.acquire(folders) as lock:
+        assert lock.folders
+    for folder in folders:
+        assert not (folder / LOCK_FILE_NAME).exists(), "a clean end leaves no lock file"
+
+
+def test_a_killed_holder_never_blocks_anyone(folders: list[Path], holders: list[Holder]) -> None:
+    holder = Holder(*folders)
+    holders.append(holder)
+    holder.kill()
+    assert (folders[0] / LOCK_FILE_NAME).exists(), "kill -9 leaves the file, not the lock"
+
+    FolderLock.check_free(folders)
+    with FolderLock.acquire(folders):
+        record = (folders[0] / LOCK_FILE_NAME).read_text()
+        assert f'"pid": {os.getpid()}' in record
+
+
+def test_the_same_folder_twice_in_one_process_is_refused(folders: list[Path]) -> None:
+    """Two runs in one program (threads, a notebook) collide just as two processes do."""
+    with FolderLock.acquire(folders), pytest.raises(FolderInUseError, match=f"pid {os.getpid()}"):
+        FolderLock.acquire([folders[1]])
+
+
+def test_all_folders_or_none(folders: list[Path], holders: list[Holder]) -> None:
+    holder = Holder(folders[2])
+    holders.append(holder)
+
+    with pytest.raises(FolderInUseError):
+        FolderLock.acquire(folders)
+
+    # The folders before the held one were let go again.
+    with FolderLock.acquire(folders[:2]):
+        pass
+
+
+def test_one_folder_reached_by_two_paths_is_locked_once(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    with FolderLock.acquire([real, tmp_path / "link", tmp_path / "real" / "."]) as lock:
+        assert len(lock.folders) == 1
+
+
+def test_checking_changes_nothing(tmp_path: Path) -> None:
+    FolderLock.check_free([tmp_path, tmp_path / "not-yet"])
+    assert list(tmp_path.iterdir()) == []
