@@ -2,7 +2,8 @@
 
 Data goes to stdout, logs and progress to stderr. Exit status: 0 everything done,
 1 some product failed or the service refused, 2 bad input (usage, URL, area, dates,
-credentials), 130 interrupted. Errors are one line; ``-v`` adds detail.
+credentials, a save folder another run holds), 130 interrupted by Ctrl-C, 143 stopped
+by SIGTERM (see :mod:`.stopping`). Errors are one line; ``-v`` adds detail.
 
 Modules are imported lazily: ``sentinel-fetch --help`` must start in a blink.
 """
@@ -120,6 +121,16 @@ def cli(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: run the command and exit with its status."""
+    from sentinel_fetch.cli.stopping import stop_on_sigterm
+
+    with stop_on_sigterm():
+        status = _run(argv)
+    sys.exit(status)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Run the command; return its exit status (errors become one line on stderr)."""
+    from sentinel_fetch.cli.stopping import interrupted_exit_status
     from sentinel_fetch.errors import SentinelFetchError
 
     try:
@@ -128,12 +139,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             prog_name="sentinel-fetch",
             standalone_mode=False,
         )
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("sentinel-fetch: interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("sentinel-fetch: interrupted", err=True)
-        sys.exit(130)
+        return interrupted_exit_status()
     except click.ClickException as exc:
         # One line, like every other error: what is wrong, and where to read more.
         where = ""
@@ -141,16 +149,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             where = f" (see '{exc.ctx.command_path} --help')"
         message = " ".join(exc.format_message().split())
         click.echo(f"sentinel-fetch: error: {message}{where}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except SentinelFetchError as exc:
         click.echo(f"sentinel-fetch: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except OSError as exc:
         click.echo(
             f"sentinel-fetch: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
             err=True,
         )
-        sys.exit(1)
-    sys.exit(result if isinstance(result, int) else 0)
+        return 1
+    return result if isinstance(result, int) else 0

@@ -289,7 +289,9 @@ def _summarise(context: CliContext, settings: Settings, report: BatchReport) -> 
         for stale in (report_path, report_path.with_suffix(".json")):
             stale.unlink(missing_ok=True)
     if report.interrupted:
-        return 130
+        from sentinel_fetch.cli.stopping import interrupted_exit_status
+
+        return interrupted_exit_status()
     return 0 if report.ok else 1
 
 

@@ -10,8 +10,9 @@
 * Every product gets a file of its own (:func:`~sentinel_fetch.downloads.paths.assign_file_names`):
   the name the recorder remembers from earlier runs, else one no other product has, so
   two products never share a ``.part`` or a finished file, whatever their names.
-* A stop request (Ctrl-C) lets each worker finish its current chunk, keeps the partial
-  files for the next run, and reports what was left undone.
+* A stop request (Ctrl-C, or SIGTERM through the command line) lets each worker finish
+  its current chunk, keeps the partial files for the next run, and reports what was
+  left undone.
 
 The caller holds the folder lock (:mod:`~sentinel_fetch.downloads.folderlock`) for the
 whole run; :func:`sentinel_fetch.api.download` takes it.
@@ -252,9 +253,15 @@ class DownloadEngine:
             to_fetch.append(product)
         total_bytes = sum(max(p.size, 0) for p in to_fetch)
         self.progress(BatchStarted(len(queue), total_bytes, len(queue) - len(to_fetch)))
-        for product in to_fetch:
-            self._record(batch, product, "queued")
-        interrupted = self._run_pool(to_fetch, batch)
+        try:
+            for product in to_fetch:
+                self._record(batch, product, "queued")
+            interrupted = self._run_pool(to_fetch, batch)
+        except KeyboardInterrupt:
+            # Before the pool started, or again while it stopped: the same clean end, with
+            # a report, and every product not finished still to do.
+            interrupted = True
+            self.stop.set()
         for product in to_fetch:
             if product.id not in batch.results:
                 reason = str(batch.fatal) if batch.fatal else "the run stopped before it finished"
