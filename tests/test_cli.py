@@ -558,3 +558,32 @@ def test_a_temp_folder_on_another_file_system_is_refused_before_anything_happens
     assert list(other_file_system.iterdir()) == []
     assert not (cli_env / "data").exists()
     assert cdse.stats.requests() == 0, "refused before any search or login"
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+def test_verify_checks_a_finish_folder_on_read_only_media(cdse: Emulator, tmp_path: Path) -> None:
+    """Nothing can write there, so there is nothing to lock: verify reads and reports."""
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True
+    )
+    if probe.returncode != 0:
+        pytest.skip("user namespaces are not available here")
+    save = tmp_path / "job"
+    _ledger_with(save, "done", file_bytes=b"product bytes")
+    finish = save / "Finish"
+    script = (
+        f"mount --bind {finish} {finish} && mount -o remount,ro,bind {finish} && "
+        f"{sys.executable} -m sentinel_fetch verify {save}"
+    )
+    result = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        env=_subprocess_env(cdse, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 files: 1 ok, 0 bad, 0 unknown" in result.stderr
+    assert sorted(path.name for path in finish.iterdir()) == [
+        "S2A_MSIL2A_20230624T101427_N0509_R051_T33TTN_20230624T120538.SAFE.zip"
+    ]

@@ -77,6 +77,7 @@ _COMMAND_MAX_CHARS = 200
 _SECRET_OPTIONS = frozenset({"--totp", "--password"})
 # File systems that cannot lock (some network shares): the run goes on, unprotected.
 _NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+_NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 def describe_command(argv: Sequence[str]) -> str:
@@ -234,6 +235,13 @@ def _open(path: Path, *, create: bool) -> int:
     return os.open(path, flags | (os.O_CREAT if create else 0), 0o644)
 
 
+def _open_read_only(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise StorageError(f"cannot lock {path.parent}: {exc.strerror or exc}") from None
+
+
 def _same_file(descriptor: int, path: Path) -> bool:
     try:
         return os.path.samestat(os.fstat(descriptor), os.stat(path))
@@ -321,8 +329,13 @@ class FolderLock:
             path = Path(folder) / LOCK_FILE_NAME
             try:
                 descriptor = _open(path, create=False)
+            except FileNotFoundError:
+                continue  # no lock file: nobody holds the folder
             except OSError:
-                continue  # no lock file (or none we may open): nobody holds it
+                try:
+                    descriptor = _open_read_only(path)
+                except StorageError:
+                    continue  # a file we may not even read: acquire() will say so
             try:
                 _try_lock(descriptor)
             except _Busy:
@@ -336,11 +349,21 @@ class FolderLock:
 
     def _lock(self, folder: Path) -> None:
         path = folder / LOCK_FILE_NAME
+        writable = True
         while True:
             try:
                 descriptor = _open(path, create=True)
             except OSError as exc:
-                raise StorageError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+                if exc.errno not in _NOT_WRITABLE:
+                    raise StorageError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+                if not path.exists():
+                    # A folder we cannot write (read-only media, another user's): nothing
+                    # of ours can change it, and the lock is only for those who can.
+                    log.debug("%s is read-only for this process: not locked", folder)
+                    return
+                # Another user's lock file: the lock itself needs no write access.
+                descriptor = _open_read_only(path)
+                writable = False
             try:
                 _try_lock(descriptor)
             except _Busy:
@@ -365,6 +388,8 @@ class FolderLock:
                 break
             os.close(descriptor)
         self._held.append((path, descriptor))
+        if not writable:
+            return
         try:
             _write_record(descriptor, self.holder.to_bytes())
         except OSError as exc:
