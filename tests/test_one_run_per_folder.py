@@ -137,6 +137,9 @@ def test_a_second_run_stops_at_once_and_a_killed_run_blocks_no_one(
     # kill -9 leaves the lock files behind, but not the locks: the next run just starts.
     assert (workspace.save_path / LOCK_FILE).exists()
     emulator.config.bandwidth_bytes_per_s = None
+    # The server notices the dead connections at its next write; until then they hold
+    # the account's stream slots, and the rerun would meet 429 DAT-ZIP-100 as on CDSE.
+    assert emulator.stats.wait_for(lambda stats: stats.current_streams() == 0, timeout_s=60)
     damaged.unlink()
     final = workspace.run(*arguments)
 

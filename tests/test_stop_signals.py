@@ -98,6 +98,9 @@ def test_sigterm_stops_cleanly_with_a_report_and_the_rerun_resumes(
         assert not (folder / LOCK_FILE).exists(), "the clean stop let go of the folders"
 
     emulator.config.bandwidth_bytes_per_s = None
+    # The server notices the closed connections at its next write; until then they hold
+    # the account's stream slots, and a rerun would meet 429 DAT-ZIP-100 as on CDSE.
+    assert emulator.stats.wait_for(lambda stats: stats.current_streams() == 0, timeout_s=60)
     rerun = workspace.run(*arguments)
 
     assert rerun.returncode == 0, rerun.stderr
