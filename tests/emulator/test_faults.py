@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -13,22 +16,37 @@ import pytest
 import requests
 
 from sentinel_fetch.emulator import (
+    ChunkedFault,
     CorruptFault,
     CutFault,
+    DropHandshakeFault,
     Emulator,
     EndSessionsFault,
     ExpireTokenFault,
     FaultPlan,
+    GzipFault,
     HoldFault,
     IgnoreRangeFault,
     RedirectFault,
     StallFault,
     StatusFault,
+    TrickleFault,
     fault_from_dict,
 )
 from sentinel_fetch.emulator.faults import FaultTarget
 
-from .test_server_support import S1, S2, bearer, client, fetch, login, product_url, running, token
+from .test_server_support import (
+    S1,
+    S2,
+    address,
+    bearer,
+    client,
+    fetch,
+    login,
+    product_url,
+    running,
+    token,
+)
 
 
 @pytest.fixture(scope="module")
@@ -350,6 +368,10 @@ def test_rules_round_trip_through_json() -> None:
         CutFault(after_bytes=10, product="abc"),
         RedirectFault(location="http://elsewhere.test{path}"),
         StallFault(stall_s=0.5, after_bytes=3),
+        DropHandshakeFault(host="catalogue", reset=True, times=2),
+        TrickleFault(after_bytes=7, bytes_per_write=3, interval_s=0.5),
+        ChunkedFault(extra_bytes=-1, product="abc"),
+        GzipFault(ignore_accept_encoding=True, chunked=False),
     ]
 
     assert [fault_from_dict(rule.to_dict()) for rule in rules] == rules
@@ -365,6 +387,9 @@ def test_rules_round_trip_through_json() -> None:
         {"kind": "status", "host": "elsewhere"},
         {"kind": "cut", "times": 0},
         {"kind": "redirect"},
+        {"kind": "drop_handshake", "product": "abc"},
+        {"kind": "trickle", "bytes_per_write": 0},
+        {"kind": "chunked", "extra_bytes": -2},
     ],
 )
 def test_invalid_rules_are_rejected(data: dict[str, object]) -> None:
@@ -387,7 +412,164 @@ def test_faults_work_over_plain_http(tmp_path: Path) -> None:
         emulator.faults.add(CorruptFault(offset=9_000_000))
         corrupt = fetch(emulator, product_url(emulator, S2), bearer(access))[2]
         clean = fetch(emulator, product_url(emulator, S2), bearer(access))[2]
+        emulator.faults.add(ChunkedFault(extra_bytes=3))
+        chunked = fetch(emulator, product_url(emulator, S2), bearer(access))
+        emulator.faults.add(DropHandshakeFault(host="download"))
+        fetch(emulator, product_url(emulator, S2), bearer(access))
 
         assert len(cut) == 3_000_000
         differs = np.flatnonzero(np.frombuffer(clean, np.uint8) != np.frombuffer(corrupt, np.uint8))
         assert differs.tolist() == [9_000_000]
+        assert chunked[1]["Transfer-Encoding"] == "chunked"
+        assert chunked[2] == clean + bytes(3)
+        assert emulator.faults.pending(), "no TLS, no handshake to drop"
+
+
+def _tls_handshake(emulator: Emulator, url: str) -> None:
+    context = ssl.create_default_context(cafile=str(emulator.ca_bundle))
+    with (
+        socket.create_connection(address(url), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1"),
+    ):
+        pass
+
+
+def test_drop_handshake_hangs_up_before_any_answer(emulator: Emulator, access: str) -> None:
+    before = len(emulator.faults.fired)
+    emulator.faults.add(DropHandshakeFault())
+    emulator.faults.add(DropHandshakeFault(reset=True))
+    url = product_url(emulator, S2)
+
+    with pytest.raises(ssl.SSLEOFError):
+        _tls_handshake(emulator, url)
+    with pytest.raises(ConnectionResetError):
+        _tls_handshake(emulator, url)
+    _tls_handshake(emulator, url)
+
+    assert [f.fault.kind for f in emulator.faults.fired[before:]] == ["drop_handshake"] * 2
+    assert not emulator.faults.pending()
+    assert get(emulator, access).status_code == 200
+
+
+def test_drop_handshake_is_per_host(emulator: Emulator) -> None:
+    emulator.faults.add(DropHandshakeFault(host="identity"))
+
+    _tls_handshake(emulator, product_url(emulator, S2))
+
+    assert emulator.faults.pending(), "a download-host connection must not use it up"
+    with pytest.raises(requests.exceptions.SSLError):
+        login(emulator)
+    assert login(emulator).status_code == 200
+    assert not emulator.faults.pending()
+
+
+def _body_reads(emulator: Emulator, url: str, headers: dict[str, str]) -> list[bytes]:
+    """The response to a GET as the pieces each TLS read returned (one TLS record each)."""
+    context = ssl.create_default_context(cafile=str(emulator.ca_bundle))
+    split = urlsplit(url)
+    lines = [f"GET {split.path} HTTP/1.1", f"Host: {split.netloc}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with (
+        socket.create_connection(address(url), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        pieces = []
+        while piece := tls.recv(1 << 20):
+            pieces.append(piece)
+    return pieces
+
+
+def test_trickle_sends_the_rest_of_the_body_a_few_bytes_at_a_time(
+    emulator: Emulator, access: str, good: bytes
+) -> None:
+    emulator.faults.add(TrickleFault(after_bytes=19_990, bytes_per_write=2, interval_s=0.01))
+
+    pieces = _body_reads(emulator, product_url(emulator, S2), bearer(access))
+
+    response = b"".join(pieces)
+    assert response.endswith(good)
+    assert [len(piece) for piece in pieces[-5:]] == [2] * 5
+    assert get(emulator, access).content == good
+
+
+def test_chunked_body_without_length_and_with_extra_bytes(
+    emulator: Emulator, access: str, good: bytes
+) -> None:
+    emulator.faults.add(ChunkedFault())
+    plain = get(emulator, access)
+    emulator.faults.add(ChunkedFault(extra_bytes=5000))
+    longer = get(emulator, access)
+
+    assert plain.headers["Transfer-Encoding"] == "chunked"
+    assert "Content-Length" not in plain.headers
+    assert plain.content == good
+    assert longer.content == good + bytes(5000)
+
+
+def test_endless_chunked_body_goes_on_until_the_client_leaves(
+    emulator: Emulator, access: str, good: bytes
+) -> None:
+    emulator.faults.add(ChunkedFault(extra_bytes=-1, product=S2.id))
+    emulator.stats.reset()
+
+    received = 0
+    with client(emulator).get(
+        product_url(emulator, S2), headers=bearer(access), stream=True, timeout=10
+    ) as response:
+        for piece in response.iter_content(1 << 16):
+            received += len(piece)
+            if received > 20 * len(good):
+                break
+
+    assert received > 20 * len(good)
+    assert emulator.stats.bytes_served(S2.id) >= received
+    assert emulator.stats.wait_for(lambda stats: stats.current_streams() == 0)
+
+
+def test_gzip_only_for_clients_that_accept_it_like_nginx(
+    emulator: Emulator, access: str, good: bytes
+) -> None:
+    emulator.faults.add(GzipFault(times=2))
+    url = product_url(emulator, S2)
+
+    identity = get(emulator, access, **{"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in identity.headers
+    assert identity.content == good
+    assert emulator.faults.pending()[0][1] == 2, "a request refusing gzip uses up no rule"
+
+    status, headers, body = fetch(emulator, url, {**bearer(access), "Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["Content-Encoding"] == "gzip"
+    assert headers["Transfer-Encoding"] == "chunked"
+    assert gzip.decompress(body) == good
+    assert "Content-Length" not in headers
+    ranged = get(emulator, access, Range="bytes=100-", **{"Accept-Encoding": "gzip"})
+    assert ranged.status_code == 200, "a compressed answer is always the whole resource"
+    assert ranged.content == good  # requests decodes it
+    assert not emulator.faults.pending()
+
+
+def test_gzip_despite_identity_with_a_length(emulator: Emulator, access: str, good: bytes) -> None:
+    emulator.faults.add(GzipFault(ignore_accept_encoding=True, chunked=False))
+
+    status, headers, body = fetch(
+        emulator,
+        product_url(emulator, S2),
+        {**bearer(access), "Accept-Encoding": "identity", "Range": "bytes=10-"},
+    )
+
+    assert status == 200
+    assert headers["Content-Encoding"] == "gzip"
+    assert int(headers["Content-Length"]) == len(body) != len(good)
+    assert "Content-Range" not in headers
+    assert gzip.decompress(body) == good
+
+
+def test_gzip_applies_to_catalogue_pages_too(emulator: Emulator) -> None:
+    emulator.faults.add(GzipFault(host="catalogue"))
+
+    page = client(emulator).get(f"{emulator.catalogue_url}/Products")
+
+    assert page.headers["Content-Encoding"] == "gzip"
+    assert page.json()["value"][0]["Id"] == S2.id

@@ -3,7 +3,8 @@
 Every client test, the demo and every benchmark talk to this emulator over loopback
 sockets: it follows our specification of CDSE (``shared/cdse-api.md``), never the client,
 and reproduces on demand the failures CDSE users report (token expiry, session caps,
-429s, truncated and corrupt archives, stalls, redirects; see :mod:`.faults`).
+429s, truncated, corrupt, oversize and compressed archives, stalls, trickles, dropped
+TLS handshakes, redirects; see :mod:`.faults`).
 
 >>> from sentinel_fetch.emulator import Emulator, EmulatorConfig
 >>> with Emulator(EmulatorConfig(tls=False)) as emulator:  # doctest: +SKIP
@@ -25,18 +26,22 @@ from .archive import ArchiveStore
 from .config import DEMO_PASSWORD, DEMO_USERNAME, EmulatorConfig
 from .download import DownloadHost
 from .faults import (
+    ChunkedFault,
     CorruptFault,
     CutFault,
+    DropHandshakeFault,
     EndSessionsFault,
     ExpireTokenFault,
     Fault,
     FaultPlan,
     FiredFault,
+    GzipFault,
     HoldFault,
     IgnoreRangeFault,
     RedirectFault,
     StallFault,
     StatusFault,
+    TrickleFault,
     fault_from_dict,
 )
 from .identity import REALM_PATH, IdentityProvider, totp_code
@@ -49,8 +54,10 @@ __all__ = [
     "DEMO_PASSWORD",
     "DEMO_USERNAME",
     "CatalogueFactory",
+    "ChunkedFault",
     "CorruptFault",
     "CutFault",
+    "DropHandshakeFault",
     "Emulator",
     "EmulatorConfig",
     "EndSessionsFault",
@@ -58,6 +65,7 @@ __all__ = [
     "Fault",
     "FaultPlan",
     "FiredFault",
+    "GzipFault",
     "HoldFault",
     "IgnoreRangeFault",
     "RedirectFault",
@@ -65,6 +73,7 @@ __all__ = [
     "StallFault",
     "Stats",
     "StatusFault",
+    "TrickleFault",
     "fault_from_dict",
     "totp_code",
 ]

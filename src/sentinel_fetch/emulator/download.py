@@ -39,21 +39,24 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from .archive import ArchiveStore
 from .config import EmulatorConfig
 from .faults import (
+    ChunkedFault,
     CorruptFault,
     EndSessionsFault,
     Fault,
     FaultPlan,
+    GzipFault,
     IgnoreRangeFault,
     StatusFault,
 )
 from .identity import IdentityProvider, bearer_token
 from .model import ArchiveInfo, ProductRecord, ProductStore, Response
-from .server import Exchange, StreamOptions, error_body, status_fault_response
+from .server import Exchange, StreamOptions, encode_body, error_body, status_fault_response
 from .stats import Stats
 
 __all__ = ["ByteRange", "DownloadHost", "StreamLimiter", "parse_range"]
@@ -390,8 +393,22 @@ class DownloadHost:
         # Taken only once the stream is sure to start, so a refused request uses up no rule.
         faults += self._faults.take_body(target)
         body = self._archives.body(served.record)
-        source = body.memory if body.memory is not None else body.path
+        source: memoryview | Path | None = body.memory if body.memory is not None else body.path
         assert source is not None
+        first, after = served.offset + start, served.offset + end
+        chunked, trailing_bytes = False, 0
+        if any(isinstance(f, GzipFault | ChunkedFault) for f in faults):
+            compressed = any(isinstance(f, GzipFault) for f in faults)
+            whole = b""
+            if compressed:
+                # Compression serves the whole resource (200); corrupt offsets name archive
+                # bytes, which no longer appear as such in the body.
+                whole = _read_span(source, served.offset, served.offset + total)
+                status = 200
+                faults = [f for f in faults if not isinstance(f, CorruptFault)]
+            payload, headers, chunked, trailing_bytes = encode_body(whole, headers, faults)
+            if compressed:
+                source, first, after = memoryview(payload), 0, len(payload)
 
         def expire() -> None:
             self._identity.expire_token(token)
@@ -412,8 +429,8 @@ class DownloadHost:
             exchange.send_head(status, headers)
             exchange.send_body(
                 source,
-                served.offset + start,
-                served.offset + end,
+                first,
+                after,
                 StreamOptions(
                     faults=_shift(faults, served.offset),
                     rate_bytes_per_s=config.bandwidth_bytes_per_s,
@@ -423,6 +440,8 @@ class DownloadHost:
                     expire_token=expire,
                     product_id=served.record.id,
                     before_last_write=release,
+                    chunked=chunked,
+                    extra_bytes=trailing_bytes,
                 ),
             )
         finally:
@@ -450,6 +469,15 @@ def _shift(faults: Sequence[Fault], offset: int) -> list[Fault]:
     return [
         replace(f, offset=f.offset + offset) if isinstance(f, CorruptFault) else f for f in faults
     ]
+
+
+def _read_span(source: memoryview | Path, start: int, end: int) -> bytes:
+    """Bytes ``start..end-1`` of an archive held in memory or in a file."""
+    if isinstance(source, memoryview):
+        return bytes(source[start:end])
+    with source.open("rb") as handle:
+        handle.seek(start)
+        return handle.read(end - start)
 
 
 def _unauthorised(code: str, message: str) -> Response:

@@ -23,14 +23,30 @@ What each kind reproduces (peers.md §3 numbers the user reports):
 ``hold``        the body pauses after ``after_bytes`` until :meth:`FaultPlan.release_holds`
                 (no user report: lets a test line streams up on a busy machine, e.g. "four
                 streams are open at once", without betting on timing).
+``drop_handshake`` the server (or a middlebox) reads the TLS ClientHello and closes the
+                connection (or resets it) without answering: a dropped handshake, which
+                is not a certificate problem.
+``trickle``     the body goes on a few bytes at a time with pauses in between: each read
+                gets something, so a per-read timeout never fires (a dying upstream, a
+                throttling middlebox).
+``chunked``     the body is sent with ``Transfer-Encoding: chunked`` and no
+                ``Content-Length`` (a zipper streaming an archive it builds on the fly),
+                optionally followed by bytes the archive does not have, or by an endless
+                stream of them (a server that lies about the size).
+``gzip``        the body is compressed with ``Content-Encoding: gzip`` as nginx's gzip
+                filter does: sent chunked, always the whole resource (200) because
+                compression turns Range off, and only when the request accepts gzip unless
+                ``ignore_accept_encoding`` (a server or proxy that compresses anyway).
 ==============  ===========================================================================
 
-Rules fire at three moments. *Before dispatch* (any host): ``status``, ``redirect``,
+Rules fire at four moments. *During the TLS handshake* (a host, no filters):
+``drop_handshake``. *Before dispatch* (any host): ``status``, ``redirect``,
 ``end_sessions``, ``stall`` and ``expire_token`` without ``after_bytes``. *While a 2xx
-body is sent*: ``cut``, ``corrupt``, ``hold``, and ``stall``/``expire_token`` with
-``after_bytes``.
-*When a download request carries Range*: ``ignore_range``. A rule only counts a firing
-when it actually applies, so a HEAD request does not use up a ``cut``.
+body is sent*: ``cut``, ``corrupt``, ``hold``, ``trickle``, ``chunked``, ``gzip``, and
+``stall``/``expire_token`` with ``after_bytes``. *When a download request carries
+Range*: ``ignore_range``. A rule only counts a firing when it actually applies, so a
+HEAD request does not use up a ``cut``, a ``gzip`` rule is not used up by a request that
+does not accept gzip, and ``drop_handshake`` never fires over plain HTTP.
 
 :meth:`FaultPlan.randomize` is for soak tests: every product GET on the download host
 independently draws a fault with probability ``rate``. The draw for the n-th request of
@@ -51,19 +67,24 @@ __all__ = [
     "BEFORE_DISPATCH",
     "HOSTS",
     "RANDOM_KINDS",
+    "ChunkedFault",
     "CorruptFault",
     "CutFault",
+    "DropHandshakeFault",
     "EndSessionsFault",
     "ExpireTokenFault",
     "Fault",
     "FaultPlan",
     "FaultTarget",
     "FiredFault",
+    "GzipFault",
     "HoldFault",
     "IgnoreRangeFault",
     "RedirectFault",
     "StallFault",
     "StatusFault",
+    "TrickleFault",
+    "accepts_gzip",
     "fault_from_dict",
 ]
 
@@ -76,6 +97,7 @@ RANDOM_KINDS = ("status", "cut", "corrupt", "stall", "expire_token", "ignore_ran
 BEFORE_DISPATCH = "before"
 _BODY = "body"
 _RANGE = "range"
+_HANDSHAKE = "handshake"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,6 +338,137 @@ class RedirectFault(Fault):
         return self.location.replace("{path}", path).replace("{query}", query)
 
 
+@dataclass(frozen=True, kw_only=True)
+class DropHandshakeFault(Fault):
+    """Read the TLS ClientHello, then close the connection without a word.
+
+    The client sees the handshake end early (``EOF occurred in violation of protocol``),
+    or, with ``reset``, a connection reset: what an overloaded server or a middlebox
+    that drops connections does. Nothing about the certificate is wrong. Only the host
+    filter applies (there is no request yet), and over plain HTTP the rule never fires.
+
+    Attributes:
+        reset: end with a TCP reset instead of an orderly close.
+    """
+
+    kind: ClassVar[str] = "drop_handshake"
+    reset: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.product is not None or self.path_contains is not None or self.method is not None:
+            raise ValueError("drop_handshake fires before any request: only host and times apply")
+
+    @property
+    def moment(self) -> str:
+        """Fires during the TLS handshake."""
+        return _HANDSHAKE
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrickleFault(Fault):
+    """After ``after_bytes`` body bytes, send ``bytes_per_write`` bytes every ``interval_s``.
+
+    The connection stays alive and every read receives something, so a client that only
+    has a per-read timeout waits for the whole body at this pace.
+    """
+
+    kind: ClassVar[str] = "trickle"
+    after_bytes: int = 0
+    bytes_per_write: int = 1
+    interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _non_negative("after_bytes", self.after_bytes)
+        _non_negative("interval_s", self.interval_s)
+        if self.bytes_per_write < 1:
+            raise ValueError("bytes_per_write must be >= 1")
+
+    @property
+    def moment(self) -> str:
+        """Fires while a 2xx body is sent."""
+        return _BODY
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChunkedFault(Fault):
+    """Send the body chunked, without ``Content-Length``, then ``extra_bytes`` more.
+
+    ``extra_bytes`` (zeros) follow the real body inside the same chunked stream, so the
+    client receives more than the archive has; ``-1`` keeps sending them until the
+    client goes away.
+    """
+
+    kind: ClassVar[str] = "chunked"
+    extra_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.extra_bytes < -1:
+            raise ValueError(f"extra_bytes must be >= 0 or -1 (endless), got {self.extra_bytes}")
+
+    @property
+    def moment(self) -> str:
+        """Fires while a 2xx body is sent."""
+        return _BODY
+
+
+@dataclass(frozen=True, kw_only=True)
+class GzipFault(Fault):
+    """Compress the body with gzip (``Content-Encoding: gzip``), the way nginx does.
+
+    The whole resource is sent (200, no ``Content-Range``: nginx serves no ranges of a
+    compressed answer), chunked without ``Content-Length`` unless ``chunked`` is false,
+    in which case the compressed length is announced (a pre-compressed file). The bytes
+    are compressed in memory: meant for test-sized archives.
+
+    Attributes:
+        ignore_accept_encoding: compress even when the request does not accept gzip
+            (``Accept-Encoding: identity``), as a misconfigured server or proxy does.
+        chunked: send chunked (nginx's gzip filter) rather than with a length.
+    """
+
+    kind: ClassVar[str] = "gzip"
+    ignore_accept_encoding: bool = False
+    chunked: bool = True
+
+    @property
+    def moment(self) -> str:
+        """Fires while a 2xx body is sent."""
+        return _BODY
+
+    def matches(self, target: FaultTarget) -> bool:
+        """Also requires a request that accepts gzip, unless told to ignore that."""
+        if not super().matches(target):
+            return False
+        return self.ignore_accept_encoding or accepts_gzip(target.accept_encoding)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` header value lets the server send gzip.
+
+    >>> accepts_gzip("gzip, deflate"), accepts_gzip("identity"), accepts_gzip("gzip;q=0")
+    (True, False, False)
+    >>> accepts_gzip("*"), accepts_gzip(None)
+    (True, False)
+    """
+    if not accept_encoding:
+        return False
+    for item in accept_encoding.split(","):
+        name, _, parameters = item.strip().partition(";")
+        if name.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        quality = parameters.strip().lower()
+        if quality.startswith("q="):
+            try:
+                return float(quality[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
 _KINDS: dict[str, type[Fault]] = {
     cls.kind: cls
     for cls in (
@@ -328,6 +481,10 @@ _KINDS: dict[str, type[Fault]] = {
         IgnoreRangeFault,
         EndSessionsFault,
         RedirectFault,
+        DropHandshakeFault,
+        TrickleFault,
+        ChunkedFault,
+        GzipFault,
     )
 }
 
@@ -363,6 +520,7 @@ class FaultTarget:
         path: percent-decoded path.
         product_id: product named in the path (``Products(<id>)``), if any.
         product_name: that product's name, when the store knows it.
+        accept_encoding: the request's ``Accept-Encoding`` header, if any.
     """
 
     host: str
@@ -370,6 +528,7 @@ class FaultTarget:
     path: str
     product_id: str | None = None
     product_name: str | None = None
+    accept_encoding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -484,6 +643,11 @@ class FaultPlan:
         """Whether a rule makes this Range request get a full 200 answer."""
         return bool(self._take(target, _RANGE))
 
+    def take_handshake(self, host: str) -> DropHandshakeFault | None:
+        """The rule (if any) that drops the TLS handshake of a new connection to ``host``."""
+        taken = self._take(FaultTarget(host, "", ""), _HANDSHAKE)
+        return next((f for f in taken if isinstance(f, DropHandshakeFault)), None)
+
     def draw_random(self, target: FaultTarget, length: int) -> Fault | None:
         """The random fault (if any) for this product GET of a ``length``-byte body."""
         with self._lock:
@@ -510,7 +674,7 @@ class FaultPlan:
                 fault = entry.fault
                 if fault.moment != moment or not fault.matches(target):
                     continue
-                answers = isinstance(fault, StatusFault | RedirectFault)
+                answers = isinstance(fault, StatusFault | RedirectFault | DropHandshakeFault)
                 if answers and answered:
                     continue
                 answered = answered or answers

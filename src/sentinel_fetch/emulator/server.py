@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import gzip
 import http
 import ipaddress
 import logging
@@ -41,6 +42,7 @@ from urllib.parse import unquote, urlsplit
 
 from .config import EmulatorConfig
 from .faults import (
+    ChunkedFault,
     CorruptFault,
     CutFault,
     EndSessionsFault,
@@ -48,10 +50,12 @@ from .faults import (
     Fault,
     FaultPlan,
     FaultTarget,
+    GzipFault,
     HoldFault,
     RedirectFault,
     StallFault,
     StatusFault,
+    TrickleFault,
 )
 from .model import Handler, ProductRecord, Request, Response
 from .stats import RequestEvent, Stats
@@ -63,6 +67,7 @@ __all__ = [
     "PureApp",
     "RequestHooks",
     "StreamOptions",
+    "encode_body",
     "error_body",
     "product_id_in_path",
 ]
@@ -132,6 +137,10 @@ class StreamOptions:
         product_id: bytes sent are added to this product's counter.
         before_last_write: called once, just before the last chunk is written (the
             download host frees the stream slot there, see :meth:`Exchange.send_body`).
+        chunked: frame the body with ``Transfer-Encoding: chunked`` (the caller sent
+            that header instead of ``Content-Length``).
+        extra_bytes: bytes (zeros) sent after the body inside the chunked stream; ``-1``
+            until the client goes away (``chunked`` only).
     """
 
     faults: Sequence[Fault] = ()
@@ -140,6 +149,38 @@ class StreamOptions:
     expire_token: Callable[[], None] | None = None
     product_id: str | None = None
     before_last_write: Callable[[], None] | None = None
+    chunked: bool = False
+    extra_bytes: int = 0
+
+
+def encode_body(
+    payload: bytes, headers: Sequence[tuple[str, str]], faults: Sequence[Fault]
+) -> tuple[bytes, list[tuple[str, str]], bool, int]:
+    """Apply the ``gzip`` and ``chunked`` rules among ``faults`` to a whole 2xx body.
+
+    Returns:
+        ``(payload, headers, chunked, extra_bytes)``: the bytes to send (compressed for
+        ``gzip``), the headers without ``Content-Length`` / ``Content-Range`` where they
+        no longer hold, and how :meth:`Exchange.send_body` must frame it.
+    """
+    compress = next((f for f in faults if isinstance(f, GzipFault)), None)
+    chunking = next((f for f in faults if isinstance(f, ChunkedFault)), None)
+    shaped = list(headers)
+    chunked = chunking is not None
+    if compress is not None:
+        payload = gzip.compress(payload, mtime=0)
+        # nginx serves no ranges of what it compresses: the whole resource, as a 200.
+        dropped = ("content-length", "content-range", "accept-ranges")
+        shaped = [(n, v) for n, v in shaped if n.lower() not in dropped]
+        shaped += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
+        chunked = chunked or compress.chunked
+        if not chunked:
+            shaped.append(("Content-Length", str(len(payload))))
+    if chunked:
+        shaped = [(n, v) for n, v in shaped if n.lower() != "content-length"]
+        shaped.append(("Transfer-Encoding", "chunked"))
+    extra = chunking.extra_bytes if chunking is not None else 0
+    return payload, shaped, chunked, extra
 
 
 class _ClientGone(Exception):
@@ -202,6 +243,9 @@ class _Connection:
         context = self.server.tls_context
         if context is not None:
             _set_timeouts(self.sock, _HANDSHAKE_TIMEOUT_S)
+            drop = self.server.faults.take_handshake(self.binding.name)
+            if drop is not None:
+                self._drop_handshake(drop.reset)
             wrapped = context.wrap_socket(
                 self.sock, server_side=True, do_handshake_on_connect=False
             )
@@ -209,6 +253,19 @@ class _Connection:
             wrapped.do_handshake()
             self.tls = True
         _set_timeouts(self.sock, self.server.config.idle_timeout_s)
+
+    def _drop_handshake(self, reset: bool) -> None:
+        """Take the ClientHello, answer nothing, hang up (orderly close, or a reset)."""
+        with contextlib.suppress(OSError):
+            self.sock.recv(65536)
+        if reset:
+            # A zero linger time makes close() send RST instead of FIN.
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        raise _ClientGone("handshake dropped by a fault rule")
 
     def abort(self) -> None:
         """Cut the connection now (the peer sees EOF/reset mid-body)."""
@@ -497,7 +554,14 @@ class Exchange:
         if product is None and self.product_id is not None:
             record = self.server.lookup(self.product_id)
             name = record.name if record is not None else None
-        return FaultTarget(self.host, self.request.method, self.request.path, self.product_id, name)
+        return FaultTarget(
+            self.host,
+            self.request.method,
+            self.request.path,
+            self.product_id,
+            name,
+            self.request.headers.get("accept-encoding"),
+        )
 
     def respond(self, response: Response, body_faults: Sequence[Fault] = ()) -> None:
         """Send a complete response (head, then the body unless the method is HEAD)."""
@@ -505,8 +569,10 @@ class Exchange:
         headers.append(("Content-Length", str(len(response.body))))
         body = response.body if self.request.method != "HEAD" else b""
         if body and body_faults:
+            body, headers, chunked, extra = encode_body(body, headers, body_faults)
             self.send_head(response.status, headers)
-            self.send_body(memoryview(body), 0, len(body), StreamOptions(faults=body_faults))
+            options = StreamOptions(faults=body_faults, chunked=chunked, extra_bytes=extra)
+            self.send_body(memoryview(body), 0, len(body), options)
             return
         # Head and body in one write: one packet for small answers, no Nagle round trip.
         data = self._head(response.status, headers) + body
@@ -557,9 +623,9 @@ class Exchange:
         Args:
             source: the whole resource in memory, or the file holding it.
             start: resource offset of the first body byte (corrupt faults use resource
-                offsets, cut/stall/expire faults count body bytes).
+                offsets, cut/stall/expire/trickle faults count body bytes).
             end: resource offset after the last body byte.
-            options: faults, bandwidth cap, token checks, product for the stats.
+            options: faults, bandwidth cap, token checks, product for the stats, framing.
 
         Returns:
             Whether the whole body was sent (``False``: cut, client gone or stopping).
@@ -573,13 +639,17 @@ class Exchange:
             # Small slices keep the cap smooth: 1/100 s of data, at least 16 KiB.
             chunk = int(min(_CHUNK, max(16 * 1024, rate / 100)))
         elif (
-            options.token_alive is not None or isinstance(source, memoryview) or self.connection.tls
+            options.token_alive is not None
+            or isinstance(source, memoryview)
+            or self.connection.tls
+            or options.chunked
         ):
             chunk = _CHUNK
         else:
             chunk = total
         reader = _FileReader(source) if isinstance(source, Path) else None
         stopping = self.server.stopping
+        trickle: TrickleFault | None = None
         sent = 0
         event_index = 0
         began = time.monotonic()
@@ -595,19 +665,26 @@ class Exchange:
                     ):
                         self.abort()
                         return False
+                    elif isinstance(fault, TrickleFault):
+                        trickle = fault
                     elif isinstance(fault, CutFault):
                         logger.debug("cutting %s after %d bytes", self.request.path, sent)
                         self.abort()
                         return False
                 if sent >= total:
-                    return True
+                    break
                 if options.token_alive is not None and not options.token_alive():
                     logger.debug("token expired mid-stream on %s", self.request.path)
                     self.abort()
                     return False
                 limit = next((b for b in breaks if b > sent), total)
                 size = min(limit - sent, chunk, total - sent)
-                if size == total - sent and size > _LAST_WRITE:
+                if trickle is not None:
+                    size = min(size, trickle.bytes_per_write)
+                    if stopping.wait(trickle.interval_s):
+                        self.abort()
+                        return False
+                elif size == total - sent and size > _LAST_WRITE:
                     # Keep the last write small: the stream slot is freed and the request
                     # logged just before it, so "before" must mean "at the very end".
                     size -= _LAST_WRITE
@@ -629,6 +706,8 @@ class Exchange:
                     if options.before_last_write is not None:
                         options.before_last_write()
                     self.server.record(self)
+                if options.chunked:
+                    self.connection.send_all(f"{size:x}\r\n".encode())
                 if any(a <= sent < b for a, b in flips):
                     data = bytearray(
                         source[offset : offset + size]
@@ -643,8 +722,13 @@ class Exchange:
                 else:
                     assert reader is not None
                     self.connection.send_file(reader, offset, size)
+                if options.chunked:
+                    self.connection.send_all(b"\r\n")
                 sent += size
                 self.bytes_sent = sent
+            if options.chunked:
+                return self._finish_chunked(options, stopping)
+            return True
         except _ClientGone as gone:
             logger.debug("client left %s after %d bytes: %s", self.request.path, sent, gone)
             self.keep_alive = False
@@ -660,6 +744,23 @@ class Exchange:
             return not stopping.wait(fault.stall_s)
         return self.server.faults.wait_released(stopping)
 
+    def _finish_chunked(self, options: StreamOptions, stopping: threading.Event) -> bool:
+        """Send the extra bytes a ``chunked`` rule asks for, then the last chunk."""
+        remaining = options.extra_bytes
+        filler = bytes(_CHUNK)
+        while remaining != 0:
+            if stopping.is_set():
+                self.abort()
+                return False
+            size = _CHUNK if remaining < 0 else min(_CHUNK, remaining)
+            if options.product_id is not None:
+                self.server.stats.add_product_bytes(options.product_id, size)
+            self.connection.send_all(f"{size:x}\r\n".encode() + filler[:size] + b"\r\n")
+            if remaining > 0:
+                remaining -= size
+        self.connection.send_all(b"0\r\n\r\n")
+        return True
+
 
 def _read(reader: _FileReader | None, offset: int, size: int) -> bytes:
     assert reader is not None
@@ -667,11 +768,13 @@ def _read(reader: _FileReader | None, offset: int, size: int) -> bytes:
 
 
 def _body_events(faults: Sequence[Fault], total: int) -> list[tuple[int, Fault]]:
-    """``(body offset, fault)`` of the cut/stall/expire faults that fall inside the body."""
+    """``(body offset, fault)`` of the cut/stall/expire/trickle faults inside the body."""
     events: list[tuple[int, int, Fault]] = []
     for fault in faults:
         if isinstance(fault, CutFault) and fault.after_bytes < total:
             events.append((fault.after_bytes, 2, fault))
+        elif isinstance(fault, TrickleFault) and fault.after_bytes < total:
+            events.append((fault.after_bytes, 1, fault))
         elif isinstance(fault, StallFault | HoldFault) and fault.after_bytes is not None:
             if fault.after_bytes < total:
                 events.append((fault.after_bytes, 1, fault))
