@@ -30,7 +30,8 @@ through :func:`sentinel_fetch.http.redact_url`.
     ├── TransferError                  one product could not be fetched and verified
     │   ├── IntegrityError             size, checksum or zip test failed
     │   ├── ProductOfflineError        Online=false: order it in the Data Workspace
-    │   └── UnsafeNameError            a name from the server would escape the save folder
+    │   ├── UnsafeNameError            a name from the server would escape the save folder
+    │   └── InvalidProductIdError      an id that is not a UUID would change the download URL
     ├── SearchIncompleteError          paging failed after retries: no silently short list
     └── StorageError                   the disk refused (full, read-only, permission)
 """
@@ -52,6 +53,7 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "InvalidCredentialsError",
+    "InvalidProductIdError",
     "LedgerFileError",
     "ProductOfflineError",
     "QueryError",
@@ -226,6 +228,10 @@ class ProductOfflineError(TransferError):
 
 class UnsafeNameError(TransferError):
     """A product name that would place a file outside the save folder."""
+
+
+class InvalidProductIdError(TransferError):
+    """A product id that is not a UUID: put into a URL, it would change the path."""
 
 
 class SearchIncompleteError(SentinelFetchError):

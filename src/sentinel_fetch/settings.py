@@ -8,12 +8,13 @@ built from :class:`Endpoints`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from sentinel_fetch.errors import ConfigError
+from sentinel_fetch.errors import ConfigError, InvalidProductIdError
 
 __all__ = [
     "CDSE_CATALOGUE_URL",
@@ -41,6 +42,10 @@ ENV_DOWNLOAD_URL = "SENTINEL_FETCH_DOWNLOAD_URL"
 ENV_CA_BUNDLE = "SENTINEL_FETCH_CA_BUNDLE"
 
 Origin = tuple[str, str, int]
+
+# CDSE product ids are always UUIDs (spec §3.2). Anything else put into a URL could
+# change the path that receives the token ("../", "?", "#", ")").
+_PRODUCT_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 def origin_of(url: str) -> Origin:
@@ -89,6 +94,26 @@ class Endpoints:
     def token_url(self) -> str:
         """The OpenID Connect token endpoint (password and refresh grants)."""
         return f"{self.identity}/protocol/openid-connect/token"
+
+    def product_url(self, product_id: str) -> str:
+        """The URL of a product's archive on the download host (spec §5.1).
+
+        Every product download URL is built here. The id must be a UUID, and is
+        percent-encoded on top of that, so no id can reach another path.
+
+        Raises:
+            InvalidProductIdError: the id is not a UUID.
+
+        Example:
+            >>> Endpoints().product_url("5ff3c4c8-a778-40c2-bf2f-0b6b98e179c8")
+            'https://download.dataspace.copernicus.eu/odata/v1/Products(5ff3c4c8-a778-40c2-bf2f-0b6b98e179c8)/$value'
+        """
+        if not _PRODUCT_ID.fullmatch(product_id):
+            raise InvalidProductIdError(
+                f"product id {product_id[:80]!r} is not a UUID: CDSE ids always are; "
+                "no download URL is built from it"
+            )
+        return f"{self.download}/Products({quote(product_id, safe='')})/$value"
 
     @property
     def is_real_cdse(self) -> bool:

@@ -369,3 +369,27 @@ def test_the_client_itself_never_opens_more_than_workers(
     _assert_verified(settings, products, report)
     assert cdse.stats.peak_streams(DEMO_USERNAME) == workers
     assert cdse.stats.throttled == 0
+
+
+@pytest.mark.parametrize(
+    "hostile_id",
+    [
+        "../../../auth/realms/CDSE/protocol/openid-connect/token",
+        "00000000-0000-0000-0000-000000000000)/Nodes(x",
+        "5ff3c4c8-a778-40c2-bf2f-0b6b98e179c8?token=x",
+        "5ff3c4c8-a778-40c2-bf2f-0b6b98e179c8#",
+        "{5ff3c4c8-a778-40c2-bf2f-0b6b98e179c8}",
+        "",
+    ],
+)
+def test_product_ids_that_are_not_uuids_are_refused_before_any_request(
+    cdse: Emulator, settings: Settings, credentials: Credentials, hostile_id: str
+) -> None:
+    (real,) = _products(settings, 1)
+    hostile = replace(real, id=hostile_id, name=f"{real.name}-hostile")
+    report = _engine(settings, credentials).run([hostile, real])
+    failed, downloaded = report.results
+    assert failed.status == "failed" and failed.attempts == 0
+    assert "not a UUID" in (failed.error or "")
+    assert downloaded.status == "downloaded"
+    assert [e.product_id for e in cdse.stats.events("download")] == [real.id]

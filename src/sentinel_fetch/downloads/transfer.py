@@ -214,10 +214,13 @@ def _storage_error(exc: OSError, path: Path) -> StorageError:
 class _Attempt:
     """One request for one product."""
 
-    def __init__(self, product: Downloadable, context: TransferContext, expected: Expected) -> None:
+    def __init__(
+        self, product: Downloadable, context: TransferContext, expected: Expected, url: str
+    ) -> None:
         self.product = product
         self.context = context
         self.expected = expected
+        self.url = url
         self.part = context.layout.partial(product.file_name)
         self.final = context.layout.finished(product.file_name)
         self.received = 0
@@ -246,13 +249,12 @@ class _Attempt:
         """Fetch (the rest of) the product; return how it was verified."""
         context = self.context
         offset = self._partial_size()
-        url = f"{context.transport.settings.endpoints.download}/Products({self.product.id})/$value"
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         try:
             with context.governor.slot(context.stop):
                 try:
                     response = context.transport.request(
-                        "GET", url, bearer=self._bearer, headers=headers, stream=True
+                        "GET", self.url, bearer=self._bearer, headers=headers, stream=True
                     )
                 except ServiceError as exc:  # no answer at all: refused, reset, DNS, TLS
                     if exc.transient:
@@ -442,6 +444,7 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
         AuthError: the account cannot log in or cannot download.
         StoppedError: the job is stopping (the partial file is kept).
     """
+    url = context.transport.settings.endpoints.product_url(product.id)
     expected = Expected.from_catalogue(product.size, product.checksums)
     backoff = Backoff(context.limits.backoff_base_s, context.limits.backoff_max_s)
     attempts_without_progress = 0
@@ -450,7 +453,7 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
     total_received = 0
     while True:
         attempts += 1
-        attempt = _Attempt(product, context, expected)
+        attempt = _Attempt(product, context, expected, url)
         started = time.monotonic()
         try:
             verified_by = attempt.run(attempts)

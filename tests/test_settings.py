@@ -1,0 +1,26 @@
+"""Endpoints and limits: URLs built in one place, limits refused when they cannot work."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentinel_fetch.errors import TransferError
+from sentinel_fetch.settings import Endpoints
+
+
+def test_download_urls_are_built_in_one_place_from_uuids_only() -> None:
+    endpoints = Endpoints(download="https://mirror.example/odata/v1")
+    product_id = "5FF3C4C8-a778-40c2-bf2f-0b6b98e179c8"
+    assert endpoints.product_url(product_id) == (
+        f"https://mirror.example/odata/v1/Products({product_id})/$value"
+    )
+    hostile = (
+        "../x",
+        "a?b",
+        "5ff3c4c8a77840c2bf2f0b6b98e179c8",
+        " 5ff3c4c8-a778-40c2-bf2f-0b6b98e179c8",
+        "5ff3c4c8-a778-40c2-bf2f-0b6b98e179c8\n",
+    )
+    for product_id in hostile:
+        with pytest.raises(TransferError, match="not a UUID"):
+            endpoints.product_url(product_id)
