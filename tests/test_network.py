@@ -24,7 +24,7 @@ from sentinel_fetch.auth import Credentials, TokenManager
 from sentinel_fetch.catalogue.product import Product
 from sentinel_fetch.catalogue.query import build_query
 from sentinel_fetch.downloads.engine import DownloadEngine
-from sentinel_fetch.emulator import DEMO_PASSWORD, Emulator, RedirectFault
+from sentinel_fetch.emulator import DEMO_PASSWORD, DropHandshakeFault, Emulator, RedirectFault
 from sentinel_fetch.errors import ConfigError, ServiceError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.settings import Settings
@@ -232,7 +232,24 @@ def test_https_to_http_redirect_is_refused(
 
 
 def test_certificates_are_verified(cdse: Emulator, settings: Settings) -> None:
+    """The emulator's certificate is untrusted without its CA: a real verification failure."""
     without_ca = Transport(settings.with_changes(ca_bundle=None), environ={})
     with pytest.raises(ServiceError, match="certificate verification failed") as info:
         without_ca.request("GET", settings.endpoints.catalogue + "/Products?$top=0")
     assert not info.value.transient
+    assert "certificate verify failed" in str(info.value) and "--ca-bundle" in str(info.value)
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+def test_a_dropped_tls_handshake_is_retried_not_called_a_certificate_error(
+    cdse: Emulator, settings: Settings, credentials: Credentials, reset: bool
+) -> None:
+    cdse.faults.add(DropHandshakeFault(host="catalogue", reset=reset))
+    with pytest.raises(ServiceError) as info:
+        Transport(settings).request("GET", settings.endpoints.catalogue + "/Products?$top=0")
+    assert info.value.transient
+    assert "certificate" not in str(info.value) and "--ca-bundle" not in str(info.value)
+    for host, times in (("identity", 1), ("catalogue", 2), ("download", 2)):
+        cdse.faults.add(DropHandshakeFault(host=host, reset=reset, times=times))
+    assert _run_batch(settings, credentials, Transport(settings)) == ["BLAKE3", "BLAKE3"]
+    assert not cdse.faults.pending(), "every host dropped handshakes, and each was retried"

@@ -20,14 +20,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from sentinel_fetch.errors import ConfigError, ServiceError
 from sentinel_fetch.redact import redact, redact_url, register_secret
@@ -260,11 +262,7 @@ class Transport:
                     proxies=self.proxies_for(current_url),
                 )
             except requests.exceptions.SSLError as exc:
-                raise ServiceError(
-                    f"TLS certificate verification failed for {_host(current_url)}: "
-                    f"{_short(exc)}; if a proxy or mirror uses its own CA, pass --ca-bundle",
-                    transient=False,
-                ) from None
+                raise _tls_error(exc, current_url) from None
             except requests.exceptions.ProxyError as exc:
                 proxy = self._proxy or _env_proxy_name(self, current_url)
                 cause = _short(exc)
@@ -318,24 +316,62 @@ def _host(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
-def _short(exc: BaseException) -> str:
-    """The innermost cause of a requests/urllib3 error, in a few words.
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors beneath it, outermost first.
 
-    requests wraps urllib3, which wraps socket and ssl errors; the user needs the last
-    link ("Connection refused", "certificate verify failed: ..."), not the chain's reprs.
+    requests wraps urllib3, which wraps socket, ssl and PySocks errors, through
+    ``reason``, the first argument, ``__cause__`` or only ``__context__``.
     """
-    current: BaseException = exc
-    seen = {id(current)}
-    while True:
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
         inner = getattr(current, "reason", None)
         if not isinstance(inner, BaseException):
             first = current.args[0] if current.args else None
             inner = first if isinstance(first, BaseException) else None
-        inner = inner or current.__cause__ or current.__context__
-        if inner is None or id(inner) in seen:
-            break
-        seen.add(id(inner))
-        current = inner
+        current = inner or current.__cause__ or current.__context__
+
+
+# The certificate chain or the host name did not verify (urllib3 checks some names itself).
+_VERIFICATION_FAILED = (ssl.SSLCertVerificationError, CertificateError)
+# A handshake the peer hung up on (a server or middlebox dropping connections): worth
+# another try, and nothing to do with certificates.
+_DROPPED_HANDSHAKE = (
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+    ssl.SSLSyscallError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def _tls_error(exc: requests.exceptions.SSLError, url: str) -> ServiceError:
+    """Name a TLS failure for what it is: only a failed verification is a certificate error."""
+    causes = list(_causes(exc))
+    if any(isinstance(cause, _VERIFICATION_FAILED) for cause in causes):
+        return ServiceError(
+            f"TLS certificate verification failed for {_host(url)}: {_short(exc)}; "
+            "if a proxy or mirror uses its own CA, pass --ca-bundle",
+            transient=False,
+        )
+    if any(isinstance(cause, _DROPPED_HANDSHAKE) for cause in causes):
+        return ServiceError(f"the TLS handshake with {_host(url)} was cut off: {_short(exc)}")
+    # A protocol mismatch (TLS spoken to a plain-HTTP port, no common version or cipher)
+    # stays a mismatch however often it is tried.
+    return ServiceError(
+        f"the TLS handshake with {_host(url)} failed: {_short(exc)}", transient=False
+    )
+
+
+def _short(exc: BaseException) -> str:
+    """The innermost cause of a requests/urllib3 error, in a few words.
+
+    The user needs the last link ("Connection refused", "certificate verify failed:
+    ..."), not the chain's reprs.
+    """
+    *_, current = _causes(exc)
     verify_message = getattr(current, "verify_message", None)
     if verify_message:
         text = f"certificate verify failed: {verify_message}"
