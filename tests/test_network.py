@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,13 +23,17 @@ from sentinel_fetch.api import search
 from sentinel_fetch.auth import Credentials, TokenManager
 from sentinel_fetch.catalogue.product import Product
 from sentinel_fetch.catalogue.query import build_query
+from sentinel_fetch.cli import main
 from sentinel_fetch.downloads.engine import DownloadEngine
 from sentinel_fetch.emulator import DEMO_PASSWORD, DropHandshakeFault, Emulator, RedirectFault
-from sentinel_fetch.errors import ConfigError, ServiceError
-from sentinel_fetch.http import Transport
-from sentinel_fetch.settings import Settings
+from sentinel_fetch.errors import ConfigError, ProxyError, ServiceError
+from sentinel_fetch.http import Transport, proxy_for_display
+from sentinel_fetch.settings import Endpoints, Settings
+from tests.conftest import with_limits
+from tests.emulator.test_server_support import running
 
 PROXY_PASSWORD = "proxy-pass-7890"
+WRONG_PASSWORD = "not-the-proxy-pass"
 
 
 def _free_port() -> int:
@@ -47,6 +51,19 @@ class ProxyServer:
         """Destinations the proxy connected to (``host:port``), from its verbose log."""
         lines = self.log.read_text(errors="replace").splitlines()
         return [line.rsplit(" -> ", 1)[1].strip() for line in lines if " -> " in line]
+
+    def refusals(self) -> int:
+        """Clients the proxy turned away for their credentials, from its verbose log."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        return sum(1 for line in lines if line.startswith("Unauthorized"))
+
+    def wait_for_refusals(self, count: int) -> int:
+        """The number of refusals once at least ``count`` are logged (the log may lag a
+        refusal the client has already seen by a moment); a safety net bounds the wait."""
+        deadline = time.monotonic() + 15
+        while self.refusals() < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.refusals()
 
 
 def _start_proxy(scheme: str, tmp_path: Path, *, auth: bool = False) -> Iterator[ProxyServer]:
@@ -78,6 +95,61 @@ def http_proxy(tmp_path: Path) -> Iterator[ProxyServer]:
 @pytest.fixture
 def socks_proxy(tmp_path: Path) -> Iterator[ProxyServer]:
     yield from _start_proxy("socks5", tmp_path)
+
+
+@pytest.fixture
+def socks_proxy_with_login(tmp_path: Path) -> Iterator[ProxyServer]:
+    yield from _start_proxy("socks5", tmp_path, auth=True)
+
+
+def _wrong_password(proxy: ProxyServer) -> str:
+    return proxy.url.replace(PROXY_PASSWORD, WRONG_PASSWORD)
+
+
+def _without_login(proxy: ProxyServer) -> str:
+    return proxy.url.replace(f"alice:{PROXY_PASSWORD}@", "")
+
+
+@pytest.fixture
+def cli(
+    cdse: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[Callable[..., tuple[int, str]]]:
+    """Runs ``sentinel-fetch ARGS`` in-process against the emulator: (exit status, stderr).
+
+    Retries are quick here (a config file in the working folder), so a client that
+    retries what it should not still finishes, and fails the test.
+    """
+    for name, value in cdse.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SENTINEL_FETCH_CONFIG", str(tmp_path / "no-user-config.toml"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "sentinel-fetch.toml").write_text(
+        "[limits]\nbackoff_base_s = 0.05\nbackoff_max_s = 0.2\n"
+    )
+    monkeypatch.chdir(work)
+
+    def run(*args: str) -> tuple[int, str]:
+        with pytest.raises(SystemExit) as exited:
+            main(list(args))
+        code = exited.value.code
+        return (code if isinstance(code, int) else 1), capsys.readouterr().err
+
+    yield run
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_sentinel_fetch", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.WARNING)
+
+
+FEW = ("-c", "S2", "--tile", "32TPS", "--start", "2023-07-01", "--end", "2023-07-03")
 
 
 def _ports(cdse: Emulator) -> dict[str, str]:
@@ -148,7 +220,7 @@ def test_environment_proxy_and_no_proxy(
 def test_a_dead_proxy_is_one_clear_error_without_its_password(settings: Settings) -> None:
     dead = f"http://alice:{PROXY_PASSWORD}@127.0.0.1:{_free_port()}"
     transport = Transport(settings.with_changes(proxy=dead))
-    with pytest.raises(ServiceError) as info:
+    with pytest.raises(ProxyError) as info:
         transport.request("GET", settings.endpoints.catalogue + "/Products?$top=0")
     message = str(info.value)
     assert "proxy" in message and "\n" not in message
@@ -253,3 +325,74 @@ def test_a_dropped_tls_handshake_is_retried_not_called_a_certificate_error(
         cdse.faults.add(DropHandshakeFault(host=host, reset=reset, times=times))
     assert _run_batch(settings, credentials, Transport(settings)) == ["BLAKE3", "BLAKE3"]
     assert not cdse.faults.pending(), "every host dropped handshakes, and each was retried"
+
+
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h", "http"])
+def test_a_proxy_that_is_not_running_stops_at_once_with_exit_2(
+    settings: Settings, cli: Callable[..., tuple[int, str]], scheme: str
+) -> None:
+    dead = f"{scheme}://alice:{PROXY_PASSWORD}@127.0.0.1:{_free_port()}"
+    with pytest.raises(ProxyError) as info:
+        Transport(settings.with_changes(proxy=dead)).request(
+            "GET", settings.endpoints.catalogue + "/Products?$top=0"
+        )
+    assert "is it running?" in str(info.value)
+    status, stderr = cli("search", *FEW, "--count", "--proxy", dead)
+    assert status == 2
+    (line,) = stderr.strip().splitlines()
+    assert f"cannot use the proxy {scheme}://alice:***@127.0.0.1:" in line
+    assert "is it running?" in line and PROXY_PASSWORD not in line
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+def test_a_wrong_proxy_password_stops_at_once_with_exit_2(
+    cdse: Emulator,
+    settings: Settings,
+    credentials: Credentials,
+    tmp_path: Path,
+    cli: Callable[..., tuple[int, str]],
+    kind: str,
+) -> None:
+    proxies = _start_proxy(kind, tmp_path, auth=True)
+    proxy = next(proxies)
+    try:
+        wrong = _wrong_password(proxy)
+        status, stderr = cli("search", *FEW, "--count", "--proxy", wrong)
+        assert status == 2
+        (line,) = stderr.strip().splitlines()
+        assert f"{kind}://alice:***@127.0.0.1:" in line and "refused" in line
+        assert WRONG_PASSWORD not in line and PROXY_PASSWORD not in line
+        assert proxy.wait_for_refusals(1) == 1, "a refused password is never tried again"
+        # A batch: the first request (the login) meets the proxy; nothing else is tried.
+        products = _two_products(settings, Transport(settings))
+        bad = with_limits(settings.with_changes(proxy=wrong), workers=1)
+        transport = Transport(bad)
+        tokens = TokenManager(transport, bad.endpoints, credentials)
+        with pytest.raises(ProxyError):
+            DownloadEngine(bad, tokens, transport=transport).run(products)
+        assert proxy.wait_for_refusals(2) == 2
+        assert cdse.stats.requests("identity") == 0 and cdse.stats.requests("download") == 0
+        missing = _without_login(proxy)
+        with pytest.raises(ProxyError, match="user name and password") as info:
+            Transport(settings.with_changes(proxy=missing)).request(
+                "GET", settings.endpoints.catalogue + "/Products?$top=0"
+            )
+        assert proxy_for_display(missing) in str(info.value)
+    finally:
+        proxies.close()
+
+
+def test_a_wrong_proxy_password_on_a_plain_http_request(
+    http_proxy: ProxyServer, tmp_path: Path
+) -> None:
+    """Through an HTTP proxy, plain-HTTP requests get the proxy's 407 as their answer."""
+    with running(tmp_path / "plain", tls=False) as plain:
+        endpoints = Endpoints(plain.identity_url, plain.catalogue_url, plain.download_url)
+        settings = Settings(endpoints=endpoints, proxy=_wrong_password(http_proxy))
+        with pytest.raises(ProxyError) as info:
+            Transport(settings).request("GET", plain.catalogue_url + "/Products")
+        message = str(info.value)
+        assert "407" in message and "alice:***@127.0.0.1:" in message
+        assert WRONG_PASSWORD not in message
+        assert http_proxy.wait_for_refusals(1) == 1
+        assert plain.stats.requests() == 0

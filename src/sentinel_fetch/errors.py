@@ -17,6 +17,7 @@ through :func:`sentinel_fetch.http.redact_url`.
     │   │   └── BrowserURLError        a pasted Copernicus Browser URL that is unusable
     │   ├── AreaError                  WKT/GeoJSON/shapefile/bbox that is not a valid area
     │   ├── ConfigError                a bad config file or setting
+    │   │   └── ProxyError             the proxy is not running or refuses our credentials
     │   ├── ResultFileError            a saved search result that cannot be read
     │   ├── LedgerFileError            no job ledger there, or a file that is not one
     │   └── FolderInUseError           another run holds the save folder (pid, host, since)
@@ -56,6 +57,7 @@ __all__ = [
     "InvalidProductIdError",
     "LedgerFileError",
     "ProductOfflineError",
+    "ProxyError",
     "QueryError",
     "ResultFileError",
     "SearchIncompleteError",
@@ -107,6 +109,14 @@ class AreaError(InputError):
 
 class ConfigError(InputError):
     """A configuration file or setting that cannot be used."""
+
+
+class ProxyError(ConfigError):
+    """The configured proxy cannot be used: nothing listens there, or it refuses us.
+
+    Retrying cannot help until the user starts the proxy or fixes its address or
+    credentials, so every request that meets it stops, and so does the batch.
+    """
 
 
 class ResultFileError(InputError):

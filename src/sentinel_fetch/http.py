@@ -7,7 +7,9 @@ Every request sentinel-fetch makes goes through :class:`Transport`, which owns:
 * certificate verification (always on; an extra CA bundle can be trusted), set per
   request because ``requests`` otherwise lets ``REQUESTS_CA_BUNDLE`` override it;
 * the proxy: an explicit ``http://``/``socks5://`` URL, or the standard environment
-  variables (and, through the standard library, the Windows system proxy);
+  variables (and, through the standard library, the Windows system proxy); a proxy that
+  is not running or refuses our credentials is a :class:`~sentinel_fetch.errors.ProxyError`
+  (a setting to fix, never retried), other proxy trouble is transient;
 * redirects, followed by our code, because the ``Authorization`` header is a policy
   decision: it goes only to the configured CDSE hosts, never to anywhere a redirect
   points, and never over plain HTTP when it was asked for over HTTPS;
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,7 +34,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.ssl_match_hostname import CertificateError
 
-from sentinel_fetch.errors import ConfigError, ServiceError
+from sentinel_fetch.errors import ConfigError, ProxyError, SentinelFetchError, ServiceError
 from sentinel_fetch.redact import redact, redact_url, register_secret
 from sentinel_fetch.retry import parse_retry_after
 from sentinel_fetch.settings import Settings, origin_of
@@ -237,6 +240,7 @@ class Transport:
         Raises:
             ServiceError: connection failures (status 0), too many redirects, or a
                 redirect from HTTPS to plain HTTP.
+            ProxyError: the proxy is not running, or refuses our credentials (407).
         """
         session = self.session()
         current_url = url
@@ -263,22 +267,23 @@ class Transport:
                 )
             except requests.exceptions.SSLError as exc:
                 raise _tls_error(exc, current_url) from None
-            except requests.exceptions.ProxyError as exc:
-                proxy = self._proxy or _env_proxy_name(self, current_url)
-                cause = _short(exc)
-                # Nothing listening on the proxy port is a setting to fix, not a hiccup.
-                refused = "refused" in cause.lower()
-                raise ServiceError(
-                    f"cannot use the proxy {proxy_for_display(proxy)}: {cause}"
-                    + ("; is it running?" if refused else ""),
-                    transient=not refused,
-                ) from None
             except requests.exceptions.InvalidSchema as exc:
                 raise ConfigError(
                     f"{_short(exc)} (SOCKS proxies need the PySocks package)"
                 ) from None
             except requests.exceptions.RequestException as exc:
+                proxy = self._proxy or _env_proxy_name(self, current_url)
+                failure = _proxy_failure(exc, proxy) if proxy else None
+                if failure is not None:
+                    raise failure from None
                 raise ServiceError(f"cannot reach {_host(current_url)}: {_short(exc)}") from None
+            if response.status_code == 407:
+                # Over plain HTTP the proxy's refusal arrives as the answer itself.
+                response.close()
+                proxy = self._proxy or _env_proxy_name(self, current_url)
+                raise _credentials_refused(
+                    proxy, f"HTTP 407 from the proxy for {_host(current_url)}"
+                )
             log.debug(
                 "%s %s -> %s (%.0f ms)",
                 current_method,
@@ -329,6 +334,8 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         yield current
         inner = getattr(current, "reason", None)
         if not isinstance(inner, BaseException):
+            inner = getattr(current, "socket_err", None)  # PySocks keeps it here
+        if not isinstance(inner, BaseException):
             first = current.args[0] if current.args else None
             inner = first if isinstance(first, BaseException) else None
         current = inner or current.__cause__ or current.__context__
@@ -362,6 +369,72 @@ def _tls_error(exc: requests.exceptions.SSLError, url: str) -> ServiceError:
     # stays a mismatch however often it is tried.
     return ServiceError(
         f"the TLS handshake with {_host(url)} failed: {_short(exc)}", transient=False
+    )
+
+
+def _has_socks_error(causes: list[BaseException], name: str) -> bool:
+    """Whether one of ``causes`` is PySocks' ``name`` error class.
+
+    PySocks is imported by urllib3 only when a SOCKS proxy is used, so when it is not
+    loaded no SOCKS error can be in the chain.
+    """
+    kind = getattr(sys.modules.get("socks"), name, None)
+    return isinstance(kind, type) and any(isinstance(cause, kind) for cause in causes)
+
+
+def _proxy_failure(
+    exc: requests.exceptions.RequestException, proxy: str
+) -> SentinelFetchError | None:
+    """What the proxy did wrong, or ``None`` when the proxy is not to blame.
+
+    A proxy nothing listens on, or one that refuses our credentials, stays that way:
+    :class:`ProxyError`, never retried. A proxy that cannot reach CDSE for the moment
+    (a 502 for the tunnel, a SOCKS "host unreachable") is transient.
+    """
+    causes = list(_causes(exc))
+    shown = proxy_for_display(proxy)
+    detail = _short(exc)
+    if any("Tunnel connection failed: 407" in str(cause) for cause in causes) or (
+        _has_socks_error(causes, "SOCKS5AuthError")
+    ):
+        return _credentials_refused(proxy, detail)
+    http_proxy = isinstance(exc, requests.exceptions.ProxyError)
+    if not http_proxy and not _has_socks_error(causes, "ProxyError"):
+        return None
+    refused = any(isinstance(cause, ConnectionRefusedError) for cause in causes)
+    if refused and (http_proxy or _has_socks_error(causes, "ProxyConnectionError")):
+        return ProxyError(f"cannot use the proxy {shown}: {detail}; is it running?")
+    timed_out = isinstance(exc, requests.exceptions.Timeout) or any(
+        isinstance(cause, TimeoutError) for cause in causes
+    )
+    if not timed_out and _has_socks_error(causes, "GeneralProxyError"):
+        # The proxy accepted the connection and then broke off the SOCKS negotiation:
+        # what some proxies (pproxy among them) do to credentials they refuse, rather
+        # than answer with an authentication failure.
+        if urlsplit(proxy).password is not None:
+            hint = "it may have refused the user name and password: check them"
+        else:
+            hint = "does it need a user name and password? Put them in the proxy URL"
+        return ProxyError(
+            f"cannot use the proxy {shown}: it ended the SOCKS handshake ({detail}); "
+            f"{hint}, and check that it is a SOCKS proxy"
+        )
+    return ServiceError(f"cannot use the proxy {shown}: {detail}")
+
+
+def _credentials_refused(proxy: str | None, detail: str) -> ProxyError:
+    """A proxy that wants credentials it did not get (or did not accept)."""
+    if proxy is None:
+        return ProxyError(f"a proxy on the way asks for credentials ({detail})")
+    shown = proxy_for_display(proxy)
+    if urlsplit(proxy).password is not None:
+        return ProxyError(
+            f"cannot use the proxy {shown}: it refused the user name and password "
+            f"({detail}); check them"
+        )
+    return ProxyError(
+        f"cannot use the proxy {shown}: it asks for a user name and password ({detail}); "
+        "put them in the proxy URL, as in http://user:password@host:port"
     )
 
 

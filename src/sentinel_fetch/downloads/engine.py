@@ -6,7 +6,8 @@
   :class:`~sentinel_fetch.downloads.governor.Governor` bounds every request to the
   download host by the same number.
 * A product that fails after retries is reported with its reason and the batch goes on;
-  a full disk or a refused account stops the batch (every product would fail the same way).
+  a full disk, a refused account or a proxy that cannot be used (not running, refusing
+  our credentials) stops the batch: every product would fail the same way.
 * Every product gets a file of its own (:func:`~sentinel_fetch.downloads.paths.assign_file_names`):
   the name the recorder remembers from earlier runs, else one no other product has, so
   two products never share a ``.part`` or a finished file, whatever their names.
@@ -33,7 +34,13 @@ from sentinel_fetch.auth import TokenManager
 from sentinel_fetch.downloads.governor import Governor, StoppedError
 from sentinel_fetch.downloads.paths import Layout, assign_file_names
 from sentinel_fetch.downloads.transfer import Downloadable, TransferContext, download_product
-from sentinel_fetch.errors import AuthError, SentinelFetchError, StorageError, TransferError
+from sentinel_fetch.errors import (
+    AuthError,
+    ProxyError,
+    SentinelFetchError,
+    StorageError,
+    TransferError,
+)
 from sentinel_fetch.http import Transport
 from sentinel_fetch.progress import (
     BatchFinished,
@@ -345,7 +352,7 @@ class DownloadEngine:
                 ProductResult(product, "stopped", bytes_received=exc.bytes_received, error=reason),
             )
             return
-        except (StorageError, AuthError) as exc:
+        except (StorageError, AuthError, ProxyError) as exc:
             self._fail_batch(batch, exc)
             self._finish(batch, ProductResult(product, "failed", error=_reason(product, exc)))
             return
