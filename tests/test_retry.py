@@ -39,4 +39,12 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
 def test_backoff_honours_retry_after_as_a_floor() -> None:
     backoff = Backoff(base_s=1.0, max_s=10.0)
     for _ in range(50):
-        assert 30.0 <= backoff.delay_s(1, retry_after_s=30.0) <= 33.0
+        assert 3.0 <= backoff.delay_s(1, retry_after_s=3.0) <= 3.3
+
+
+def test_retry_after_never_waits_longer_than_the_configured_maximum() -> None:
+    backoff = Backoff(base_s=1.0, max_s=10.0)
+    rng = random.Random(5)
+    for asked in (9.9, 30.0, 999_999_999.0, MAX_RETRY_AFTER_S):
+        delays = [backoff.delay_s(1, retry_after_s=asked, rng=rng) for _ in range(50)]
+        assert all(min(asked, 10.0) <= delay <= 10.0 for delay in delays)

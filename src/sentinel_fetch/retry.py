@@ -13,8 +13,8 @@ from email.utils import parsedate_to_datetime
 
 __all__ = ["Backoff", "parse_retry_after"]
 
-# A server asking for more than this is treated as asking for this: a batch must keep moving
-# and a wrong header must not park a worker for a day.
+# A server asking for more than this is treated as asking for this: a wrong header must
+# not park a worker for a day. Waits are capped again by the configured backoff maximum.
 MAX_RETRY_AFTER_S = 900.0
 
 
@@ -65,8 +65,10 @@ class Backoff:
     ) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1).
 
-        A server's ``Retry-After`` is honoured as a floor (plus up to 10 % jitter);
-        otherwise the wait is uniform in ``[base/2, min(max, base * 2**(attempt-1))]``.
+        A server's ``Retry-After`` is honoured as a floor (plus up to 10 % jitter), but
+        never beyond ``max_s``: the configured maximum is the user's word on how long a
+        worker may sit idle, whatever a header says. Otherwise the wait is uniform in
+        ``[base/2, min(max, base * 2**(attempt-1))]``.
 
         Example:
             >>> b = Backoff(base_s=1.0, max_s=8.0)
@@ -74,10 +76,12 @@ class Backoff:
             True
             >>> 5.0 <= b.delay_s(1, retry_after_s=5.0) <= 5.5
             True
+            >>> b.delay_s(1, retry_after_s=999_999_999.0)
+            8.0
         """
         draw: float = (rng or random).random()
         if retry_after_s is not None:
-            return retry_after_s * (1.0 + 0.1 * draw)
+            return min(self.max_s, retry_after_s * (1.0 + 0.1 * draw))
         ceiling = min(self.max_s, self.base_s * (2.0 ** max(attempt - 1, 0)))
         floor = min(self.base_s / 2, ceiling)
         return floor + (ceiling - floor) * draw

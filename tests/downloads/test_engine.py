@@ -35,6 +35,7 @@ from sentinel_fetch.emulator import (
 )
 from sentinel_fetch.errors import InvalidCredentialsError
 from sentinel_fetch.http import Transport
+from sentinel_fetch.progress import ProductWaiting, ProgressEvent
 from sentinel_fetch.settings import Settings
 from tests.conftest import with_limits
 
@@ -393,3 +394,24 @@ def test_product_ids_that_are_not_uuids_are_refused_before_any_request(
     assert "not a UUID" in (failed.error or "")
     assert downloaded.status == "downloaded"
     assert [e.product_id for e in cdse.stats.events("download")] == [real.id]
+
+
+def test_a_huge_retry_after_waits_no_longer_than_backoff_max(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = _products(settings, 2)
+    cdse.faults.add(StatusFault(product=products[0].id, status=429, retry_after_s=999_999_999))
+    waits: list[float] = []
+    engine: DownloadEngine | None = None
+
+    def progress(event: ProgressEvent) -> None:
+        if isinstance(event, ProductWaiting):
+            waits.append(event.delay_s)
+            if event.delay_s > settings.limits.backoff_max_s and engine is not None:
+                engine.stop.set()  # a parked worker: fail now rather than wait it out
+
+    engine = _engine(settings, credentials, progress=progress)
+    report = engine.run(products)
+    _assert_verified(settings, products, report)
+    assert waits and all(wait <= settings.limits.backoff_max_s for wait in waits)
+    assert engine.governor.pause_remaining_s <= settings.limits.backoff_max_s

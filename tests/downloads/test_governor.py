@@ -102,6 +102,18 @@ def test_retry_after_pauses_new_requests() -> None:
     assert time.monotonic() - started >= 0.25
 
 
+def test_retry_after_pauses_no_longer_than_the_configured_maximum() -> None:
+    clock = FakeClock()
+    governor = Governor(4, cooldown_s=10.0, clock=clock, max_pause_s=120.0)
+    governor.throttled(retry_after_s=999_999_999.0)
+    assert governor.pause_remaining_s == 120.0
+    clock.now += 100
+    governor.throttled(retry_after_s=30.0)
+    assert governor.pause_remaining_s == 30.0
+    clock.now += 30
+    assert governor.pause_remaining_s == 0.0
+
+
 def test_invalid_limit() -> None:
     with pytest.raises(ValueError):
         Governor(0)

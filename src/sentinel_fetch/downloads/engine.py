@@ -199,7 +199,9 @@ class DownloadEngine:
         self.recorder = recorder
         self.layout = Layout(settings.temp_path, settings.finish_path)
         self.governor = Governor(
-            settings.limits.workers, cooldown_s=settings.limits.throttle_cooldown_s
+            settings.limits.workers,
+            cooldown_s=settings.limits.throttle_cooldown_s,
+            max_pause_s=settings.limits.backoff_max_s,
         )
         self.stop = threading.Event()
 

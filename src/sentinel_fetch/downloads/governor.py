@@ -34,15 +34,23 @@ class Governor:
         limit: the most requests open at once (the account's connection quota).
         cooldown_s: how long one reduction lasts after a 429.
         clock: monotonic clock.
+        max_pause_s: the longest pause a ``Retry-After`` may impose on new requests (the
+            configured backoff maximum: a header must not park every worker for longer).
     """
 
     def __init__(
-        self, limit: int, *, cooldown_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+        self,
+        limit: int,
+        *,
+        cooldown_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_pause_s: float = 120.0,
     ) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.limit = limit
         self._cooldown_s = cooldown_s
+        self._max_pause_s = max_pause_s
         self._clock = clock
         self._cond = threading.Condition()
         self._in_use = 0
@@ -60,6 +68,12 @@ class Governor:
         """Slots held right now."""
         with self._cond:
             return self._in_use
+
+    @property
+    def pause_remaining_s(self) -> float:
+        """Seconds until new requests may start again after a ``Retry-After`` (0 if none)."""
+        with self._cond:
+            return max(0.0, self._paused_until - self._clock())
 
     @property
     def current_limit(self) -> int:
@@ -90,7 +104,8 @@ class Governor:
                 self._last_reduction = now
             self._restore_at = now + self._cooldown_s
             if retry_after_s:
-                self._paused_until = max(self._paused_until, now + retry_after_s)
+                pause_s = min(retry_after_s, self._max_pause_s)
+                self._paused_until = max(self._paused_until, now + pause_s)
 
     @contextmanager
     def slot(self, stop: threading.Event | None = None) -> Iterator[None]:
