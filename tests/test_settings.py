@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel_fetch.errors import TransferError
-from sentinel_fetch.settings import Endpoints
+from sentinel_fetch.errors import ConfigError, TransferError
+from sentinel_fetch.settings import Endpoints, Limits
 
 
 def test_download_urls_are_built_in_one_place_from_uuids_only() -> None:
@@ -24,3 +24,17 @@ def test_download_urls_are_built_in_one_place_from_uuids_only() -> None:
     for product_id in hostile:
         with pytest.raises(TransferError, match="not a UUID"):
             endpoints.product_url(product_id)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"max_total_attempts": 0},
+        {"max_fetched_size_multiple": 0.5},
+        {"max_fetched_size_multiple": float("nan")},
+        {"unknown_size_max_bytes": 0},
+    ],
+)
+def test_budgets_that_cannot_work_are_refused(changes: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(changes))):
+        Limits(**changes)  # type: ignore[arg-type]

@@ -223,9 +223,12 @@ class TransferError(SentinelFetchError):
 
     Attributes:
         attempts: transfer attempts made before giving up (0 if none was made).
+        bytes_received: bytes fetched for it in this run before giving up (they count
+            against the account's transfer quota all the same).
     """
 
     attempts: int = 0
+    bytes_received: int = 0
 
 
 class IntegrityError(TransferError):

@@ -1,7 +1,8 @@
-"""When to try again and how long to wait: capped exponential backoff with jitter.
+"""When to try again, how long to wait, and when to stop trying.
 
 Pure functions: the callers (search paging, token requests, transfers) own the loops
-and the sleeping, so a stop request can interrupt any wait.
+and the sleeping, so a stop request can interrupt any wait. :class:`ProductBudget`
+decides when a product has cost enough: every loop is bounded in attempts AND bytes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
-__all__ = ["Backoff", "parse_retry_after"]
+__all__ = ["Backoff", "ProductBudget", "fetch_budget_bytes", "parse_retry_after"]
 
 # A server asking for more than this is treated as asking for this: a wrong header must
 # not park a worker for a day. Waits are capped again by the configured backoff maximum.
@@ -85,3 +86,56 @@ class Backoff:
         ceiling = min(self.max_s, self.base_s * (2.0 ** max(attempt - 1, 0)))
         floor = min(self.base_s / 2, ceiling)
         return floor + (ceiling - floor) * draw
+
+
+def fetch_budget_bytes(size: int, *, multiple: float, unknown_size_bytes: int) -> int:
+    """Bytes one product may fetch in one run: ``multiple`` times its size.
+
+    A size of 0 (the catalogue does not know it, and neither does the download host yet)
+    stands for ``unknown_size_bytes``, the largest a product may be.
+
+    Example:
+        >>> fetch_budget_bytes(1_000, multiple=3.0, unknown_size_bytes=10**9)
+        3000
+        >>> fetch_budget_bytes(0, multiple=3.0, unknown_size_bytes=10**9)
+        3000000000
+    """
+    return int(multiple * (size if size > 0 else unknown_size_bytes))
+
+
+@dataclass(frozen=True)
+class ProductBudget:
+    """How much one product may cost in one run, whatever mix of failures it meets.
+
+    Attributes:
+        max_in_a_row: attempts in a row without progress (they back off in between).
+        max_total: attempts in all, progress or not (resumes do not wait, so without
+            this a server that sends a few bytes and hangs up would be asked forever).
+        max_bytes: bytes fetched in all, discarded ones included: the account's 30-day
+            transfer quota pays for each of them.
+    """
+
+    max_in_a_row: int
+    max_total: int
+    max_bytes: int
+
+    def exhausted(
+        self, *, attempts: int, attempts_without_progress: int, bytes_fetched: int
+    ) -> str | None:
+        """Why no further attempt may start, or ``None`` while one may.
+
+        Example:
+            >>> budget = ProductBudget(max_in_a_row=8, max_total=30, max_bytes=3000)
+            >>> budget.exhausted(attempts=5, attempts_without_progress=0, bytes_fetched=100)
+            >>> budget.exhausted(attempts=5, attempts_without_progress=0, bytes_fetched=3000)
+            'its byte budget of 3000 bytes is spent'
+            >>> budget.exhausted(attempts=30, attempts_without_progress=0, bytes_fetched=0)
+            'at most 30 attempts per product'
+        """
+        if bytes_fetched >= self.max_bytes:
+            return f"its byte budget of {self.max_bytes} bytes is spent"
+        if attempts >= self.max_total:
+            return f"at most {self.max_total} attempts per product"
+        if attempts_without_progress >= self.max_in_a_row:
+            return f"{attempts_without_progress} attempts in a row without progress"
+        return None

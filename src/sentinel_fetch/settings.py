@@ -158,8 +158,19 @@ class Limits:
     connect_timeout_s: float = 30.0
     #: Longest silence tolerated from a server mid-stream before the attempt is abandoned.
     read_timeout_s: float = 120.0
-    #: Attempts per product (and per catalogue page) before it is reported as failed.
+    #: Attempts in a row that make no progress before a product (or a catalogue page) is
+    #: reported as failed.
     max_attempts: int = 8
+    #: Attempts per product in one run, whatever happened in each (bytes received, a
+    #: resume, a refused token): the hard stop for a product that keeps failing.
+    max_total_attempts: int = 30
+    #: Bytes fetched per product in one run, as a multiple of its catalogue size; every
+    #: byte counts against the account's 12 TB per 30 days, discarded ones too.
+    max_fetched_size_multiple: float = 3.0
+    #: The size assumed for a product whose catalogue size is 0 (some older holdings):
+    #: twice the largest CDSE product (an S1 IW SLC of about 8 GB). No body of such a
+    #: product may be longer, and its byte budget is the multiple of this.
+    unknown_size_max_bytes: int = 16 << 30
     backoff_base_s: float = 2.0
     backoff_max_s: float = 120.0
     #: How long the download concurrency stays lowered after a 429 DAT-ZIP-100.
@@ -179,6 +190,19 @@ class Limits:
             raise ConfigError(f"page size must be between 1 and 1000, got {self.page_size}")
         if self.max_attempts < 1:
             raise ConfigError(f"max attempts must be at least 1, got {self.max_attempts}")
+        if self.max_total_attempts < 1:
+            raise ConfigError(
+                f"max_total_attempts must be at least 1, got {self.max_total_attempts}"
+            )
+        if not self.max_fetched_size_multiple >= 1.0:
+            raise ConfigError(
+                "max_fetched_size_multiple must be at least 1 (one whole copy), "
+                f"got {self.max_fetched_size_multiple}"
+            )
+        if self.unknown_size_max_bytes < 1:
+            raise ConfigError(
+                f"unknown_size_max_bytes must be positive, got {self.unknown_size_max_bytes}"
+            )
         if not isinstance(self.direct_io, bool):
             raise ConfigError(f"direct_io must be true or false, got {self.direct_io!r}")
         if self.chunk_size_bytes < 4096:

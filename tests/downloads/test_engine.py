@@ -415,3 +415,63 @@ def test_a_huge_retry_after_waits_no_longer_than_backoff_max(
     _assert_verified(settings, products, report)
     assert waits and all(wait <= settings.limits.backoff_max_s for wait in waits)
     assert engine.governor.pause_remaining_s <= settings.limits.backoff_max_s
+
+
+def _run_watched(
+    engine: DownloadEngine, products: list[Product], cdse: Emulator, ceiling: int
+) -> BatchReport:
+    """Run a batch; if the emulator sees more than ``ceiling`` product requests, stop it.
+
+    A client without bounds would fetch forever: the ceiling turns that into a failing
+    test instead of a hung one (the wait is a safety net, nothing is timed).
+    """
+    result: dict[str, BatchReport] = {}
+    worker = threading.Thread(target=lambda: result.update(report=engine.run(products)))
+    worker.start()
+    cdse.stats.wait_for(
+        lambda stats: not worker.is_alive() or stats.requests("download") > ceiling,
+        timeout_s=120,
+    )
+    engine.stop.set()
+    worker.join()
+    return result["report"]
+
+
+def test_a_product_failing_its_checksum_on_a_cut_connection_is_bounded(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    """Every cycle resumes with progress, then fails the checksum: no counter ever fills up
+    unless attempts and bytes are bounded whatever happens in each attempt."""
+    (product,) = _products(settings, 1)
+    cdse.faults.add(CutFault(product=product.id, after_bytes=product.size // 2, times=-1))
+    cdse.faults.add(CorruptFault(product=product.id, offset=product.size // 3, times=-1))
+    settings = with_limits(settings, workers=1, max_total_attempts=30, max_fetched_size_multiple=3)
+    report = _run_watched(_engine(settings, credentials), [product], cdse, ceiling=60)
+    (result,) = report.results
+    assert result.status == "failed"
+    assert (result.error or "").startswith(f"gave up after {result.attempts} attempts / ")
+    assert any(reason in (result.error or "") for reason in ("mismatch", "connection closed"))
+    assert result.bytes_received <= 3 * product.size
+    served = cdse.stats.bytes_served(product.id)
+    # What the client read is bounded exactly; the server may have pushed one body more
+    # into the socket buffers before the client hung up.
+    assert served <= 4 * product.size
+    assert len(cdse.stats.events("download", lambda e: e.product_id == product.id)) <= 30
+    assert not (settings.finish_path / product.file_name).exists()
+
+
+def test_progress_a_few_bytes_at_a_time_is_bounded_in_attempts(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = _products(settings, 2)
+    stuck = products[0]
+    cdse.faults.add(CutFault(product=stuck.id, after_bytes=1000, times=-1))
+    settings = with_limits(settings, max_total_attempts=10)
+    report = _run_watched(_engine(settings, credentials), products, cdse, ceiling=40)
+    failed, downloaded = report.results
+    assert failed.status == "failed" and failed.attempts == 10
+    assert (failed.error or "").startswith("gave up after 10 attempts / 10000 bytes")
+    assert failed.bytes_received == 10_000
+    assert downloaded.status == "downloaded", "the batch goes on"
+    # Resumes with progress never wait: no backoff was spent on them.
+    assert len(cdse.stats.events("download", lambda e: e.product_id == stuck.id)) == 10

@@ -359,10 +359,16 @@ class DownloadEngine:
             self._finish(batch, ProductResult(product, "failed", error=_reason(product, exc)))
             return
         except SentinelFetchError as exc:
-            attempts = exc.attempts if isinstance(exc, TransferError) else 0
+            transfer = exc if isinstance(exc, TransferError) else None
             self._finish(
                 batch,
-                ProductResult(product, "failed", attempts=attempts, error=_reason(product, exc)),
+                ProductResult(
+                    product,
+                    "failed",
+                    bytes_received=transfer.bytes_received if transfer else 0,
+                    attempts=transfer.attempts if transfer else 0,
+                    error=_reason(product, exc),
+                ),
             )
             return
         except Exception as exc:  # a bug must not take the batch down with it

@@ -13,8 +13,11 @@ One attempt:
 
 :func:`download_product` wraps attempts in the retry policy: transient failures
 (connection resets, timeouts, truncated bodies, 429, 5xx) are retried with capped
-exponential backoff and jitter, honouring ``Retry-After``; an expired token is refreshed
-and the same file resumed; attempts that made progress do not use up the budget.
+exponential backoff and jitter, honouring a capped ``Retry-After``; an expired token is
+refreshed and the same file resumed; an attempt that made progress is resumed at once.
+Whatever happens, a product gets at most ``max_total_attempts`` attempts and fetches at
+most ``max_fetched_size_multiple`` times its size in one run (CDSE counts every byte
+against the account's 30-day quota); then it fails with the last reason.
 
 Bytes go to disk through :class:`~sentinel_fetch.downloads.partfile.PartWriter` (a
 writer thread, ``O_DIRECT`` where the filesystem takes it). A connection cut mid-read
@@ -56,7 +59,7 @@ from sentinel_fetch.errors import (
 from sentinel_fetch.http import Transport, error_from_response
 from sentinel_fetch.progress import BytesReceived, ProductStarted, ProductWaiting, Progress
 from sentinel_fetch.redact import redact_url
-from sentinel_fetch.retry import Backoff
+from sentinel_fetch.retry import Backoff, ProductBudget, fetch_budget_bytes
 from sentinel_fetch.settings import Limits
 
 __all__ = ["Downloadable", "TransferContext", "TransferOutcome", "download_product"]
@@ -139,6 +142,10 @@ class _Stopped(Exception):
     """The job is stopping; the partial file stays for the next run."""
 
 
+class _BudgetSpentError(Exception):
+    """This attempt reached the bytes the product may still fetch in this run."""
+
+
 def _parse_content_range(value: str | None) -> tuple[int, int, int] | None:
     """``bytes start-end/total`` → ``(start, end, total)``; ``None`` if malformed."""
     if not value or not value.startswith("bytes "):
@@ -215,12 +222,22 @@ class _Attempt:
     """One request for one product."""
 
     def __init__(
-        self, product: Downloadable, context: TransferContext, expected: Expected, url: str
+        self,
+        product: Downloadable,
+        context: TransferContext,
+        expected: Expected,
+        url: str,
+        *,
+        allowance: int,
     ) -> None:
         self.product = product
         self.context = context
+        #: What the bytes must be; for a product of unknown size, the size the download
+        #: host announced once it did (later attempts must agree with it).
         self.expected = expected
         self.url = url
+        #: Bytes this attempt may fetch before the product's budget is spent.
+        self.allowance = allowance
         self.part = context.layout.partial(product.file_name)
         self.final = context.layout.finished(product.file_name)
         self.received = 0
@@ -299,11 +316,9 @@ class _Attempt:
                 f"{self.product.name}: the download host offers {total} bytes, "
                 f"the catalogue says {self.expected.size}"
             )
-        expected = (
-            self.expected
-            if self.expected.size
-            else Expected(total, self.expected.algorithm, self.expected.digest)
-        )
+        if not self.expected.size and total:
+            self.expected = Expected(total, self.expected.algorithm, self.expected.digest)
+        expected = self.expected
         verifier = StreamVerifier(expected)
         if offset:
             verifier.feed_file_prefix(self.part, offset)
@@ -337,6 +352,12 @@ class _Attempt:
                         view = writer.buffer()
                     except OSError as exc:
                         raise _storage_error(exc, self.part) from None
+                    room = self.allowance - self.received
+                    if room <= 0:
+                        raise _BudgetSpentError(
+                            f"stopped at the byte budget after {self.received} bytes"
+                        )
+                    view = view[: min(len(view), room)]
                     # Network errors and disk errors are told apart here: both can be
                     # OSErrors (a connection reset is one), but only one is worth a retry.
                     try:
@@ -438,22 +459,41 @@ class _Attempt:
 def download_product(product: Downloadable, context: TransferContext) -> TransferOutcome:
     """Download one product into the finish folder, verified, with retries.
 
+    Every product is bounded by a :class:`~sentinel_fetch.retry.ProductBudget`: attempts
+    in a row without progress, attempts in all, and bytes fetched in all (a multiple of
+    its size), whatever mix of failures it meets. An attempt that received bytes is
+    resumed at once, without backoff, but still counts against those bounds.
+
     Raises:
         TransferError: the product failed for good (after retries, or a permanent error).
         StorageError: the disk refused; the batch should stop.
         AuthError: the account cannot log in or cannot download.
+        ProxyError: the proxy is not running or refuses our credentials.
         StoppedError: the job is stopping (the partial file is kept).
     """
+    limits = context.limits
     url = context.transport.settings.endpoints.product_url(product.id)
     expected = Expected.from_catalogue(product.size, product.checksums)
-    backoff = Backoff(context.limits.backoff_base_s, context.limits.backoff_max_s)
+    backoff = Backoff(limits.backoff_base_s, limits.backoff_max_s)
     attempts_without_progress = 0
     attempts = 0
     auth_retries = 0
     total_received = 0
+    last_reason = ""
     while True:
+        budget = ProductBudget(
+            max_in_a_row=limits.max_attempts,
+            max_total=limits.max_total_attempts,
+            max_bytes=fetch_budget_bytes(
+                expected.size,
+                multiple=limits.max_fetched_size_multiple,
+                unknown_size_bytes=limits.unknown_size_max_bytes,
+            ),
+        )
         attempts += 1
-        attempt = _Attempt(product, context, expected, url)
+        attempt = _Attempt(
+            product, context, expected, url, allowance=budget.max_bytes - total_received
+        )
         started = time.monotonic()
         try:
             verified_by = attempt.run(attempts)
@@ -461,24 +501,39 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
             stopped = StoppedError()
             stopped.bytes_received = total_received + attempt.received
             raise stopped from None
-        except _TokenRejectedError as exc:
+        except (_TokenRejectedError, _TransientError, _BudgetSpentError, IntegrityError) as exc:
             total_received += attempt.received
-            auth_retries += 1
-            if auth_retries > _MAX_AUTH_RETRIES:
-                raise AuthError(
-                    f"{product.name}: the download host keeps refusing fresh tokens ({exc})"
-                ) from None
-            log.info("%s: token refused (%s); refreshing and resuming", product.name, exc)
-            continue
-        except (_TransientError, IntegrityError) as exc:
-            total_received += attempt.received
-            auth_retries = 0
+            expected = attempt.expected  # a size the download host announced, if unknown
+            if isinstance(exc, _TokenRejectedError):
+                auth_retries += 1
+                if auth_retries > _MAX_AUTH_RETRIES:
+                    raise AuthError(
+                        f"{product.name}: the download host keeps refusing fresh tokens ({exc})"
+                    ) from None
+            else:
+                auth_retries = 0
             progressed = attempt.received > 0 and not isinstance(exc, IntegrityError)
-            attempts_without_progress = 0 if progressed else attempts_without_progress + 1
-            if attempts_without_progress >= context.limits.max_attempts:
-                failure = TransferError(f"{product.name}: gave up after {attempts} attempts: {exc}")
+            if not isinstance(exc, _TokenRejectedError):
+                attempts_without_progress = 0 if progressed else attempts_without_progress + 1
+            if not isinstance(exc, _BudgetSpentError) or not last_reason:
+                last_reason = str(exc)
+            why = budget.exhausted(
+                attempts=attempts,
+                attempts_without_progress=attempts_without_progress,
+                bytes_fetched=total_received,
+            )
+            if why is not None:
+                failure = TransferError(
+                    f"{product.name}: gave up after {attempts} attempts / {total_received} "
+                    f"bytes ({why}): {last_reason}"
+                )
                 failure.attempts = attempts
+                failure.bytes_received = total_received
                 raise failure from None
+            if isinstance(exc, _TokenRejectedError):
+                # A fresh token is one request away: refresh and resume at once.
+                log.info("%s: token refused (%s); refreshing and resuming", product.name, exc)
+                continue
             retry_after = exc.retry_after_s if isinstance(exc, _TransientError) else None
             delay = (
                 0.0
@@ -494,6 +549,7 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
             continue
         except TransferError as exc:  # permanent for this product (404, 403, offline...)
             exc.attempts = attempts
+            exc.bytes_received = total_received + attempt.received
             raise
         total_received += attempt.received
         log.info(
