@@ -7,6 +7,7 @@ hash to the catalogue's BLAKE3/MD5, nothing partial is there, nothing left the s
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import random
 import threading
@@ -24,6 +25,7 @@ from sentinel_fetch.catalogue.query import build_query
 from sentinel_fetch.downloads.engine import BatchReport, DownloadEngine
 from sentinel_fetch.emulator import (
     DEMO_USERNAME,
+    ChunkedFault,
     CorruptFault,
     CutFault,
     Emulator,
@@ -259,9 +261,7 @@ def test_offline_and_permanently_failing_products_do_not_stop_the_batch(
 def test_products_without_catalogue_checksum_are_checked_as_zips(
     cdse: Emulator, settings: Settings, credentials: Credentials
 ) -> None:
-    query = build_query(collections="SENTINEL-2", online=True, start="2019-01-01", end="2020-12-31")
-    legacy = [p for p in search(query, settings=settings) if not p.checksums][:2]
-    assert legacy and legacy[0].size == 0
+    legacy = _legacy_products(settings, 2)
     cdse.faults.add(CutFault(product=legacy[0].id, after_bytes=5000))
     report = _engine(settings, credentials).run(legacy)
     assert [r.status for r in report.results] == ["downloaded"] * len(legacy)
@@ -418,9 +418,14 @@ def test_a_huge_retry_after_waits_no_longer_than_backoff_max(
 
 
 def _run_watched(
-    engine: DownloadEngine, products: list[Product], cdse: Emulator, ceiling: int
+    engine: DownloadEngine,
+    products: list[Product],
+    cdse: Emulator,
+    ceiling: int,
+    byte_ceiling: int | None = None,
 ) -> BatchReport:
-    """Run a batch; if the emulator sees more than ``ceiling`` product requests, stop it.
+    """Run a batch; stop it if the emulator sees more than ``ceiling`` product requests
+    (or serves more than ``byte_ceiling`` bytes).
 
     A client without bounds would fetch forever: the ceiling turns that into a failing
     test instead of a hung one (the wait is a safety net, nothing is timed).
@@ -429,7 +434,11 @@ def _run_watched(
     worker = threading.Thread(target=lambda: result.update(report=engine.run(products)))
     worker.start()
     cdse.stats.wait_for(
-        lambda stats: not worker.is_alive() or stats.requests("download") > ceiling,
+        lambda stats: (
+            not worker.is_alive()
+            or stats.requests("download") > ceiling
+            or (byte_ceiling is not None and stats.bytes_served() > byte_ceiling)
+        ),
         timeout_s=120,
     )
     engine.stop.set()
@@ -475,3 +484,53 @@ def test_progress_a_few_bytes_at_a_time_is_bounded_in_attempts(
     assert downloaded.status == "downloaded", "the batch goes on"
     # Resumes with progress never wait: no backoff was spent on them.
     assert len(cdse.stats.events("download", lambda e: e.product_id == stuck.id)) == 10
+
+
+def _legacy_products(settings: Settings, count: int) -> list[Product]:
+    """Older holdings: no checksum and ContentLength 0 in the catalogue."""
+    query = build_query(collections="SENTINEL-2", online=True, start="2019-01-01", end="2020-12-31")
+    found = (p for p in search(query, settings=settings) if not p.checksums)
+    legacy = list(itertools.islice(found, count))
+    assert len(legacy) == count and all(p.size == 0 for p in legacy)
+    return legacy
+
+
+def test_a_body_is_never_written_past_the_catalogue_size(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = _products(settings, 3)
+    endless, longer, chunked = products
+    cdse.faults.add(ChunkedFault(product=endless.id, extra_bytes=-1))
+    cdse.faults.add(ChunkedFault(product=longer.id, extra_bytes=5000, times=-1))
+    cdse.faults.add(ChunkedFault(product=chunked.id))  # a plain chunked body is fine
+    settings = with_limits(settings, max_total_attempts=4)
+    total = sum(p.size for p in products)
+    report = _run_watched(_engine(settings, credentials), products, cdse, 40, 50 * total)
+    results = {r.product.id: r for r in report.results}
+    assert results[endless.id].status == "downloaded"
+    assert results[endless.id].bytes_received == 2 * endless.size, "one body cut at its size"
+    assert results[chunked.id].status == "downloaded"
+    assert results[longer.id].status == "failed"
+    assert "more than" in (results[longer.id].error or "")
+    assert results[longer.id].bytes_received == 3 * longer.size, "the byte budget ends it"
+    _assert_verified(
+        settings,
+        [endless, chunked],
+        report.__class__([results[endless.id], results[chunked.id]], report.elapsed_s),
+    )
+
+
+def test_a_product_of_unknown_size_is_bounded_by_unknown_size_max_bytes(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    (product,) = _legacy_products(settings, 1)
+    cdse.faults.add(ChunkedFault(product=product.id, extra_bytes=-1))
+    settings = with_limits(settings, unknown_size_max_bytes=300_000)
+    report = _run_watched(_engine(settings, credentials), [product], cdse, 40, 50_000_000)
+    (result,) = report.results
+    assert result.status == "downloaded" and result.verified_by == "zip-crc"
+    assert result.attempts == 2
+    served = cdse.stats.events("download", lambda e: e.product_id == product.id)
+    true_size = served[-1].bytes_sent
+    assert result.bytes_received == 300_000 + true_size
+    assert (settings.finish_path / product.file_name).stat().st_size == true_size

@@ -210,6 +210,28 @@ def _body_reader(response: requests.Response, chunk_size: int) -> Callable[[memo
     return read_decoded
 
 
+# What a read of the body raises when the network, not the disk, failed.
+_NETWORK_ERRORS = (
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+)
+
+
+def _body_continues(read: Callable[[memoryview], int]) -> bool:
+    """Whether a body that has sent all the bytes it may send still has more.
+
+    A body with a length ends here without touching the network; a chunked one reads its
+    last chunk. A connection that fails at this point has delivered every byte it had to:
+    the checksum judges them.
+    """
+    try:
+        return read(memoryview(bytearray(1))) > 0
+    except _NETWORK_ERRORS:
+        return False
+
+
 def _storage_error(exc: OSError, path: Path) -> StorageError:
     if exc.errno == errno.ENOSPC:
         return StorageError(
@@ -247,12 +269,16 @@ class _Attempt:
         self.token = self.context.tokens.access_token()
         return self.token
 
+    def _size_bound(self) -> int:
+        """The most bytes the product may have: its size, or the bound for unknown sizes."""
+        return self.expected.size or self.context.limits.unknown_size_max_bytes
+
     def _partial_size(self) -> int:
         try:
             size = self.part.stat().st_size
         except FileNotFoundError:
             return 0
-        if self.expected.size and size > self.expected.size:
+        if size > self._size_bound():
             self.discard()
             return 0
         return size
@@ -316,6 +342,12 @@ class _Attempt:
                 f"{self.product.name}: the download host offers {total} bytes, "
                 f"the catalogue says {self.expected.size}"
             )
+        if total > self._size_bound():
+            self.discard()
+            raise IntegrityError(
+                f"{self.product.name}: the download host offers {total} bytes, more than the "
+                f"{self._size_bound()} accepted for a product of unknown size"
+            )
         if not self.expected.size and total:
             self.expected = Expected(total, self.expected.algorithm, self.expected.digest)
         expected = self.expected
@@ -325,15 +357,35 @@ class _Attempt:
         self.context.progress(
             ProductStarted(self.product.name, expected.size or total, offset, attempt_number)
         )
-        self._stream(response, verifier, append=bool(offset))
+        # Whatever the headers say (a chunked body has no length at all), the body may not
+        # take the file past the size the product has.
+        if not self._stream(
+            response, verifier, append=bool(offset), room=self._size_bound() - offset
+        ):
+            self.discard()
+            bound = self._size_bound()
+            if self.product.size:
+                said = f"the {bound} bytes the catalogue says"
+            elif total:
+                said = f"the {bound} bytes it announced"
+            else:
+                said = f"the {bound} bytes accepted for a product of unknown size"
+            raise IntegrityError(f"{self.product.name}: the download host sent more than {said}")
         if length and self.received != length:
             raise _TransientError(f"connection closed after {self.received} of {length} bytes")
         return verifier
 
     def _stream(
-        self, response: requests.Response, verifier: StreamVerifier, *, append: bool
-    ) -> None:
+        self, response: requests.Response, verifier: StreamVerifier, *, append: bool, room: int
+    ) -> bool:
+        """Write the body to the part file, at most ``room`` bytes of it.
+
+        Returns:
+            ``False`` if the body had more than ``room`` bytes (nothing past them is
+            written; the byte that shows it is read but never kept).
+        """
         context = self.context
+        fits = True
         unreported = 0
         read = _body_reader(response, context.limits.chunk_size_bytes)
         try:
@@ -352,22 +404,20 @@ class _Attempt:
                         view = writer.buffer()
                     except OSError as exc:
                         raise _storage_error(exc, self.part) from None
-                    room = self.allowance - self.received
-                    if room <= 0:
+                    if self.received >= room:
+                        fits = not _body_continues(read)
+                        break
+                    budget = self.allowance - self.received
+                    if budget <= 0:
                         raise _BudgetSpentError(
                             f"stopped at the byte budget after {self.received} bytes"
                         )
-                    view = view[: min(len(view), room)]
+                    view = view[: min(len(view), room - self.received, budget)]
                     # Network errors and disk errors are told apart here: both can be
                     # OSErrors (a connection reset is one), but only one is worth a retry.
                     try:
                         count = read(view)
-                    except (
-                        requests.exceptions.RequestException,
-                        urllib3.exceptions.HTTPError,
-                        http.client.HTTPException,
-                        OSError,
-                    ) as exc:
+                    except _NETWORK_ERRORS as exc:
                         raise _TransientError(
                             f"transfer interrupted: {type(exc).__name__}"
                         ) from None
@@ -390,6 +440,7 @@ class _Attempt:
         finally:
             if unreported:
                 context.progress(BytesReceived(self.product.name, unreported))
+        return fits
 
     def _finish(self, verifier: StreamVerifier) -> str:
         """Judge the part file; if good, make it durable and move it into Finish."""
