@@ -30,6 +30,7 @@ from sentinel_fetch.emulator import (
     CutFault,
     Emulator,
     ExpireTokenFault,
+    GzipFault,
     HoldFault,
     IgnoreRangeFault,
     StallFault,
@@ -534,3 +535,33 @@ def test_a_product_of_unknown_size_is_bounded_by_unknown_size_max_bytes(
     true_size = served[-1].bytes_sent
     assert result.bytes_received == 300_000 + true_size
     assert (settings.finish_path / product.file_name).stat().st_size == true_size
+
+
+def test_products_are_asked_for_without_compression(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    """An nginx-like host compresses only for clients that accept it: ours never do."""
+    products = _products(settings, 2)
+    for product in products:
+        cdse.faults.add(GzipFault(product=product.id, times=-1))
+    report = _engine(settings, credentials).run(products)
+    _assert_verified(settings, products, report)
+    assert not [f for f in cdse.faults.fired if f.fault.kind == "gzip"]
+
+
+def test_a_host_that_compresses_anyway_still_yields_the_archive(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = _products(settings, 3)
+    with_length, chunked, resumed = products
+    for product, chunked_body in ((with_length, False), (chunked, True), (resumed, True)):
+        cdse.faults.add(
+            GzipFault(
+                product=product.id, ignore_accept_encoding=True, chunked=chunked_body, times=-1
+            )
+        )
+    cdse.faults.add(CutFault(product=resumed.id, after_bytes=resumed.size // 3))
+    report = _engine(settings, credentials).run(products)
+    _assert_verified(settings, products, report)  # the bytes on disk are the archive
+    fired = [f for f in cdse.faults.fired if f.fault.kind == "gzip"]
+    assert {f.product_id for f in fired} == {p.id for p in products}

@@ -169,6 +169,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _content_encoding(response: requests.Response) -> str:
+    """The body's content coding, lower-case; ``""`` for none (``identity`` is none)."""
+    value = response.headers.get("Content-Encoding", "").strip().lower()
+    return "" if value == "identity" else value
+
+
 def _body_reader(response: requests.Response, chunk_size: int) -> Callable[[memoryview], int]:
     """A ``readinto`` for the response body: fills a buffer, returns the count, 0 at the end.
 
@@ -177,10 +183,11 @@ def _body_reader(response: requests.Response, chunk_size: int) -> Callable[[memo
     CPU per GB over TLS than ``iter_content``, and a cut connection still hands over the
     bytes that did arrive. The connection goes back to the pool once the body has been
     read to its end. Anything unusual (another library version, a content encoding) is
-    read through ``iter_content`` and copied.
+    read through ``iter_content`` and copied; urllib3 decodes at most ``chunk_size``
+    bytes per read, so a compressed body cannot inflate past what is asked for.
     """
     raw = getattr(response.raw, "_fp", None)
-    if not response.headers.get("Content-Encoding") and isinstance(raw, http.client.HTTPResponse):
+    if not _content_encoding(response) and isinstance(raw, http.client.HTTPResponse):
 
         def read_plain(view: memoryview) -> int:
             count = raw.readinto(view)
@@ -292,7 +299,11 @@ class _Attempt:
         """Fetch (the rest of) the product; return how it was verified."""
         context = self.context
         offset = self._partial_size()
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        # The archive is already compressed, and only its own bytes can be checked against
+        # the catalogue and resumed by offset: ask for them as they are.
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
         try:
             with context.governor.slot(context.stop):
                 try:
@@ -320,7 +331,16 @@ class _Attempt:
             return self._unsatisfiable(response, offset)
         if status not in (200, 206):
             self._raise_for_status(response)
-        if status == 200:
+        encoding = _content_encoding(response)
+        if encoding:
+            self._check_encoding(encoding, status)
+        if status == 200 and encoding:
+            # A server (or proxy) that compresses anyway: the lengths in the headers are
+            # those of the compressed body. The decoded bytes must be the archive, which
+            # the size bound and the checksum judge.
+            offset = 0
+            length = total = 0
+        elif status == 200:
             if offset:
                 log.info("%s: server ignored Range; starting again from 0", self.product.name)
             offset = 0
@@ -460,6 +480,26 @@ class _Attempt:
         except OSError as exc:
             raise _storage_error(exc, self.final) from None
         return verified_by
+
+    def _check_encoding(self, encoding: str, status: int) -> None:
+        """Refuse a compressed answer that cannot become the archive's bytes."""
+        if encoding not in urllib3.response.HTTPResponse.CONTENT_DECODERS:
+            raise IntegrityError(
+                f"{self.product.name}: the download host sent the archive encoded as "
+                f"{encoding!r}, which cannot be decoded, although identity was asked for"
+            )
+        if status == 206:
+            # A range of the compressed representation cannot extend decoded bytes.
+            self.discard()
+            raise _TransientError(
+                f"the download host compressed a partial answer ({encoding}); starting again from 0"
+            )
+        log.info(
+            "%s: the download host compressed the archive (%s) although identity was asked "
+            "for; decoding it",
+            self.product.name,
+            encoding,
+        )
 
     def _unsatisfiable(self, response: requests.Response, offset: int) -> StreamVerifier:
         content_range = _parse_content_range(
