@@ -33,8 +33,10 @@ def test_download_urls_are_built_in_one_place_from_uuids_only() -> None:
         {"max_fetched_size_multiple": 0.5},
         {"max_fetched_size_multiple": float("nan")},
         {"unknown_size_max_bytes": 0},
+        {"min_rate_bytes_per_s": -1.0},
+        {"min_rate_window_s": 0.0},
     ],
 )
-def test_budgets_that_cannot_work_are_refused(changes: dict[str, object]) -> None:
+def test_limits_that_cannot_work_are_refused(changes: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match=next(iter(changes))):
         Limits(**changes)  # type: ignore[arg-type]

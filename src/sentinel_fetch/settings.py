@@ -158,6 +158,12 @@ class Limits:
     connect_timeout_s: float = 30.0
     #: Longest silence tolerated from a server mid-stream before the attempt is abandoned.
     read_timeout_s: float = 120.0
+    #: A transfer that receives fewer than this many bytes per second over a whole
+    #: ``min_rate_window_s`` is abandoned and resumed (a body trickling a byte at a time
+    #: never trips ``read_timeout_s``, which covers one read); 0 turns the check off.
+    min_rate_bytes_per_s: float = 1024.0
+    #: The window over which ``min_rate_bytes_per_s`` is measured.
+    min_rate_window_s: float = 60.0
     #: Attempts in a row that make no progress before a product (or a catalogue page) is
     #: reported as failed.
     max_attempts: int = 8
@@ -207,9 +213,19 @@ class Limits:
             raise ConfigError(f"direct_io must be true or false, got {self.direct_io!r}")
         if self.chunk_size_bytes < 4096:
             raise ConfigError("chunk size must be at least 4096 bytes")
-        for name in ("connect_timeout_s", "read_timeout_s", "backoff_base_s", "backoff_max_s"):
-            if getattr(self, name) <= 0:
+        for name in (
+            "connect_timeout_s",
+            "read_timeout_s",
+            "backoff_base_s",
+            "backoff_max_s",
+            "min_rate_window_s",
+        ):
+            if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive")
+        if not self.min_rate_bytes_per_s >= 0:
+            raise ConfigError(
+                f"min_rate_bytes_per_s must be 0 (off) or more, got {self.min_rate_bytes_per_s}"
+            )
 
 
 @dataclass(frozen=True)

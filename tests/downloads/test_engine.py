@@ -35,6 +35,7 @@ from sentinel_fetch.emulator import (
     IgnoreRangeFault,
     StallFault,
     StatusFault,
+    TrickleFault,
 )
 from sentinel_fetch.errors import InvalidCredentialsError
 from sentinel_fetch.http import Transport
@@ -565,3 +566,45 @@ def test_a_host_that_compresses_anyway_still_yields_the_archive(
     _assert_verified(settings, products, report)  # the bytes on disk are the archive
     fired = [f for f in cdse.faults.fired if f.fault.kind == "gzip"]
     assert {f.product_id for f in fired} == {p.id for p in products}
+
+
+def test_a_body_trickling_below_the_minimum_rate_is_abandoned_and_resumed(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    """Each read gets a byte before the read timeout, so only the rate guard can end it.
+
+    The trickle (20 bytes/s) stays far below the minimum whatever the machine's load, and
+    the client sees none of its bytes (a read waits for a whole buffer): the outcome does
+    not depend on timing, only how soon it comes.
+    """
+    products = _products(settings, 2)
+    slow = products[0]
+    cdse.faults.add(
+        TrickleFault(
+            product=slow.id, after_bytes=slow.size // 2, bytes_per_write=1, interval_s=0.05
+        )
+    )
+    settings = with_limits(settings, min_rate_bytes_per_s=20_000, min_rate_window_s=0.5)
+    reasons: list[str] = []
+    too_slow = threading.Event()
+
+    def progress(event: ProgressEvent) -> None:
+        if isinstance(event, ProductWaiting) and event.name == slow.name:
+            reasons.append(event.reason)
+            if "too slow" in event.reason:
+                too_slow.set()
+
+    engine = _engine(settings, credentials, progress=progress)
+    result: dict[str, BatchReport] = {}
+    worker = threading.Thread(target=lambda: result.update(report=engine.run(products)))
+    worker.start()
+    too_slow.wait(timeout=60)  # a safety net: without the guard the trickle lasts hours
+    if not too_slow.is_set():
+        engine.stop.set()
+    worker.join()
+    report = result["report"]
+    _assert_verified(settings, products, report)
+    assert any("too slow" in reason for reason in reasons), reasons
+    assert not cdse.faults.pending()
+    resumed = cdse.stats.events("download", lambda e: e.product_id == slow.id and e.range)
+    assert resumed, "the bytes received before the trickle were kept"

@@ -18,6 +18,8 @@ refreshed and the same file resumed; an attempt that made progress is resumed at
 Whatever happens, a product gets at most ``max_total_attempts`` attempts and fetches at
 most ``max_fetched_size_multiple`` times its size in one run (CDSE counts every byte
 against the account's 30-day quota); then it fails with the last reason.
+A body that trickles (slower than ``min_rate_bytes_per_s`` over ``min_rate_window_s``)
+is dropped by :mod:`~sentinel_fetch.downloads.rate`'s watchdog and resumed.
 
 Bytes go to disk through :class:`~sentinel_fetch.downloads.partfile.PartWriter` (a
 writer thread, ``O_DIRECT`` where the filesystem takes it). A connection cut mid-read
@@ -32,6 +34,7 @@ import errno
 import http.client
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -47,6 +50,7 @@ from sentinel_fetch.downloads.checksum import Expected, StreamVerifier
 from sentinel_fetch.downloads.governor import Governor, StoppedError
 from sentinel_fetch.downloads.partfile import PartWriter
 from sentinel_fetch.downloads.paths import Layout
+from sentinel_fetch.downloads.rate import MinimumRate, Watchdog
 from sentinel_fetch.errors import (
     AuthError,
     DownloadServiceError,
@@ -101,6 +105,8 @@ class TransferContext:
     progress: Progress
     stop: threading.Event
     sleep: Callable[[float], bool] | None = None
+    #: Monotonic clock of the minimum-rate guard.
+    clock: Callable[[], float] = time.monotonic
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; return ``True`` if the job is stopping."""
@@ -237,6 +243,18 @@ def _body_continues(read: Callable[[memoryview], int]) -> bool:
         return read(memoryview(bytearray(1))) > 0
     except _NETWORK_ERRORS:
         return False
+
+
+def _connection_socket(response: requests.Response) -> socket.socket | None:
+    """The socket a streamed response is read from, or ``None`` if it cannot be found."""
+    connection = getattr(response.raw, "connection", None)
+    sock: object = getattr(connection, "sock", None)
+    # TLS inside a TLS proxy tunnel wraps the socket in a transport object.
+    for _ in range(3):
+        if isinstance(sock, socket.socket):
+            return sock
+        sock = getattr(sock, "socket", None)
+    return None
 
 
 def _storage_error(exc: OSError, path: Path) -> StorageError:
@@ -379,9 +397,7 @@ class _Attempt:
         )
         # Whatever the headers say (a chunked body has no length at all), the body may not
         # take the file past the size the product has.
-        if not self._stream(
-            response, verifier, append=bool(offset), room=self._size_bound() - offset
-        ):
+        if not self._guarded_stream(response, verifier, offset, length):
             self.discard()
             bound = self._size_bound()
             if self.product.size:
@@ -391,14 +407,61 @@ class _Attempt:
             else:
                 said = f"the {bound} bytes accepted for a product of unknown size"
             raise IntegrityError(f"{self.product.name}: the download host sent more than {said}")
-        if length and self.received != length:
-            raise _TransientError(f"connection closed after {self.received} of {length} bytes")
         return verifier
 
+    def _guarded_stream(
+        self, response: requests.Response, verifier: StreamVerifier, offset: int, length: int
+    ) -> bool:
+        """Stream the body under the minimum-rate guard; ``False`` if it was too long."""
+        limits = self.context.limits
+        clock = self.context.clock
+        rate: MinimumRate | None = None
+        watchdog: Watchdog | None = None
+        if limits.min_rate_bytes_per_s:
+            rate = MinimumRate(
+                bytes_per_s=limits.min_rate_bytes_per_s,
+                window_s=limits.min_rate_window_s,
+                now=clock(),
+            )
+            watchdog = Watchdog(
+                rate, lambda: self.received, _connection_socket(response), clock, self.context.stop
+            )
+        try:
+            with watchdog or contextlib.nullcontext():
+                fits = self._stream(
+                    response,
+                    verifier,
+                    append=bool(offset),
+                    room=self._size_bound() - offset,
+                    rate=rate,
+                )
+                if fits and length and self.received != length:
+                    raise _TransientError(
+                        f"connection closed after {self.received} of {length} bytes"
+                    )
+        except _TransientError:
+            if self.context.stop.is_set():
+                raise _Stopped from None
+            if rate is not None and watchdog is not None and watchdog.tripped:
+                raise _TransientError(
+                    f"too slow: {rate.describe()} (limits.min_rate_bytes_per_s = "
+                    f"{limits.min_rate_bytes_per_s:g}); resuming"
+                ) from None
+            raise
+        return fits
+
     def _stream(
-        self, response: requests.Response, verifier: StreamVerifier, *, append: bool, room: int
+        self,
+        response: requests.Response,
+        verifier: StreamVerifier,
+        *,
+        append: bool,
+        room: int,
+        rate: MinimumRate | None = None,
     ) -> bool:
         """Write the body to the part file, at most ``room`` bytes of it.
+
+        With ``rate``, reads are sized by it and reported to it.
 
         Returns:
             ``False`` if the body had more than ``room`` bytes (nothing past them is
@@ -432,7 +495,11 @@ class _Attempt:
                         raise _BudgetSpentError(
                             f"stopped at the byte budget after {self.received} bytes"
                         )
-                    view = view[: min(len(view), room - self.received, budget)]
+                    size = min(len(view), room - self.received, budget)
+                    if rate is not None:
+                        size = rate.read_size(size)
+                        began = context.clock()
+                    view = view[:size]
                     # Network errors and disk errors are told apart here: both can be
                     # OSErrors (a connection reset is one), but only one is worth a retry.
                     try:
@@ -443,6 +510,8 @@ class _Attempt:
                         ) from None
                     if not count:
                         break
+                    if rate is not None:
+                        rate.read_done(size=count, duration_s=context.clock() - began)
                     verifier.update(view[:count])
                     try:
                         writer.commit(count)
