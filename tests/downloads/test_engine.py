@@ -608,3 +608,20 @@ def test_a_body_trickling_below_the_minimum_rate_is_abandoned_and_resumed(
     assert not cdse.faults.pending()
     resumed = cdse.stats.events("download", lambda e: e.product_id == slow.id and e.range)
     assert resumed, "the bytes received before the trickle were kept"
+
+
+@pytest.mark.parametrize("multiple", [1, 3])
+def test_the_byte_budget_of_a_product_of_unknown_size_follows_the_size_announced(
+    cdse: Emulator, settings: Settings, credentials: Credentials, multiple: int
+) -> None:
+    (product,) = _legacy_products(settings, 1)
+    cdse.faults.add(CorruptFault(product=product.id, offset=100, times=-1))
+    settings = with_limits(settings, max_fetched_size_multiple=multiple)
+    report = _engine(settings, credentials).run([product])
+    (result,) = report.results
+    gets = cdse.stats.events("download", lambda e: e.product_id == product.id)
+    size = gets[0].bytes_sent
+    budget = f"byte budget of {multiple * size} bytes"
+    assert result.status == "failed" and budget in (result.error or "")
+    assert result.attempts == len(gets) == multiple, "no request once the budget is spent"
+    assert result.bytes_received == multiple * size

@@ -616,6 +616,19 @@ class _Attempt:
         raise TransferError(f"{self.product.name}: {error}")
 
 
+def _budget(limits: Limits, expected: Expected) -> ProductBudget:
+    """What one product may cost in one run, from the limits and its (known) size."""
+    return ProductBudget(
+        max_in_a_row=limits.max_attempts,
+        max_total=limits.max_total_attempts,
+        max_bytes=fetch_budget_bytes(
+            expected.size,
+            multiple=limits.max_fetched_size_multiple,
+            unknown_size_bytes=limits.unknown_size_max_bytes,
+        ),
+    )
+
+
 def download_product(product: Downloadable, context: TransferContext) -> TransferOutcome:
     """Download one product into the finish folder, verified, with retries.
 
@@ -640,16 +653,8 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
     auth_retries = 0
     total_received = 0
     last_reason = ""
+    budget = _budget(limits, expected)
     while True:
-        budget = ProductBudget(
-            max_in_a_row=limits.max_attempts,
-            max_total=limits.max_total_attempts,
-            max_bytes=fetch_budget_bytes(
-                expected.size,
-                multiple=limits.max_fetched_size_multiple,
-                unknown_size_bytes=limits.unknown_size_max_bytes,
-            ),
-        )
         attempts += 1
         attempt = _Attempt(
             product, context, expected, url, allowance=budget.max_bytes - total_received
@@ -663,7 +668,9 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
             raise stopped from None
         except (_TokenRejectedError, _TransientError, _BudgetSpentError, IntegrityError) as exc:
             total_received += attempt.received
-            expected = attempt.expected  # a size the download host announced, if unknown
+            if attempt.expected != expected:  # the size of a product the catalogue did not know
+                expected = attempt.expected
+                budget = _budget(limits, expected)
             if isinstance(exc, _TokenRejectedError):
                 auth_retries += 1
                 if auth_retries > _MAX_AUTH_RETRIES:
