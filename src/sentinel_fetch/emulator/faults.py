@@ -346,6 +346,8 @@ class DropHandshakeFault(Fault):
     or, with ``reset``, a connection reset: what an overloaded server or a middlebox
     that drops connections does. Nothing about the certificate is wrong. Only the host
     filter applies (there is no request yet), and over plain HTTP the rule never fires.
+    On the catalogue host it also drops a connection meant for the admin endpoint, which
+    shares that port: steer the emulator from Python, or expect one refused admin call.
 
     Attributes:
         reset: end with a TCP reset instead of an orderly close.
