@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from sentinel_fetch.emulator import (
+    DEMO_PASSWORD,
     ChunkedFault,
     CorruptFault,
     CutFault,
@@ -28,6 +29,7 @@ from sentinel_fetch.emulator import (
     HoldFault,
     IgnoreRangeFault,
     RedirectFault,
+    RewriteFault,
     StallFault,
     StatusFault,
     TrickleFault,
@@ -121,6 +123,36 @@ def test_identity_host_faults(emulator: Emulator) -> None:
 
     assert login(emulator).status_code == 503
     assert login(emulator).status_code == 200
+
+
+def test_status_faults_can_echo_a_secret_of_the_request(emulator: Emulator, access: str) -> None:
+    """Careless servers quote the request; the client must mask what they quote."""
+    emulator.faults.extend(
+        [
+            StatusFault(host="identity", status=400, code="invalid_request", echo="password"),
+            StatusFault(status=403, code="DAT-ZIP-608", echo="authorization"),
+        ]
+    )
+
+    identity = login(emulator)
+    download = get(emulator, access)
+
+    assert identity.status_code == 400
+    assert identity.json()["code"] == "invalid_request"
+    assert f"password={DEMO_PASSWORD}" in identity.json()["message"]
+    assert download.status_code == 403
+    assert f"Authorization: Bearer {access}" in download.json()["message"]
+
+
+def test_rewrite_changes_what_the_catalogue_says(emulator: Emulator) -> None:
+    url = f"{emulator.catalogue_url}/Products?$filter=Name eq '{S2.name}'"
+    emulator.faults.add(RewriteFault(find=S2.name, replace="=HYPERLINK(1)", times=1))
+
+    rewritten = client(emulator).get(url).json()["value"]
+    again = client(emulator).get(url).json()["value"]
+
+    assert [entry["Name"] for entry in rewritten] == ["=HYPERLINK(1)"]
+    assert [entry["Name"] for entry in again] == [S2.name]
 
 
 def test_cut_closes_the_connection_after_n_bytes(emulator: Emulator, access: str) -> None:
@@ -372,6 +404,8 @@ def test_rules_round_trip_through_json() -> None:
         TrickleFault(after_bytes=7, bytes_per_write=3, interval_s=0.5),
         ChunkedFault(extra_bytes=-1, product="abc"),
         GzipFault(ignore_accept_encoding=True, chunked=False),
+        StatusFault(status=401, host="identity", echo="password"),
+        RewriteFault(find="S2A", replace="S2Z"),
     ]
 
     assert [fault_from_dict(rule.to_dict()) for rule in rules] == rules
@@ -390,6 +424,10 @@ def test_rules_round_trip_through_json() -> None:
         {"kind": "drop_handshake", "product": "abc"},
         {"kind": "trickle", "bytes_per_write": 0},
         {"kind": "chunked", "extra_bytes": -2},
+        {"kind": "status", "echo": "cookie"},
+        {"kind": "status", "echo": "password", "body": {}},
+        {"kind": "rewrite", "find": "", "replace": "x"},
+        {"kind": "rewrite", "host": "download", "find": "a", "replace": "b"},
     ],
 )
 def test_invalid_rules_are_rejected(data: dict[str, object]) -> None:

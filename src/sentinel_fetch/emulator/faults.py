@@ -37,16 +37,23 @@ What each kind reproduces (peers.md §3 numbers the user reports):
                 filter does: sent chunked, always the whole resource (200) because
                 compression turns Range off, and only when the request accepts gzip unless
                 ``ignore_accept_encoding`` (a server or proxy that compresses anyway).
+``rewrite``     a catalogue or identity answer whose text differs from the store's: a
+                product renamed to hostile text (escape sequences, spreadsheet formulas).
 ==============  ===========================================================================
+
+A ``status`` rule with ``echo`` also quotes a secret of the request in its error body
+(``"password"``: the form's password; ``"authorization"``: the ``Authorization``
+header), as misconfigured identity servers and gateways do, so a test can check that
+the client masks secrets in everything it writes.
 
 Rules fire at four moments. *During the TLS handshake* (a host, no filters):
 ``drop_handshake``. *Before dispatch* (any host): ``status``, ``redirect``,
 ``end_sessions``, ``stall`` and ``expire_token`` without ``after_bytes``. *While a 2xx
-body is sent*: ``cut``, ``corrupt``, ``hold``, ``trickle``, ``chunked``, ``gzip``, and
-``stall``/``expire_token`` with ``after_bytes``. *When a download request carries
-Range*: ``ignore_range``. A rule only counts a firing when it actually applies, so a
-HEAD request does not use up a ``cut``, a ``gzip`` rule is not used up by a request that
-does not accept gzip, and ``drop_handshake`` never fires over plain HTTP.
+body is sent*: ``cut``, ``corrupt``, ``hold``, ``trickle``, ``chunked``, ``gzip``,
+``rewrite``, and ``stall``/``expire_token`` with ``after_bytes``. *When a download
+request carries Range*: ``ignore_range``. A rule only counts a firing when it actually
+applies, so a HEAD request does not use up a ``cut``, a ``gzip`` rule is not used up by
+a request that does not accept gzip, and ``drop_handshake`` never fires over plain HTTP.
 
 :meth:`FaultPlan.randomize` is for soak tests: every product GET on the download host
 independently draws a fault with probability ``rate``. The draw for the n-th request of
@@ -65,6 +72,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "BEFORE_DISPATCH",
+    "ECHOES",
     "HOSTS",
     "RANDOM_KINDS",
     "ChunkedFault",
@@ -81,6 +89,7 @@ __all__ = [
     "HoldFault",
     "IgnoreRangeFault",
     "RedirectFault",
+    "RewriteFault",
     "StallFault",
     "StatusFault",
     "TrickleFault",
@@ -90,6 +99,9 @@ __all__ = [
 
 #: The emulator's hosts, as fault rules name them.
 HOSTS = ("identity", "catalogue", "download")
+
+#: What a ``status`` rule's ``echo`` may quote from the request.
+ECHOES = ("password", "authorization")
 
 #: Kinds :meth:`FaultPlan.randomize` draws from when no list is given.
 RANDOM_KINDS = ("status", "cut", "corrupt", "stall", "expire_token", "ignore_range")
@@ -166,6 +178,10 @@ class StatusFault(Fault):
         message: message for the JSON body.
         body: explicit JSON body, replacing the default.
         retry_after_s: adds ``Retry-After`` (whole seconds, rounded up).
+        echo: quote a secret of the request in the JSON error body's message:
+            ``"password"`` (``password=<the form's password>``, as an identity server
+            that echoes its parameters) or ``"authorization"`` (``Authorization: <the
+            header>``, as a gateway that quotes the request); ``None`` quotes nothing.
     """
 
     kind: ClassVar[str] = "status"
@@ -174,12 +190,17 @@ class StatusFault(Fault):
     message: str | None = None
     body: object = None
     retry_after_s: float | None = None
+    echo: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 300 <= self.status <= 599:
             raise ValueError(f"status must be a 3xx-5xx code, got {self.status}")
         _non_negative("retry_after_s", self.retry_after_s)
+        if self.echo is not None and self.echo not in ECHOES:
+            raise ValueError(f"echo must be one of {ECHOES}, got {self.echo!r}")
+        if self.echo is not None and self.body is not None:
+            raise ValueError("echo quotes into the default body; it cannot go with body")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -471,6 +492,38 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
+@dataclass(frozen=True, kw_only=True)
+class RewriteFault(Fault):
+    """Replace every ``find`` with ``replace`` in a 2xx answer of the catalogue or identity.
+
+    The text is replaced in the body bytes as sent (UTF-8), so in a JSON answer
+    ``replace`` must be JSON-escaped text: ``json.dumps(name)[1:-1]``. A body without
+    ``find`` is sent unchanged (the rule still counts as fired). Product archives are
+    never rewritten: their checksums are the catalogue's.
+    """
+
+    kind: ClassVar[str] = "rewrite"
+    host: str = "catalogue"
+    find: str
+    replace: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.host == "download":
+            raise ValueError("rewrite applies to catalogue and identity answers, not downloads")
+        if not self.find:
+            raise ValueError("find must not be empty")
+
+    @property
+    def moment(self) -> str:
+        """Fires while a 2xx body is sent."""
+        return _BODY
+
+    def apply(self, body: bytes) -> bytes:
+        """The body with ``find`` replaced."""
+        return body.replace(self.find.encode(), self.replace.encode())
+
+
 _KINDS: dict[str, type[Fault]] = {
     cls.kind: cls
     for cls in (
@@ -487,6 +540,7 @@ _KINDS: dict[str, type[Fault]] = {
         TrickleFault,
         ChunkedFault,
         GzipFault,
+        RewriteFault,
     )
 }
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .config import EmulatorConfig
 from .faults import (
@@ -53,6 +53,7 @@ from .faults import (
     GzipFault,
     HoldFault,
     RedirectFault,
+    RewriteFault,
     StallFault,
     StatusFault,
     TrickleFault,
@@ -824,7 +825,11 @@ class PureApp:
         faults: list[Fault] = []
         if 200 <= response.status < 300 and response.body and exchange.request.method != "HEAD":
             faults = exchange.server.faults.take_body(exchange.target())
-        exchange.respond(response, faults)
+        # Rewrites change what is said, so they apply before the length is announced.
+        for fault in faults:
+            if isinstance(fault, RewriteFault):
+                response = Response(response.status, response.headers, fault.apply(response.body))
+        exchange.respond(response, [f for f in faults if not isinstance(f, RewriteFault)])
 
 
 @dataclass
@@ -992,7 +997,7 @@ class EmulatorServer:
             exchange.respond(Response(answer.status, [("Location", location)]))
             return
         if isinstance(answer, StatusFault):
-            exchange.respond(status_fault_response(answer, exchange.host))
+            exchange.respond(status_fault_response(answer, exchange.host, request))
             return
         app = self._bindings[exchange.host].app
         if app is None:
@@ -1026,14 +1031,22 @@ class EmulatorServer:
         )
 
 
-def status_fault_response(fault: StatusFault, host: str) -> Response:
-    """The answer a :class:`StatusFault` sends on a host (see its docstring)."""
+def status_fault_response(
+    fault: StatusFault, host: str, request: Request | None = None
+) -> Response:
+    """The answer a :class:`StatusFault` sends on a host (see its docstring).
+
+    ``request`` is what an ``echo`` rule quotes from; without it nothing is quoted.
+    """
     headers: list[tuple[str, str]] = []
     if fault.retry_after_s is not None:
         headers.append(("Retry-After", str(max(0, int(-(-fault.retry_after_s // 1))))))
     if fault.body is not None:
         return Response.json(fault.status, fault.body, headers)
     status = fault.status
+    if fault.echo is not None and request is not None:
+        quoted = f"{fault.message or _reason(status)} ({_echoed(fault.echo, request)})"
+        return Response.json(status, error_body(fault.code, quoted), headers)
     if fault.code is None and fault.message is None:
         if status == 429 and host == "catalogue":
             return Response.json(
@@ -1059,6 +1072,14 @@ def status_fault_response(fault: StatusFault, host: str) -> Response:
         code = "DAT-ZIP-100"
         message = message or "Max session number exceeded"
     return Response.json(status, error_body(code, message or _reason(status)), headers)
+
+
+def _echoed(echo: str, request: Request) -> str:
+    """The secret an ``echo`` rule quotes, as a careless server would print it."""
+    if echo == "password":
+        form = parse_qs(request.body.decode("utf-8", "replace"))
+        return "password=" + form.get("password", [""])[0]
+    return "Authorization: " + request.headers.get("authorization", "")
 
 
 def is_loopback(client: str) -> bool:
