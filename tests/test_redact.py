@@ -66,3 +66,34 @@ def test_filter_cleans_messages_arguments_and_tracebacks(caplog: pytest.LogCaptu
     joined = "\n".join(records)
     assert secret not in joined
     assert joined.count("***") >= 2
+
+
+def test_a_secret_is_masked_in_the_spellings_a_server_quotes_it_in() -> None:
+    password = "p@ss word/ü&1"
+    register_secret(password)
+    form_body = "grant_type=password&password=p%40ss+word%2F%C3%BC%261"
+    json_body = '{"password": "p@ss word/\\u00fc&1"}'
+    for text in (form_body, json_body, f"raw {password}"):
+        assert redact(text).count("***") == 1, text
+
+
+def test_a_bearer_credential_is_masked_even_cut_short_or_unregistered() -> None:
+    quoted = "Invalid header (Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjE3"
+    assert redact(quoted) == "Invalid header (Authorization: Bearer ***"
+
+
+def test_a_proxy_url_urlsplit_cannot_read_still_hides_its_password() -> None:
+    assert redact_url("http://bob:hunter22@proxy.example:99999") == (
+        "http://bob:***@proxy.example:99999"
+    )
+    assert "hunter22" not in redact_url("http://bob:hunter22@[::1")
+
+
+def test_every_error_masks_its_message_when_made_and_when_shown() -> None:
+    from sentinel_fetch.errors import ServiceError
+
+    register_secret("early-secret-123")
+    error = ServiceError("got early-secret-123 and late-secret-456", status=400)
+    register_secret("late-secret-456")
+    assert str(error) == "got *** and ***"
+    assert "early-secret-123" not in repr(error) and "early-secret-123" not in error.args[0]

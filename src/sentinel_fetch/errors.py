@@ -6,7 +6,10 @@ to exit codes: :class:`InputError` and the credential errors are the user's to f
 
 Messages are one line, say what is wrong and, where we know it, what to do. They never
 contain a token, a password or a proxy password: errors that carry a URL carry it
-through :func:`sentinel_fetch.http.redact_url`.
+through :func:`sentinel_fetch.redact.redact_url`, and the base class masks every
+registered secret in its message, both when it is raised and when it is shown, so a
+secret a server quotes back (an echoed password, a quoted ``Authorization`` header)
+stays hidden wherever the error is printed, logged or stored.
 
 ::
 
@@ -41,6 +44,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sentinel_fetch.redact import redact
+
 __all__ = [
     "AreaError",
     "AuthError",
@@ -71,10 +76,21 @@ __all__ = [
 
 
 class SentinelFetchError(Exception):
-    """Base of every error raised by sentinel-fetch."""
+    """Base of every error raised by sentinel-fetch.
+
+    The message is masked when the error is made (so ``args``, ``repr`` and pickles
+    hold no secret) and again when it is shown (a secret registered later, such as a
+    token refreshed after the error was made, is hidden too).
+    """
 
     #: Exit status the command line uses for this error.
     exit_code: int = 1
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class InputError(SentinelFetchError):

@@ -111,7 +111,8 @@ def error_from_response(
     if code:
         parts.append(code)
     if detail:
-        parts.append(" ".join(detail.split())[:300])
+        # Masked before it is cut short: a cut secret no longer matches the mask.
+        parts.append(redact(" ".join(detail.split()))[:300])
     message = f"{': '.join(parts)} ({where})"
     return error_type(
         message,

@@ -31,6 +31,7 @@ from typing import Any
 
 from sentinel_fetch.downloads.paths import make_folder
 from sentinel_fetch.errors import LedgerFileError, StorageError
+from sentinel_fetch.redact import redact
 
 __all__ = [
     "LEDGER_FILE_NAME",
@@ -300,7 +301,8 @@ class JobLedger:
         to_dict = getattr(product, "to_dict", None)
         product_json = json.dumps(to_dict(), default=str) if callable(to_dict) else None
         checksums = json.dumps(dict(getattr(product, "checksums", {}) or {}))
-        reason = details.get("reason")
+        # Reasons quote servers; whatever reaches the file is masked, whoever wrote it.
+        reason = redact(str(details["reason"])) if details.get("reason") else None
         file_name = str(details.get("file_name") or product.file_name)
         received = int(details.get("bytes_received", 0) or 0)  # type: ignore[call-overload]
         with self._lock, _storage_errors(self.path):
@@ -337,7 +339,7 @@ class JobLedger:
                 (
                     state,
                     now,
-                    str(reason) if reason and state in ("failed", "offline") else None,
+                    reason if state in ("failed", "offline") else None,
                     received,
                     int(details.get("attempts", 0) or 0),  # type: ignore[call-overload]
                     details.get("verified_by"),
@@ -353,12 +355,13 @@ class JobLedger:
             )
             db.execute(
                 "INSERT INTO events(product_id, at, state, detail) VALUES (?, ?, ?, ?)",
-                (product.id, now, state, str(reason) if reason else None),
+                (product.id, now, state, reason),
             )
             db.commit()
 
     def mark(self, product_ids: Iterable[str], state: str, reason: str | None = None) -> None:
         """Set the state of products by id (``verify`` moving bad files aside)."""
+        reason = redact(reason) if reason else None
         now = _now()
         with self._lock, _storage_errors(self.path):
             for product_id in product_ids:

@@ -1,17 +1,26 @@
-"""Keep secrets out of logs, URLs and messages.
+"""Keep secrets out of logs, URLs, messages, files and exceptions.
 
-Tokens and passwords are registered here the moment the library learns them; the
-:class:`RedactingFilter` (installed by the command line on its log handlers, and
-available to any application) replaces every registered secret in every log record,
-whichever library emitted it. URLs are shown through :func:`redact_url`.
+Tokens and passwords are registered here the moment the library learns them, and every
+place text goes passes it through :func:`redact`: the error base class masks its
+message (so ``str()`` of any :class:`~sentinel_fetch.errors.SentinelFetchError` is
+clean, whoever prints it), the job ledger and the failure reports mask what they store,
+and the :class:`RedactingFilter` (installed by the command line on its log handlers, and
+available to any application) masks every log record, whichever library emitted it.
+URLs are shown through :func:`redact_url`.
+
+A secret is also masked in the spellings a server may quote it in (URL-encoded as in a
+form body, JSON-escaped), and anything after ``Bearer`` is masked even when it is not a
+registered token: a server that quotes an ``Authorization`` header may cut it short.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 from collections import deque
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 __all__ = ["MASK", "RedactingFilter", "forget_secrets", "redact", "redact_url", "register_secret"]
 
@@ -27,13 +36,27 @@ _lock = threading.Lock()
 _secrets: deque[str] = deque(maxlen=256)
 
 
+# A bearer credential as an Authorization header or a quote of one spells it.
+_BEARER = re.compile(r"(\bBearer\s+)[A-Za-z0-9\-._~+/]+=*")
+# The user-info part of something URL-like that urlsplit cannot read (a broken port).
+_USER_INFO = re.compile(r"(//[^/@\s:]*:)[^/@\s]*@")
+
+
 def register_secret(secret: str | None) -> None:
-    """Remember a secret so :func:`redact` and :class:`RedactingFilter` hide it."""
+    """Remember a secret so :func:`redact` and :class:`RedactingFilter` hide it.
+
+    Its URL-encoded and JSON-escaped spellings are remembered too: a server that echoes
+    a form body or a JSON request quotes the secret that way.
+    """
     if not secret or len(secret) < _MIN_SECRET_LENGTH:
         return
+    spellings = dict.fromkeys(
+        (secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1])
+    )
     with _lock:
-        if secret not in _secrets:
-            _secrets.append(secret)
+        for spelling in spellings:
+            if spelling not in _secrets:
+                _secrets.append(spelling)
 
 
 def forget_secrets() -> None:
@@ -51,11 +74,12 @@ def redact(text: str) -> str:
         'Authorization: Bearer ***'
     """
     with _lock:
-        secrets = list(_secrets)
+        # Longest first: a secret that contains another must not leave its rest behind.
+        secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    return text
+    return _BEARER.sub(rf"\g<1>{MASK}", text)
 
 
 def redact_url(url: str) -> str:
@@ -69,8 +93,10 @@ def redact_url(url: str) -> str:
     """
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
-        return redact(url)
+        # Not a URL urlsplit can read, yet it may still carry user:password@.
+        return redact(_USER_INFO.sub(rf"\g<1>{MASK}@", url))
     netloc = parts.netloc
     if parts.password is not None:
         user, _, host = netloc.rpartition("@")

@@ -147,18 +147,19 @@ def _run(argv: Sequence[str] | None) -> int:
         where = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             where = f" (see '{exc.ctx.command_path} --help')"
-        message = " ".join(exc.format_message().split())
-        click.echo(f"sentinel-fetch: error: {message}{where}", err=True)
-        return exc.exit_code
+        return _fail(" ".join(exc.format_message().split()) + where, exc.exit_code)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except SentinelFetchError as exc:
-        click.echo(f"sentinel-fetch: error: {exc}", err=True)
-        return exc.exit_code
+        return _fail(str(exc), exc.exit_code)
     except OSError as exc:
-        click.echo(
-            f"sentinel-fetch: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
-            err=True,
-        )
-        return 1
+        return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
     return result if isinstance(result, int) else 0
+
+
+def _fail(message: str, exit_code: int) -> int:
+    """Write the one error line, secrets masked whatever raised it; return the status."""
+    from sentinel_fetch.redact import redact
+
+    click.echo(f"sentinel-fetch: error: {redact(message)}", err=True)
+    return exit_code

@@ -296,41 +296,32 @@ def _summarise(context: CliContext, settings: Settings, report: BatchReport) -> 
 
 
 def _write_report(path: Path, problems: list[Any]) -> None:
-    """A CSV a user can act on: what, why, and what to do."""
+    """A CSV a user can act on: what, why, and what to do; the same as JSON for programs.
+
+    Reasons quote servers, so they are masked in both files.
+    """
+    from sentinel_fetch.redact import redact
+
     advice = {
         "failed": "rerun to retry; if it keeps failing, see the reason",
         "offline": "order it in the CDSE Data Workspace, then rerun",
         "stopped": "rerun to resume",
     }
+    rows = [
+        {
+            "name": r.product.name,
+            "id": r.product.id,
+            "status": r.status,
+            "reason": redact(r.error) if r.error else None,
+            "attempts": r.attempts,
+            "advice": advice[r.status],
+        }
+        for r in problems
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["name", "id", "status", "reason", "attempts", "what to do"])
-        for result in problems:
-            writer.writerow(
-                [
-                    result.product.name,
-                    result.product.id,
-                    result.status,
-                    result.error or "",
-                    result.attempts,
-                    advice[result.status],
-                ]
-            )
-    path.with_suffix(".json").write_text(
-        json.dumps(
-            [
-                {
-                    "name": r.product.name,
-                    "id": r.product.id,
-                    "status": r.status,
-                    "reason": r.error,
-                    "attempts": r.attempts,
-                    "advice": advice[r.status],
-                }
-                for r in problems
-            ],
-            indent=2,
-        ),
-        encoding="utf-8",
-    )
+        for row in rows:
+            writer.writerow(["" if value is None else value for value in row.values()])
+    path.with_suffix(".json").write_text(json.dumps(rows, indent=2), encoding="utf-8")

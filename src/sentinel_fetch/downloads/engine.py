@@ -52,6 +52,7 @@ from sentinel_fetch.progress import (
     Progress,
     ProgressEvent,
 )
+from sentinel_fetch.redact import redact
 from sentinel_fetch.settings import Settings
 
 __all__ = ["BatchReport", "DownloadEngine", "JobRecorder", "ProductResult"]
@@ -169,7 +170,7 @@ class _Batch:
 
 def _reason(product: Downloadable, error: Exception) -> str:
     """An error's message without the product name in front (reports show it already)."""
-    return str(error).removeprefix(f"{product.name}: ")
+    return redact(str(error)).removeprefix(f"{product.name}: ")
 
 
 class DownloadEngine:
@@ -373,7 +374,8 @@ class DownloadEngine:
             return
         except Exception as exc:  # a bug must not take the batch down with it
             log.exception("unexpected error while downloading %s", product.name)
-            self._finish(batch, ProductResult(product, "failed", error=f"internal error: {exc!r}"))
+            reason = redact(f"internal error: {exc!r}")
+            self._finish(batch, ProductResult(product, "failed", error=reason))
             return
         self._finish(
             batch,
