@@ -8,7 +8,8 @@
   tools such as QGIS open directly; each feature also carries the full product, so it
   reads back losslessly too;
 * ``.csv``: one row per product (name, id, dates, size, cloud cover, online, tile,
-  orbit, checksums) for spreadsheets;
+  orbit, checksums) for spreadsheets; a cell that would read as a formula (a name
+  starting with ``=``) is guarded with a leading ``'``;
 * ``.txt``: product names, one per line, for other tools.
 
 :func:`read_products` reads ``.json`` and ``.geojson`` files written here. A ``.txt``
@@ -39,6 +40,7 @@ from sentinel_fetch.catalogue.odata import render_filter
 from sentinel_fetch.catalogue.product import Product
 from sentinel_fetch.catalogue.query import Query
 from sentinel_fetch.errors import QueryError, ResultFileError, StorageError
+from sentinel_fetch.text import spreadsheet_cell
 
 __all__ = [
     "CSV_COLUMNS",
@@ -272,13 +274,18 @@ def _datetime_text(value: datetime | None) -> str | None:
 
 
 def _csv_text(products: list[Product], query: Query | None) -> str:
+    # For spreadsheets: a cell that reads as a formula (a name from the server starting
+    # with "=") is guarded; the JSON and GeoJSON files keep every value exact.
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for product in products:
         row = _summary(product)
         writer.writerow(
-            {column: "" if row[column] is None else row[column] for column in CSV_COLUMNS}
+            {
+                column: "" if row[column] is None else spreadsheet_cell(row[column])
+                for column in CSV_COLUMNS
+            }
         )
     return buffer.getvalue()
 

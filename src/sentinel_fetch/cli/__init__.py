@@ -158,8 +158,12 @@ def _run(argv: Sequence[str] | None) -> int:
 
 
 def _fail(message: str, exit_code: int) -> int:
-    """Write the one error line, secrets masked whatever raised it; return the status."""
-    from sentinel_fetch.redact import redact
+    """Write the one error line (secrets masked, server text unable to steer the terminal).
 
-    click.echo(f"sentinel-fetch: error: {redact(message)}", err=True)
+    Returns:
+        The exit status, for the caller to return.
+    """
+    from sentinel_fetch.text import for_display
+
+    click.echo(f"sentinel-fetch: error: {for_display(message)}", err=True)
     return exit_code

@@ -15,14 +15,30 @@ if TYPE_CHECKING:
     from sentinel_fetch.config import EffectiveConfig
     from sentinel_fetch.settings import Settings
 
-__all__ = ["CliContext", "setup_logging"]
+__all__ = ["CliContext", "ScreenFormatter", "setup_logging"]
+
+
+class ScreenFormatter(logging.Formatter):
+    """A formatter whose messages cannot steer a terminal or forge a log line.
+
+    Messages carry server text (product names, error bodies); their control characters
+    are written as visible escapes (:func:`sentinel_fetch.text.printable`). A traceback
+    appended after the message keeps its lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        from sentinel_fetch.text import printable
+
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 def setup_logging(*, verbose: int, quiet: bool, log_file: str | None) -> None:
     """stderr at WARNING (INFO with -v, DEBUG with -vv, ERROR with -q), file at DEBUG.
 
     Every handler gets the redacting filter, so no token or password is ever written,
-    whichever library logs it.
+    whichever library logs it, and the screen formatter, so no server text reaches a
+    terminal (or a log a terminal will show) as control characters.
     """
     from sentinel_fetch.redact import RedactingFilter
 
@@ -36,7 +52,7 @@ def setup_logging(*, verbose: int, quiet: bool, log_file: str | None) -> None:
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level)
     console.setFormatter(
-        logging.Formatter("%(levelname).1s %(message)s" if verbose else "%(message)s")
+        ScreenFormatter("%(levelname).1s %(message)s" if verbose else "%(message)s")
     )
     console.addFilter(RedactingFilter())
     console._sentinel_fetch = True  # type: ignore[attr-defined]
@@ -46,7 +62,7 @@ def setup_logging(*, verbose: int, quiet: bool, log_file: str | None) -> None:
         handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
+            ScreenFormatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
         )
         handler.addFilter(RedactingFilter())
         handler._sentinel_fetch = True  # type: ignore[attr-defined]

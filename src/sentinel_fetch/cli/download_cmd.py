@@ -234,6 +234,7 @@ def _dry_run(context: CliContext, settings: Settings, products: list[Product]) -
     from sentinel_fetch.cli.render import human_bytes
     from sentinel_fetch.downloads.paths import Layout, assign_file_names
     from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
+    from sentinel_fetch.text import printable
 
     layout = Layout(settings.temp_path, settings.finish_path)
     recorded: dict[str, str] = {}
@@ -256,7 +257,7 @@ def _dry_run(context: CliContext, settings: Settings, products: list[Product]) -
         else:
             action = "fetch"
             to_fetch += product.size
-        click.echo(f"{action:<40} {product.name}  {human_bytes(product.size)}")
+        click.echo(f"{action:<40} {printable(product.name)}  {human_bytes(product.size)}")
     context.info(f"dry run: {human_bytes(max(to_fetch, 0))} would be fetched")
     return 0
 
@@ -298,9 +299,12 @@ def _summarise(context: CliContext, settings: Settings, report: BatchReport) -> 
 def _write_report(path: Path, problems: list[Any]) -> None:
     """A CSV a user can act on: what, why, and what to do; the same as JSON for programs.
 
-    Reasons quote servers, so they are masked in both files.
+    Reasons quote servers, so they are masked in both files. CSV cells are guarded so a
+    spreadsheet shows a name like ``=HYPERLINK(...)`` rather than evaluating it; the
+    JSON keeps names exact.
     """
     from sentinel_fetch.redact import redact
+    from sentinel_fetch.text import spreadsheet_cell
 
     advice = {
         "failed": "rerun to retry; if it keeps failing, see the reason",
@@ -323,5 +327,7 @@ def _write_report(path: Path, problems: list[Any]) -> None:
         writer = csv.writer(handle)
         writer.writerow(["name", "id", "status", "reason", "attempts", "what to do"])
         for row in rows:
-            writer.writerow(["" if value is None else value for value in row.values()])
+            writer.writerow(
+                [spreadsheet_cell("" if value is None else value) for value in row.values()]
+            )
     path.with_suffix(".json").write_text(json.dumps(rows, indent=2), encoding="utf-8")

@@ -13,6 +13,7 @@ import time
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -22,6 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from sentinel_fetch.progress import (
     BatchFinished,
@@ -32,6 +34,7 @@ from sentinel_fetch.progress import (
     ProductWaiting,
     ProgressEvent,
 )
+from sentinel_fetch.text import for_display
 
 __all__ = ["BarProgress", "LogProgress", "human_bytes", "total_size"]
 
@@ -67,7 +70,9 @@ def total_size(sizes: list[int]) -> str:
 
 
 def _short(name: str, width: int = 44) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
+    """A product name for a bar's label: shown as text (not markup), cut to ``width``."""
+    shown = for_display(name)
+    return escape(shown if len(shown) <= width else shown[: width - 1] + "…")
 
 
 class BarProgress:
@@ -140,7 +145,8 @@ class BarProgress:
                 if event.status in ("downloaded", "failed", "offline"):
                     self._finished += 1
                 if event.status == "failed":
-                    progress.console.print(f"[red]failed[/] {event.name}: {event.detail}")
+                    line = f" {for_display(event.name)}: {for_display(event.detail)}"
+                    progress.console.print(Text.assemble(("failed", "red"), line))
                 if self._overall is not None:
                     progress.update(self._overall, description=self._describe())
             elif isinstance(event, BatchFinished) and self._overall is not None:

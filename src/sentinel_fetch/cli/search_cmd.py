@@ -93,8 +93,10 @@ def search(
 def _print_table(products: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from sentinel_fetch.cli.render import human_bytes
+    from sentinel_fetch.text import printable
 
     table = Table(show_lines=False, header_style="bold")
     table.add_column("name", overflow="fold")
@@ -105,7 +107,8 @@ def _print_table(products: list[Any]) -> None:
     for product in products:
         cloud = product.cloud_cover
         table.add_row(
-            product.name,
+            # Text, not markup: the name is the server's, it may hold "[" and escapes.
+            Text(printable(product.name)),
             product.content_start.strftime("%Y-%m-%d %H:%M") if product.content_start else "",
             human_bytes(product.size) if product.size else "?",
             f"{cloud:.1f}" if cloud is not None else "",

@@ -25,6 +25,7 @@ def status(context: CliContext, save_path: str | None, as_json: bool) -> int:
     """
     from sentinel_fetch.cli.render import human_bytes
     from sentinel_fetch.ledger import JobLedger
+    from sentinel_fetch.text import for_display
 
     folder = Path(save_path) if save_path else context.settings().save_path
     with JobLedger.open(folder, read_only=True) as ledger:
@@ -46,9 +47,12 @@ def status(context: CliContext, save_path: str | None, as_json: bool) -> int:
     if summary.failed:
         click.echo("failed (rerun the download, or use --retry-failed):")
         for failed in summary.failed:
-            click.echo(f"  {failed.name}: {failed.reason} ({failed.attempts} attempt(s))")
+            click.echo(
+                f"  {for_display(failed.name)}: {for_display(failed.reason)} "
+                f"({failed.attempts} attempt(s))"
+            )
     if summary.offline:
         click.echo("offline (order these in the CDSE Data Workspace, then rerun):")
         for name in summary.offline:
-            click.echo(f"  {name}")
+            click.echo(f"  {for_display(name)}")
     return 0

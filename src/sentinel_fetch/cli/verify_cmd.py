@@ -43,6 +43,7 @@ def verify(
     from sentinel_fetch.downloads.folderlock import FolderLock
     from sentinel_fetch.errors import InputError, QueryError
     from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger, StoredProduct
+    from sentinel_fetch.text import for_display
 
     overrides = {"save_path": save_path, "finish_dir": finish_dir}
     settings = context.settings(overrides)
@@ -82,7 +83,8 @@ def verify(
     else:
         for verdict in report.verdicts:
             if verdict.status != "ok" or context.verbose:
-                click.echo(f"{verdict.status:<8} {verdict.file}: {verdict.detail}")
+                shown = f"{verdict.file}: {verdict.detail}"
+                click.echo(f"{verdict.status:<8} {for_display(shown)}")
         moved = f" (moved to {Path(folder) / CORRUPT_FOLDER})" if report.count("bad") else ""
         context.info(
             f"{len(report.verdicts)} files: {report.count('ok')} ok, {report.count('bad')} bad"
