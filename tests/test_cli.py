@@ -587,3 +587,62 @@ def test_verify_checks_a_finish_folder_on_read_only_media(cdse: Emulator, tmp_pa
     assert sorted(path.name for path in finish.iterdir()) == [
         "S2A_MSIL2A_20230624T101427_N0509_R051_T33TTN_20230624T120538.SAFE.zip"
     ]
+
+
+# --- empty values, malformed addresses, settings out of range: one line, exit 2 ---------
+
+GOOD_SEARCH = ("-c", "S2", "--tile", "32TPS", "--start", "2023-07-01", "--end", "2023-07-02")
+
+
+def _one_line_input_error(code: int, out: str, err: str, word: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, f"exit {code}, stderr {err!r}"
+    assert len(lines) == 1 and lines[0].startswith("sentinel-fetch: error:"), err
+    assert word.lower() in lines[0].lower(), f"{lines[0]!r} does not mention {word!r}"
+    assert "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize(
+    ("config_file", "environment", "word"),
+    [
+        ("", {"SENTINEL_FETCH_WORKERS": "1000"}, "SENTINEL_FETCH_WORKERS"),
+        ("workers = 1000\n", {}, "sentinel-fetch.toml"),
+        ("[limits]\nworkers = 64\n", {}, "limits.workers"),
+        ("[limits]\npage_size = true\n", {}, "limits.page_size"),
+        ("[limits]\nchunk_size_bytes = 1000000000000\n", {}, "limits.chunk_size_bytes"),
+        ("[limits]\nthrottle_cooldown_s = -5\n", {}, "limits.throttle_cooldown_s"),
+        # The emulator's variables would win over the file: these cases unset them ("").
+        (
+            "[endpoints]\ncatalogue = 'ftp://mirror.example/odata/v1'\n",
+            {"SENTINEL_FETCH_CATALOGUE_URL": ""},
+            "endpoints.catalogue",
+        ),
+        ("[account]\nusername = 5\n", {"CDSE_USERNAME": ""}, "account.username"),
+        ("save_path = 5\n", {}, "save_path"),
+        ("temp_dir = [1, 2]\n", {}, "temp_dir"),
+        ("proxy = 5\n", {}, "proxy"),
+    ],
+)
+@pytest.mark.parametrize("command", ["config", "download"])
+def test_a_setting_out_of_range_is_one_line_wherever_it_is_set(
+    cli_env: Path,
+    cdse: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    config_file: str,
+    environment: dict[str, str],
+    word: str,
+    command: str,
+) -> None:
+    if config_file:
+        (cli_env / "sentinel-fetch.toml").write_text(config_file)
+    for name, value in environment.items():
+        if value:
+            monkeypatch.setenv(name, value)
+        else:
+            monkeypatch.delenv(name)
+    # No --out: the file's save_path must be the one in force.
+    args = ["config"] if command == "config" else ["download", *FEW_PRODUCTS]
+    code, out, err = run(capsys, *args)
+    _one_line_input_error(code, out, err, word)
+    assert cdse.stats.requests() == 0

@@ -31,7 +31,7 @@ from sentinel_fetch.downloads.engine import BatchReport, DownloadEngine, JobReco
 from sentinel_fetch.downloads.folderlock import FolderLock
 from sentinel_fetch.downloads.paths import Layout, make_folder
 from sentinel_fetch.downloads.transfer import Downloadable
-from sentinel_fetch.errors import QueryError
+from sentinel_fetch.errors import ConfigError, QueryError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.ledger import JobLedger
 from sentinel_fetch.progress import Progress
@@ -39,6 +39,18 @@ from sentinel_fetch.retry import Backoff
 from sentinel_fetch.settings import Settings
 
 __all__ = ["count", "download", "lock_folders", "make_query", "run_folders", "search"]
+
+
+def _checked_settings(settings: object) -> Settings:
+    """The caller's settings, or the environment's; a wrong type is a ConfigError, not a crash."""
+    if settings is None:
+        return Settings.from_env()
+    if not isinstance(settings, Settings):
+        raise ConfigError(
+            f"settings must be a sentinel_fetch.Settings, got {type(settings).__name__}",
+            setting="settings",
+        )
+    return settings
 
 
 def make_query(
@@ -53,7 +65,7 @@ def make_query(
     ``ids``, ``extra_filters``, ``order_by``). With a URL or Query, keyword fields
     refine it (they replace the same fields).
     """
-    settings = settings or Settings.from_env()
+    settings = _checked_settings(settings)
     base: Query | None
     if isinstance(query, str):
         base = parse_search_url(query, settings.endpoints)
@@ -90,7 +102,7 @@ def search(
         transport: reuse an existing network road.
         **fields: search fields (see :func:`make_query`).
     """
-    settings = settings or Settings.from_env()
+    settings = _checked_settings(settings)
     return Search(
         make_query(query, settings, **fields),
         transport=transport or Transport(settings),
@@ -171,9 +183,10 @@ def download(
         StorageError: the disk refused; the report of what was done is lost with it.
         AuthError: the account cannot log in or cannot download.
     """
-    settings = settings or Settings.from_env()
+    settings = _checked_settings(settings)
     if save_path is not None:
-        settings = settings.with_changes(save_path=Path(save_path))
+        # As given: the settings refuse an empty or non-path value (Path("") is ".").
+        settings = settings.with_changes(save_path=save_path)
     if workers is not None:
         from dataclasses import replace
 

@@ -41,6 +41,7 @@ from sentinel_fetch.settings import (
     Endpoints,
     Limits,
     Settings,
+    parse_limit,
 )
 
 if sys.version_info >= (3, 11):
@@ -48,7 +49,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["PROJECT_FILE", "EffectiveConfig", "load_config", "user_config_path"]
+__all__ = [
+    "PROJECT_FILE",
+    "EffectiveConfig",
+    "load_config",
+    "user_config_path",
+]
 
 PROJECT_FILE = "sentinel-fetch.toml"
 
@@ -66,6 +72,16 @@ _ENVIRONMENT = {
     "account.username": "CDSE_USERNAME",
 }
 _LIMIT_NAMES = {f.name for f in fields(Limits)}
+# Setting name -> the command-line option that sets it (for messages).
+_OPTIONS = {
+    "save_path": "--out",
+    "temp_dir": "--temp-dir",
+    "finish_dir": "--finish-dir",
+    "workers": "--workers",
+    "proxy": "--proxy",
+    "ca_bundle": "--ca-bundle",
+}
+_UNSET = object()
 _TOP_LEVEL = {"save_path", "temp_dir", "finish_dir", "workers", "proxy", "ca_bundle"}
 _ACCOUNT = {"username", "password", "totp_secret"}
 _SECRET_KEYS = {"account.password", "account.totp_secret"}
@@ -85,17 +101,19 @@ def user_config_path(environ: Mapping[str, str] | None = None) -> Path:
 def _flatten(document: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Validate a TOML document and flatten it to ``section.key`` names."""
     flat: dict[str, Any] = {}
+    sections = {
+        "endpoints": {"identity", "catalogue", "download"},
+        "account": _ACCOUNT,
+        "limits": _LIMIT_NAMES,
+    }
     for key, value in document.items():
         if key in _TOP_LEVEL:
             flat[key] = value
-        elif key in ("endpoints", "account", "limits") and isinstance(value, Mapping):
-            allowed = {
-                "endpoints": {"identity", "catalogue", "download"},
-                "account": _ACCOUNT,
-                "limits": _LIMIT_NAMES,
-            }[key]
+        elif key in sections:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: {key} must be a table: write [{key}] on its own line")
             for inner, inner_value in value.items():
-                if inner not in allowed:
+                if inner not in sections[key]:
                     raise ConfigError(f"{where}: unknown setting [{key}] {inner}")
                 flat[f"{key}.{inner}"] = inner_value
         else:
@@ -135,36 +153,73 @@ class EffectiveConfig:
         return self.values.get(name, default)
 
     def settings(self) -> Settings:
-        """Build validated :class:`Settings` from the merged values."""
+        """Build validated :class:`Settings` from the merged values.
+
+        The dataclasses check every value (see :mod:`sentinel_fetch.settings`); this
+        adds where a refused value came from.
+
+        Raises:
+            ConfigError: one line naming the setting, the problem and its source (the
+                file, the environment variable or the command line).
+        """
         values = self.values
+        self._check_account()
+        limits_workers = "workers" if "workers" in values else "limits.workers"
+        keys = {  # dataclass field -> the setting's name here
+            **{name: f"limits.{name}" for name in _LIMIT_NAMES},
+            "workers": limits_workers,
+            **{name: f"endpoints.{name}" for name in ("identity", "catalogue", "download")},
+        }
         try:
             endpoints = Endpoints(
-                identity=values.get("endpoints.identity") or CDSE_IDENTITY_URL,
-                catalogue=values.get("endpoints.catalogue") or CDSE_CATALOGUE_URL,
-                download=values.get("endpoints.download") or CDSE_DOWNLOAD_URL,
+                identity=values.get("endpoints.identity", CDSE_IDENTITY_URL),
+                catalogue=values.get("endpoints.catalogue", CDSE_CATALOGUE_URL),
+                download=values.get("endpoints.download", CDSE_DOWNLOAD_URL),
             )
-            limit_values = {
-                name.split(".", 1)[1]: value
-                for name, value in values.items()
-                if name.startswith("limits.")
-            }
-            if "workers" in values:
-                limit_values["workers"] = int(values["workers"])
-            limits = Limits(**limit_values)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"invalid setting: {exc}") from None
-        save_path = Path(values.get("save_path") or "sentinel-data").expanduser()
-        temp_dir = values.get("temp_dir")
-        finish_dir = values.get("finish_dir")
-        return Settings(
-            endpoints=endpoints,
-            limits=limits,
-            proxy=values.get("proxy") or None,
-            ca_bundle=values.get("ca_bundle") or None,
-            save_path=save_path,
-            temp_dir=Path(temp_dir).expanduser() if temp_dir else None,
-            finish_dir=Path(finish_dir).expanduser() if finish_dir else None,
-        )
+            limit_values = {name: self._limit(keys[name]) for name in _LIMIT_NAMES}
+            limits = Limits(**{k: v for k, v in limit_values.items() if v is not _UNSET})
+            return Settings(
+                endpoints=endpoints,
+                limits=limits,
+                proxy=values.get("proxy"),
+                ca_bundle=values.get("ca_bundle"),
+                save_path=_expanded(values.get("save_path", "sentinel-data")),
+                temp_dir=_expanded(values.get("temp_dir")),
+                finish_dir=_expanded(values.get("finish_dir")),
+            )
+        except ConfigError as exc:
+            if exc.setting is None:
+                raise
+            key = keys.get(exc.setting, exc.setting)
+            problem = str(exc).removeprefix(f"{exc.setting} ")
+            raise ConfigError(f"{key} {problem} ({self._where(key)})", setting=key) from None
+
+    def _limit(self, key: str) -> Any:
+        """A limit's merged value, typed: an environment variable's text is read as one."""
+        if key not in self.values:
+            return _UNSET
+        value = self.values[key]
+        if isinstance(value, str) and self.sources.get(key, "").startswith("environment"):
+            return parse_limit(key.rpartition(".")[2], value)
+        return value
+
+    def _check_account(self) -> None:
+        for name in _ACCOUNT:
+            key = f"account.{name}"
+            value = self.values.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                shown = "an empty text" if isinstance(value, str) else repr(value)
+                problem = f"must be non-empty text, got {shown}"
+                raise ConfigError(f"{key} {problem} ({self._where(key)})", setting=key)
+
+    def _where(self, key: str) -> str:
+        """Where a setting's value came from, for an error message."""
+        source = self.sources.get(key, "default")
+        if source.startswith("environment (") and source.endswith(")"):
+            return f"from the environment variable {source[len('environment (') : -1]}"
+        if source == "command line":
+            return f"from the command line option {_OPTIONS.get(key, key)}"
+        return f"from {source}"
 
     def describe(self) -> list[tuple[str, str, str]]:
         """``(name, shown value, source)`` rows, secrets masked (``sentinel-fetch config``)."""
@@ -179,6 +234,11 @@ class EffectiveConfig:
                 shown = str(value)
             rows.append((name, shown, self.sources.get(name, "default")))
         return rows
+
+
+def _expanded(value: Any) -> Any:
+    """``~`` in a folder given as text means the home folder; anything else is checked later."""
+    return Path(value).expanduser() if isinstance(value, str) and value.strip() else value
 
 
 def load_config(

@@ -124,7 +124,16 @@ class AreaError(InputError):
 
 
 class ConfigError(InputError):
-    """A configuration file or setting that cannot be used."""
+    """A configuration file or setting that cannot be used.
+
+    Attributes:
+        setting: the setting at fault (``workers``, ``proxy``...), when there is one;
+            the config layer uses it to say where the bad value came from.
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class ProxyError(ConfigError):

@@ -48,27 +48,12 @@ BearerSource = Callable[[], str]
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 8
-_PROXY_SCHEMES = ("http", "https", "socks5", "socks5h", "socks4", "socks4a")
 _USER_AGENT = "sentinel-fetch/0.1 (+https://github.com/sentinel-fetch/sentinel-fetch)"
 
 
 def proxy_for_display(proxy: str | None) -> str:
     """A proxy URL with its password masked, for logs and ``config`` output."""
     return redact_url(proxy) if proxy else "none"
-
-
-def _check_proxy(proxy: str) -> str:
-    parts = urlsplit(proxy)
-    if parts.scheme.lower() not in _PROXY_SCHEMES or not parts.hostname:
-        raise ConfigError(
-            f"proxy must look like http://host:port or socks5://host:port, "
-            f"got {proxy_for_display(proxy)!r}"
-        )
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        raise ConfigError(f"proxy has an invalid port: {proxy_for_display(proxy)!r}") from None
-    return proxy
 
 
 def _default_verify(settings: Settings) -> str | bool:
@@ -132,7 +117,8 @@ class Transport:
 
     def __init__(self, settings: Settings, *, environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
-        self._proxy = _check_proxy(settings.proxy) if settings.proxy else None
+        # Checked when the settings were built (scheme, host, port).
+        self._proxy = settings.proxy
         if self._proxy:
             register_secret(urlsplit(self._proxy).password)
         self._verify = _default_verify(settings)

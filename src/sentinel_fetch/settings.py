@@ -3,18 +3,26 @@
 One source of truth per setting. Pointing the client at the emulator (or at a future
 CDSE host) is a settings change, never a code change: every URL the client requests is
 built from :class:`Endpoints`.
+
+Every value is checked once, here, when the dataclasses are built, whoever builds them
+(the config file, an environment variable, a command-line option, a Python call): its
+type (``True`` is not a number, ``"4"`` is not a number), its range, and URL schemes,
+hosts and ports. A bad value raises one :class:`~sentinel_fetch.errors.ConfigError`
+naming the setting; :mod:`sentinel_fetch.config` adds where the value came from.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from sentinel_fetch.errors import ConfigError, InvalidProductIdError
+from sentinel_fetch.redact import redact_url
 
 __all__ = [
     "CDSE_CATALOGUE_URL",
@@ -24,10 +32,14 @@ __all__ = [
     "ENV_CA_BUNDLE",
     "ENV_DOWNLOAD_URL",
     "ENV_IDENTITY_URL",
+    "MAX_WORKERS",
+    "PROXY_SCHEMES",
     "Endpoints",
     "Limits",
     "Settings",
     "origin_of",
+    "parse_limit",
+    "url_problem",
 ]
 
 CDSE_IDENTITY_URL = "https://identity.dataspace.copernicus.eu/auth/realms/CDSE"
@@ -41,6 +53,12 @@ ENV_CATALOGUE_URL = "SENTINEL_FETCH_CATALOGUE_URL"
 ENV_DOWNLOAD_URL = "SENTINEL_FETCH_DOWNLOAD_URL"
 ENV_CA_BUNDLE = "SENTINEL_FETCH_CA_BUNDLE"
 
+#: Most products downloaded at once. A free account allows 4 connections; Copernicus
+#: Services accounts have more, but no account is helped by more than 32.
+MAX_WORKERS = 32
+#: Proxy URL schemes ``requests`` (with PySocks for SOCKS) can use.
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h", "socks4", "socks4a")
+
 Origin = tuple[str, str, int]
 
 # CDSE product ids are always UUIDs (spec §3.2). Anything else put into a URL could
@@ -51,23 +69,180 @@ _PRODUCT_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
 def origin_of(url: str) -> Origin:
     """Return ``(scheme, host, port)`` of a URL, with the default port filled in.
 
+    A URL whose host or port cannot be read has port ``-1``: it matches no configured
+    origin, so no token is ever sent to it.
+
     Example:
         >>> origin_of("https://Download.dataspace.copernicus.eu/odata/v1")
         ('https', 'download.dataspace.copernicus.eu', 443)
+        >>> origin_of("https://catalogue.dataspace.copernicus.eu:99999/odata/v1")[2]
+        -1
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "", "", -1
     scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
-    return scheme, (parts.hostname or "").lower(), port
+    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
 
 
-def _check_base_url(name: str, url: str) -> str:
+def url_problem(url: str) -> str | None:
+    """Why a URL's host or port cannot be used, or ``None`` when both can.
+
+    ``urlsplit`` reads ``https://host:99999`` and only fails when the port is asked
+    for, and fails outright on a ``[`` without its ``]``; callers turn the answer into
+    their own one-line error.
+
+    Example:
+        >>> url_problem("https://127.0.0.1:99999/odata/v1")
+        'has an invalid port 99999: give a port from 1 to 65535'
+        >>> url_problem("https://[::1/odata/v1")
+        "has a malformed IPv6 host (a '[' without its ']', or not an IPv6 address)"
+        >>> url_problem("https://catalogue.dataspace.copernicus.eu/odata/v1") is None
+        True
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "has a malformed IPv6 host (a '[' without its ']', or not an IPv6 address)"
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        written = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        return f"has an invalid port {written}: give a port from 1 to 65535"
+    return None
+
+
+def _invalid(setting: str, problem: str) -> ConfigError:
+    return ConfigError(f"{setting} {problem}", setting=setting)
+
+
+def _shown(value: object) -> str:
+    """A value as the user wrote it (TOML spelling for booleans), for messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _check_base_url(setting: str, url: object) -> str:
+    if not isinstance(url, str):
+        raise _invalid(setting, f"must be an http(s) URL (text), got {_shown(url)}")
+    problem = url_problem(url)
+    if problem is not None:
+        raise _invalid(setting, f"URL {problem}, got {redact_url(url)!r}")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+        raise _invalid(setting, f"must be an http(s) URL, got {redact_url(url)!r}")
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigError(f"{name} must be a plain base URL without credentials or query")
+        raise _invalid(setting, "must be a plain base URL without credentials or query")
     return url.rstrip("/")
+
+
+def _check_proxy(setting: str, proxy: object) -> str | None:
+    if proxy is None:
+        return None
+    expected = "must look like http://host:port or socks5://host:port"
+    if not isinstance(proxy, str):
+        raise _invalid(setting, f"{expected}, got {_shown(proxy)}")
+    if not proxy.strip():
+        raise _invalid(setting, "is empty: give a proxy URL, or leave it unset")
+    problem = url_problem(proxy)
+    if problem is not None:
+        raise _invalid(setting, f"{problem}, got {redact_url(proxy)!r}")
+    parts: SplitResult = urlsplit(proxy)
+    if parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
+        raise _invalid(setting, f"{expected}, got {redact_url(proxy)!r}")
+    return proxy
+
+
+def _check_path(setting: str, value: object, *, what: str = "folder") -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise _invalid(setting, f"must be a {what} path (text), got {_shown(value)}")
+    text = os.fspath(value)
+    if not isinstance(text, str) or not text.strip():
+        raise _invalid(setting, f"is empty: give a {what}, or leave it unset for the default")
+    return Path(text)
+
+
+@dataclass(frozen=True)
+class _Range:
+    """What one numeric limit accepts: its type and bounds (``above`` excludes the bound)."""
+
+    kind: type[int] | type[float]
+    low: float
+    high: float
+    above: bool = False
+
+    def check(self, setting: str, value: object) -> None:
+        whole = self.kind is int
+        wanted = (
+            f"a whole number from {int(self.low)} to {int(self.high)}"
+            if whole
+            else f"a number {'above' if self.above else 'from'} {self.low:g} "
+            f"{'and at most' if self.above else 'to'} {self.high:g}"
+        )
+        number_types: tuple[type, ...] = (int,) if whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, number_types):
+            raise _invalid(setting, f"must be {wanted}, got {_shown(value)}")
+        number = float(value)  # type: ignore[arg-type]
+        too_low = number <= self.low if self.above else number < self.low
+        if not math.isfinite(number) or too_low or number > self.high:
+            raise _invalid(setting, f"must be {wanted}, got {_shown(value)}")
+
+
+_HOUR_S = 3600.0
+#: The checks of :class:`Limits`, by field.
+_LIMIT_RANGES: dict[str, _Range] = {
+    "workers": _Range(int, 1, MAX_WORKERS),
+    # Each worker holds one chunk in memory; past 64 MiB nothing gets faster.
+    "chunk_size_bytes": _Range(int, 4096, 64 << 20),
+    "connect_timeout_s": _Range(float, 0, _HOUR_S, above=True),
+    "read_timeout_s": _Range(float, 0, _HOUR_S, above=True),
+    "max_attempts": _Range(int, 1, 100),
+    "max_total_attempts": _Range(int, 1, 1000),
+    # At least one whole copy of the product must fit in its budget.
+    "max_fetched_size_multiple": _Range(float, 1, 100),
+    "unknown_size_max_bytes": _Range(int, 1, 1 << 50),
+    # 0 turns the guard off.
+    "min_rate_bytes_per_s": _Range(float, 0, 1e10),
+    "min_rate_window_s": _Range(float, 0, _HOUR_S, above=True),
+    "backoff_base_s": _Range(float, 0, _HOUR_S, above=True),
+    "backoff_max_s": _Range(float, 0, _HOUR_S, above=True),
+    "throttle_cooldown_s": _Range(float, 0, _HOUR_S),
+    "page_size": _Range(int, 1, 1000),
+    "token_refresh_margin_s": _Range(float, 0, _HOUR_S),
+}
+
+
+def parse_limit(name: str, text: str) -> object:
+    """A limit given as text (an environment variable) as the value it stands for.
+
+    Text that does not read as the limit's type is returned as it is, for the limit's
+    own check to refuse with the usual message.
+
+    Example:
+        >>> parse_limit("workers", " 8 "), parse_limit("read_timeout_s", "2.5")
+        (8, 2.5)
+        >>> parse_limit("workers", "four")
+        'four'
+    """
+    cleaned = text.strip()
+    if name == "direct_io":
+        return {"true": True, "false": False}.get(cleaned.lower(), text)
+    range_ = _LIMIT_RANGES.get(name)
+    try:
+        if range_ is not None and range_.kind is int:
+            return int(cleaned)
+        if range_ is not None:
+            return float(cleaned)
+    except ValueError:
+        pass
+    return text
 
 
 @dataclass(frozen=True)
@@ -86,9 +261,8 @@ class Endpoints:
     download: str = CDSE_DOWNLOAD_URL
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "identity", _check_base_url("identity URL", self.identity))
-        object.__setattr__(self, "catalogue", _check_base_url("catalogue URL", self.catalogue))
-        object.__setattr__(self, "download", _check_base_url("download URL", self.download))
+        for name in ("identity", "catalogue", "download"):
+            object.__setattr__(self, name, _check_base_url(name, getattr(self, name)))
 
     @property
     def token_url(self) -> str:
@@ -190,41 +364,15 @@ class Limits:
     direct_io: bool = True
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ConfigError(f"workers must be at least 1, got {self.workers}")
-        if not 1 <= self.page_size <= 1000:
-            raise ConfigError(f"page size must be between 1 and 1000, got {self.page_size}")
-        if self.max_attempts < 1:
-            raise ConfigError(f"max attempts must be at least 1, got {self.max_attempts}")
-        if self.max_total_attempts < 1:
-            raise ConfigError(
-                f"max_total_attempts must be at least 1, got {self.max_total_attempts}"
-            )
-        if not self.max_fetched_size_multiple >= 1.0:
-            raise ConfigError(
-                "max_fetched_size_multiple must be at least 1 (one whole copy), "
-                f"got {self.max_fetched_size_multiple}"
-            )
-        if self.unknown_size_max_bytes < 1:
-            raise ConfigError(
-                f"unknown_size_max_bytes must be positive, got {self.unknown_size_max_bytes}"
-            )
+        for name, range_ in _LIMIT_RANGES.items():
+            range_.check(name, getattr(self, name))
         if not isinstance(self.direct_io, bool):
-            raise ConfigError(f"direct_io must be true or false, got {self.direct_io!r}")
-        if self.chunk_size_bytes < 4096:
-            raise ConfigError("chunk size must be at least 4096 bytes")
-        for name in (
-            "connect_timeout_s",
-            "read_timeout_s",
-            "backoff_base_s",
-            "backoff_max_s",
-            "min_rate_window_s",
-        ):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be positive")
-        if not self.min_rate_bytes_per_s >= 0:
-            raise ConfigError(
-                f"min_rate_bytes_per_s must be 0 (off) or more, got {self.min_rate_bytes_per_s}"
+            raise _invalid("direct_io", f"must be true or false, got {_shown(self.direct_io)}")
+        if self.backoff_max_s < self.backoff_base_s:
+            raise _invalid(
+                "backoff_max_s",
+                f"({_shown(self.backoff_max_s)}) must be at least backoff_base_s "
+                f"({_shown(self.backoff_base_s)}): it caps the pauses that grow from it",
             )
 
 
@@ -253,6 +401,21 @@ class Settings:
     save_path: Path = field(default_factory=lambda: Path("sentinel-data"))
     temp_dir: Path | None = None
     finish_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        """Check every field; folders given as text become paths."""
+        for name, kind in (("endpoints", Endpoints), ("limits", Limits)):
+            value = getattr(self, name)
+            if not isinstance(value, kind):
+                raise _invalid(name, f"must be a {kind.__name__}, got {type(value).__name__}")
+        object.__setattr__(self, "proxy", _check_proxy("proxy", self.proxy))
+        if self.ca_bundle is not None:
+            bundle = _check_path("ca_bundle", self.ca_bundle, what="file")
+            object.__setattr__(self, "ca_bundle", str(bundle))
+        object.__setattr__(self, "save_path", _check_path("save_path", self.save_path))
+        for name in ("temp_dir", "finish_dir"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _check_path(name, getattr(self, name)))
 
     @property
     def temp_path(self) -> Path:

@@ -55,8 +55,9 @@ REPORT_FILE = "sentinel-fetch-report.csv"
 @click.option(
     "-w",
     "--workers",
-    type=click.IntRange(1, 32),
-    help="Products at once (default 4: a free CDSE account allows 4 connections).",
+    # Its range (1-32) is checked with every other setting, wherever it was set.
+    type=int,
+    help="Products at once, 1-32 (default 4: a free CDSE account allows 4 connections).",
 )
 @network_options
 @click.option(
