@@ -602,6 +602,62 @@ def _one_line_input_error(code: int, out: str, err: str, word: str) -> None:
     assert "Traceback" not in err and out == ""
 
 
+BAD_PORT = (
+    "https://catalogue.dataspace.copernicus.eu:99999/odata/v1/Products?$filter=" + GOOD_FILTER
+)
+BAD_IPV6 = "https://[catalogue.dataspace.copernicus.eu/odata/v1/Products?$filter=" + GOOD_FILTER
+
+
+@pytest.mark.parametrize(
+    ("args", "environment", "word"),
+    [
+        (["search", "--url", BAD_PORT], {}, "99999"),
+        (["search", "--url", BAD_IPV6], {}, "IPv6"),
+        (["search", "--url-file", "port.txt"], {}, "99999"),
+        (["search", "--url-file", "ipv6.txt"], {}, "IPv6"),
+        (
+            ["search", *GOOD_SEARCH],
+            {"SENTINEL_FETCH_CATALOGUE_URL": "https://127.0.0.1:99999/odata/v1"},
+            "SENTINEL_FETCH_CATALOGUE_URL",
+        ),
+        (
+            ["search", *GOOD_SEARCH],
+            {"SENTINEL_FETCH_IDENTITY_URL": "https://[::1/auth/realms/CDSE"},
+            "SENTINEL_FETCH_IDENTITY_URL",
+        ),
+        (["search", *GOOD_SEARCH, "--proxy", "http://127.0.0.1:99999"], {}, "99999"),
+        (["search", *GOOD_SEARCH, "--proxy", "http://user:secret-pw@[::1"], {}, "IPv6"),
+    ],
+    ids=[
+        "url port",
+        "url ipv6",
+        "url file port",
+        "url file ipv6",
+        "endpoint port",
+        "endpoint ipv6",
+        "proxy port",
+        "proxy ipv6",
+    ],
+)
+def test_a_malformed_address_is_one_line_never_a_traceback(
+    cli_env: Path,
+    cdse: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    environment: dict[str, str],
+    word: str,
+) -> None:
+    (cli_env / "port.txt").write_text(BAD_PORT + "\n")
+    (cli_env / "ipv6.txt").write_text(BAD_IPV6 + "\n", encoding="utf-16")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run(capsys, *args)
+    _one_line_input_error(code, out, err, word)
+    assert "secret-pw" not in err
+    assert cdse.stats.requests() == 0
+
+
 @pytest.mark.parametrize(
     ("config_file", "environment", "word"),
     [

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import shapely
 
+from sentinel_fetch.api import search
 from sentinel_fetch.catalogue.area import load_area
 from sentinel_fetch.catalogue.browser_url import parse_search_url
 from sentinel_fetch.catalogue.filter import parse_filter
@@ -18,6 +20,7 @@ from sentinel_fetch.catalogue.results import read_products, write_products
 from sentinel_fetch.errors import (
     AreaError,
     BrowserURLError,
+    ConfigError,
     FilterSyntaxError,
     QueryError,
     ResultFileError,
@@ -27,6 +30,7 @@ from sentinel_fetch.settings import Endpoints
 
 DATA = Path(__file__).parent / "data"
 SEARCH = "https://catalogue.dataspace.copernicus.eu/odata/v1/Products"
+SEARCH_PORT = "https://catalogue.dataspace.copernicus.eu:99999/odata/v1/Products"
 S5P_URL = (DATA / "browser_s5p_no2.txt").read_text(encoding="utf-8").strip()
 
 
@@ -416,6 +420,37 @@ CASES: list[tuple[str, Callable[[], object], type[SentinelFetchError], str]] = [
     ("kml", area("trip.kml"), AreaError, "cannot read the area 'trip.kml'"),
     ("bad wkt", area("POLYGON ((0 0, 1 0, 1 1, 0 0)"), AreaError, "not readable WKT"),
     ("other srid", area("SRID=3857;POINT (1 2)"), AreaError, "SRID=3857"),
+    # --- areas from Python ---
+    ("area of another type", lambda: build_query(area=5), AreaError, "cannot be given as int"),
+    ("area bbox of 3", lambda: build_query(area=(11, 46, 12)), AreaError, "4 numbers"),
+    (
+        "area bbox of text",
+        lambda: build_query(area=("11", "46", "12", "47")),
+        AreaError,
+        "4 numbers",
+    ),
+    ("area bbox swapped", lambda: build_query(area=[12, 46, 11, 47]), AreaError, "bbox west 12"),
+    ("area dict not geojson", lambda: build_query(area={"a": 1}), AreaError, "not GeoJSON"),
+    ("area through search", lambda: search(area=b"11,46,12,47"), AreaError, "bytes"),
+    # --- addresses urlsplit reads lazily or not at all ---
+    (
+        "url port out of range",
+        url(f"{SEARCH_PORT}?$filter=Online%20eq%20true"),
+        BrowserURLError,
+        "invalid port 99999",
+    ),
+    (
+        "url broken ipv6 host",
+        url("https://[catalogue.dataspace.copernicus.eu/odata/v1/Products?$filter=Online"),
+        BrowserURLError,
+        "IPv6",
+    ),
+    (
+        "settings of another type",
+        lambda: search(collections="S2", settings="https://catalogue.example"),
+        ConfigError,
+        "sentinel_fetch.Settings",
+    ),
     # --- product data ---
     (
         "entity without id",
@@ -504,3 +539,39 @@ def test_unknown_result_extension(tmp_path: Path) -> None:
         ResultFileError, match=r"cannot save results as r.xlsx: use .json, .geojson, .csv or .txt"
     ):
         write_products([], tmp_path / "r.xlsx")
+
+
+class _Feature:
+    """A third-party object describing itself as GeoJSON (like a geopandas row)."""
+
+    __geo_interface__ = {  # noqa: RUF012 - read, never changed
+        "type": "Feature",
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[11, 46], [12, 46], [12, 47], [11, 47], [11, 46]]],
+        },
+        "properties": {},
+    }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param((11, 46, 12, 47), id="bbox tuple"),
+        pytest.param([11.0, 46.0, 12.0, 47.0], id="bbox list"),
+        pytest.param(dict(_Feature.__geo_interface__["geometry"]), id="geojson dict"),
+        pytest.param(_Feature.__geo_interface__, id="geojson feature dict"),
+        pytest.param(_Feature(), id="__geo_interface__"),
+        pytest.param(shapely.box(11, 46, 12, 47), id="shapely"),
+        pytest.param("POLYGON ((11 46, 12 46, 12 47, 11 47, 11 46))", id="wkt"),
+        pytest.param("11,46,12,47", id="bbox text"),
+        pytest.param("file", id="path"),
+    ],
+)
+def test_python_users_give_areas_as_they_have_them(value: object, tmp_path: Path) -> None:
+    if value == "file":
+        value = tmp_path / "aoi.geojson"
+        value.write_text(json.dumps(_Feature.__geo_interface__))
+    query = build_query(area=value)
+    assert query.area is not None
+    assert shapely.from_wkt(query.area).equals(shapely.box(11, 46, 12, 47))

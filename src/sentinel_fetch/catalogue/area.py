@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import os
 import sqlite3
 import struct
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 import shapefile
@@ -41,6 +44,8 @@ from sentinel_fetch.errors import AreaError
 
 __all__ = [
     "DEFAULT_MAX_AREA_CHARS",
+    "AreaInput",
+    "GeoInterface",
     "area_geography",
     "area_to_wkt",
     "check_area",
@@ -59,29 +64,66 @@ _WKT_TYPES = ("POINT", "POLYGON", "MULTIPOLYGON", "LINESTRING", "MULTIPOINT", "M
 _WORLD = box(-180.0, -90.0, 180.0, 90.0)
 
 
-def load_area(value: str | Path) -> BaseGeometry:
-    """Read an area of interest from text or a file and check it.
+class GeoInterface(Protocol):
+    """Anything that describes itself as GeoJSON (geopandas, fiona, pygeoif objects...)."""
+
+    @property
+    def __geo_interface__(self) -> Mapping[str, Any]: ...
+
+
+#: What :func:`load_area` takes: text (WKT, GeoJSON, a bbox, a file name), a path, a
+#: shapely geometry, a GeoJSON mapping (or an object with ``__geo_interface__``), or a
+#: bbox as four numbers.
+AreaInput: TypeAlias = (
+    str | os.PathLike[str] | BaseGeometry | Mapping[str, Any] | Sequence[float] | GeoInterface
+)
+
+_EXPECTED_AREA = (
+    "give a bbox (west, south, east, north), a GeoJSON dict, a shapely geometry, WKT or "
+    "GeoJSON text, or the path of a .geojson/.shp/.gpkg/.wkt file"
+)
+
+
+def load_area(value: AreaInput) -> BaseGeometry:
+    """Read an area of interest from what a user has, and check it.
 
     Args:
         value: WKT (``POLYGON ((lon lat, ...))``, ``MULTIPOLYGON``, ``POINT``, optionally
             with an ``SRID=4326;`` prefix), GeoJSON text, a bbox ``west,south,east,north``
-            in degrees, or the path of a ``.geojson``/``.json``, ``.shp``, ``.gpkg`` or
+            in degrees (as text, or as four numbers in a tuple or list), a GeoJSON
+            mapping (geometry, feature or feature collection) or an object with
+            ``__geo_interface__``, a shapely geometry, or the path (text or
+            ``os.PathLike``) of a ``.geojson``/``.json``, ``.shp``, ``.gpkg`` or
             ``.wkt`` file.
 
     Returns:
         A valid 2D Polygon, MultiPolygon or Point in EPSG:4326.
 
     Raises:
-        AreaError: the value cannot be read or is not a valid area (one-line message).
+        AreaError: the value cannot be read or is not a valid area (one-line message),
+            including a value of a type that is no area at all.
 
     Example:
         >>> load_area("12.0,45.5,13.5,46.5").bounds
         (12.0, 45.5, 13.5, 46.5)
-        >>> load_area("POINT (12.49 41.89)").wkt
+        >>> load_area((12, 45.5, 13.5, 46.5)).bounds
+        (12.0, 45.5, 13.5, 46.5)
+        >>> load_area({"type": "Point", "coordinates": [12.49, 41.89]}).wkt
         'POINT (12.49 41.89)'
     """
-    if isinstance(value, Path):
-        return _load_file(value)
+    if isinstance(value, BaseGeometry):
+        return check_area(value)
+    if isinstance(value, os.PathLike):
+        return _load_file(Path(value))
+    if isinstance(value, Mapping):
+        return _from_geojson_data(dict(value), "the GeoJSON mapping")
+    interface = getattr(value, "__geo_interface__", None)
+    if isinstance(interface, Mapping):
+        return _from_geojson_data(dict(interface), f"the {type(value).__name__}")
+    if isinstance(value, (tuple, list)):
+        return _from_bbox_sequence(value)
+    if not isinstance(value, str):
+        raise AreaError(f"an area cannot be given as {type(value).__name__}: {_EXPECTED_AREA}")
     text = value.replace("\ufeff", "").strip()
     if not text:
         raise AreaError(
@@ -351,6 +393,22 @@ def _is_bbox(text: str) -> bool:
 
 def _from_bbox(text: str) -> BaseGeometry:
     west, south, east, north = (float(part) for part in text.split(","))
+    return _from_bbox_values(west, south, east, north)
+
+
+def _from_bbox_sequence(values: tuple[Any, ...] | list[Any]) -> BaseGeometry:
+    edges = [v for v in values if not isinstance(v, bool) and isinstance(v, numbers.Real)]
+    if len(values) != 4 or len(edges) != 4:
+        shown = ", ".join(type(v).__name__ for v in values[:6])
+        raise AreaError(
+            f"a bbox is 4 numbers (west, south, east, north), got {len(values)} values "
+            f"({shown}): {_EXPECTED_AREA}"
+        )
+    west, south, east, north = (float(v) for v in edges)
+    return _from_bbox_values(west, south, east, north)
+
+
+def _from_bbox_values(west: float, south: float, east: float, north: float) -> BaseGeometry:
     if any(not math.isfinite(value) for value in (west, south, east, north)):
         raise AreaError("the bbox holds a value that is not a finite number")
     if max(abs(south), abs(north)) > 90 and max(abs(west), abs(east)) <= 90:
@@ -401,6 +459,10 @@ def _from_geojson_text(text: str, source: str) -> BaseGeometry:
         raise AreaError(
             f"{source} is not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}"
         ) from None
+    return _from_geojson_data(data, source)
+
+
+def _from_geojson_data(data: Any, source: str) -> BaseGeometry:
     geometry = _union(_geojson_geometries(data, source), source)
     crs = _geojson_crs(data)
     if crs is not None:

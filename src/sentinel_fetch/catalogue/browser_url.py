@@ -54,7 +54,7 @@ from urllib.parse import SplitResult, parse_qsl, unquote, unquote_plus, urlsplit
 from sentinel_fetch.catalogue.filter import find_placeholder
 from sentinel_fetch.catalogue.query import Query
 from sentinel_fetch.errors import BrowserURLError
-from sentinel_fetch.settings import CDSE_CATALOGUE_URL, Endpoints, origin_of
+from sentinel_fetch.settings import CDSE_CATALOGUE_URL, Endpoints, origin_of, url_problem
 
 __all__ = ["extract_search_url", "parse_search_url", "read_search_url_file"]
 
@@ -181,6 +181,9 @@ def parse_search_url(text: str, endpoints: Endpoints) -> Query:
         AreaError: the filter's area is not a valid geometry.
     """
     url = extract_search_url(text)
+    problem = url_problem(url)
+    if problem is not None:
+        raise BrowserURLError(f"the URL {problem}: {_EXPECTED}")
     _check_placeholders(url)
     parts = urlsplit(url)
     _check_address(parts, endpoints)

@@ -50,13 +50,11 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-from shapely.geometry.base import BaseGeometry
 
 from sentinel_fetch.catalogue.area import (
     DEFAULT_MAX_AREA_CHARS,
+    AreaInput,
     area_geography,
     area_to_wkt,
     load_area,
@@ -271,7 +269,7 @@ def build_query(
     product_types: str | Iterable[str] = (),
     start: str | date | datetime | None = None,
     end: str | date | datetime | None = None,
-    area: str | Path | BaseGeometry | None = None,
+    area: AreaInput | None = None,
     max_cloud_cover: float | str | None = None,
     tiles: str | Iterable[str] = (),
     relative_orbits: int | str | Iterable[int | str] = (),
@@ -295,8 +293,10 @@ def build_query(
             date-time (``Z``/offset; none means UTC) or a datetime.
         end: last day included when given as a date (``2023-01-31`` includes all of
             31 January), otherwise the first instant excluded.
-        area: anything :func:`~sentinel_fetch.catalogue.area.load_area` reads, or a
-            shapely geometry; simplified to ``max_area_chars`` without losing coverage.
+        area: anything :func:`~sentinel_fetch.catalogue.area.load_area` reads: text
+            (WKT, GeoJSON, a bbox, a file name), a path, a bbox tuple or list, a GeoJSON
+            dict, a shapely geometry; simplified to ``max_area_chars`` without losing
+            coverage.
         max_cloud_cover: highest cloud percentage, 0-100.
         tiles: MGRS tiles, ``32TQM`` or ``T32TQM``.
         relative_orbits: 1-175.
@@ -315,11 +315,7 @@ def build_query(
         QueryError: a value is unusable (one line saying which and why).
         AreaError: the area cannot be read or is invalid.
     """
-    area_wkt: str | None = None
-    if isinstance(area, BaseGeometry):
-        area_wkt = area_to_wkt(area, max_chars=max_area_chars)
-    elif area is not None:
-        area_wkt = area_to_wkt(load_area(area), max_chars=max_area_chars)
+    area_wkt = None if area is None else area_to_wkt(load_area(area), max_chars=max_area_chars)
     return Query(
         collections=_as_tuple(collections),
         product_types=_as_tuple(product_types),
