@@ -702,3 +702,54 @@ def test_a_setting_out_of_range_is_one_line_wherever_it_is_set(
     code, out, err = run(capsys, *args)
     _one_line_input_error(code, out, err, word)
     assert cdse.stats.requests() == 0
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_config_reads_a_file_saved_by_windows_notepad(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], encoding: str
+) -> None:
+    (cli_env / "sentinel-fetch.toml").write_text("workers = 2\n", encoding=encoding)
+    code, out, err = run(capsys, "config")
+    assert code == 0, err
+    assert "(effective) workers: 2" in out
+
+
+# --- small text files ------------------------------------------------------------------
+
+
+def test_a_utf16_names_list_works_like_a_utf16_url_file(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "search", *FEW_PRODUCTS, "--limit", "2")
+    assert code == 0, err
+    names = [json.loads(line)["name"] for line in out.splitlines()]
+    (cli_env / "names.txt").write_text("\r\n".join(names) + "\r\n", encoding="utf-16")
+
+    code, out, err = run(capsys, "download", "--from", "names.txt", "--out", "data", "--dry-run")
+
+    assert code == 0, err
+    assert sorted(line.split()[1] for line in out.splitlines()) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("args", "limit"),
+    [
+        (["search", "--url-file", "huge.txt"], "at most 1 MB"),
+        (["download", "--from", "huge.txt", "--dry-run"], "at most 10 MB"),
+    ],
+    ids=["url file", "names list"],
+)
+def test_an_oversize_text_file_is_refused_by_its_size(
+    cli_env: Path,
+    cdse: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    limit: str,
+) -> None:
+    """A 20 MB file picked by mistake is refused for its size: the message says the cap."""
+    with (cli_env / "huge.txt").open("wb") as handle:
+        handle.truncate(20_000_000)  # sparse: no time spent writing it either
+    code, out, err = run(capsys, *args)
+    _one_line_input_error(code, out, err, limit)
+    assert "20.0 MB" in err
+    assert cdse.stats.requests() == 0

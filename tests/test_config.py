@@ -197,3 +197,24 @@ def test_the_python_api_checks_settings_as_they_are_built(build: Callable[[], ob
 def test_paths_given_as_text_become_paths() -> None:
     settings = Settings(save_path="data", temp_dir="scratch")  # type: ignore[arg-type]
     assert settings.save_path == Path("data") and settings.temp_path == Path("scratch")
+
+
+# --- config files as editors save them --------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_config_files_in_utf8_with_or_without_bom_and_utf16_are_read(
+    tmp_path: Path, encoding: str
+) -> None:
+    (tmp_path / PROJECT_FILE).write_text(
+        'workers = 2\nsave_path = "D:/données"\n', encoding=encoding
+    )
+    settings = load_config(environ=_env(tmp_path), cwd=tmp_path).settings()
+    assert settings.limits.workers == 2 and settings.save_path == Path("D:/données")
+
+
+def test_a_config_file_in_another_encoding_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / PROJECT_FILE).write_bytes('save_path = "D:/donn\xe9es"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 or UTF-16") as info:
+        load_config(environ=_env(tmp_path), cwd=tmp_path)
+    assert "\n" not in str(info.value)

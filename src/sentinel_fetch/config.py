@@ -43,6 +43,7 @@ from sentinel_fetch.settings import (
     Settings,
     parse_limit,
 )
+from sentinel_fetch.text import read_text_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +51,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "MAX_CONFIG_FILE_BYTES",
     "PROJECT_FILE",
     "EffectiveConfig",
     "load_config",
@@ -72,6 +74,8 @@ _ENVIRONMENT = {
     "account.username": "CDSE_USERNAME",
 }
 _LIMIT_NAMES = {f.name for f in fields(Limits)}
+#: Largest config file read; a real one is a few hundred bytes.
+MAX_CONFIG_FILE_BYTES = 1_000_000
 # Setting name -> the command-line option that sets it (for messages).
 _OPTIONS = {
     "save_path": "--out",
@@ -122,15 +126,15 @@ def _flatten(document: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            document = tomllib.load(handle)
-    except FileNotFoundError:
+    if not path.exists():
         return {}
+    text = read_text_file(
+        path, what="config file", max_bytes=MAX_CONFIG_FILE_BYTES, error=ConfigError
+    )
+    try:
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     return _flatten(document, str(path))
 
 

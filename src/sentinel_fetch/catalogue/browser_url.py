@@ -55,8 +55,14 @@ from sentinel_fetch.catalogue.filter import find_placeholder
 from sentinel_fetch.catalogue.query import Query
 from sentinel_fetch.errors import BrowserURLError
 from sentinel_fetch.settings import CDSE_CATALOGUE_URL, Endpoints, origin_of, url_problem
+from sentinel_fetch.text import read_text_file
 
-__all__ = ["extract_search_url", "parse_search_url", "read_search_url_file"]
+__all__ = [
+    "MAX_URL_FILE_BYTES",
+    "extract_search_url",
+    "parse_search_url",
+    "read_search_url_file",
+]
 
 _CDSE_HOST = urlsplit(CDSE_CATALOGUE_URL).hostname or ""
 _CDSE_SEARCH_PATH = urlsplit(CDSE_CATALOGUE_URL).path + "/Products"
@@ -66,6 +72,9 @@ _EXPECTED = (
 )
 _COMMANDS = ("curl", "curl.exe", "wget", "invoke-webrequest", "invoke-restmethod", "iwr", "irm")
 _SCHEMES = ("http://", "https://")
+#: Largest search URL file read. The browser keeps its URLs near 6,000 characters and a
+#: "Copy as cURL" command with every header is some kB more; a bigger file is another file.
+MAX_URL_FILE_BYTES = 1_000_000
 
 
 def read_search_url_file(path: str | Path) -> str:
@@ -73,25 +82,15 @@ def read_search_url_file(path: str | Path) -> str:
 
     The file may be UTF-8 (with or without a byte-order mark) or UTF-16 (Windows
     Notepad's "Unicode"), and hold the URL with blank lines, quotes or as a ``curl``
-    command around it.
+    command around it. A file over :data:`MAX_URL_FILE_BYTES` is refused unread.
 
     Raises:
-        BrowserURLError: the file cannot be read or holds no single URL.
+        BrowserURLError: the file cannot be read, is too big or holds no single URL.
     """
     file = Path(path)
-    try:
-        data = file.read_bytes()
-    except OSError as error:
-        raise BrowserURLError(f"cannot read {file}: {error.strerror or error}") from None
-    try:
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            text = data.decode("utf-16")
-        else:
-            text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BrowserURLError(
-            f"{file.name} is not a text file: save the URL as plain text"
-        ) from None
+    text = read_text_file(
+        file, what="search URL file", max_bytes=MAX_URL_FILE_BYTES, error=BrowserURLError
+    )
     try:
         return extract_search_url(text)
     except BrowserURLError as error:

@@ -40,10 +40,11 @@ from sentinel_fetch.catalogue.odata import render_filter
 from sentinel_fetch.catalogue.product import Product
 from sentinel_fetch.catalogue.query import Query
 from sentinel_fetch.errors import QueryError, ResultFileError, StorageError
-from sentinel_fetch.text import spreadsheet_cell
+from sentinel_fetch.text import read_text_file, spreadsheet_cell
 
 __all__ = [
     "CSV_COLUMNS",
+    "MAX_NAME_LIST_BYTES",
     "RESULT_FORMAT",
     "RESULT_VERSION",
     "SearchResults",
@@ -57,6 +58,8 @@ __all__ = [
 RESULT_FORMAT = "sentinel-fetch/search-results"
 #: Bumped when the document changes incompatibly; readers refuse newer versions.
 RESULT_VERSION = 1
+#: Largest list of names read: about 130,000 product names, more than any batch needs.
+MAX_NAME_LIST_BYTES = 10_000_000
 #: Columns of CSV results, in order.
 CSV_COLUMNS = (
     "name",
@@ -167,17 +170,18 @@ def read_name_list(path: str | Path) -> Query:
     """A Query for the products listed in a text file, one name or id per line.
 
     Lines that are UUIDs become ids, other lines names; blank lines and lines starting
-    with ``#`` are skipped.
+    with ``#`` are skipped. The file is read like a search URL file: UTF-8 with or
+    without a byte-order mark, or UTF-16; one over :data:`MAX_NAME_LIST_BYTES` is
+    refused unread.
 
     Raises:
-        ResultFileError: the file cannot be read or lists nothing.
+        ResultFileError: the file cannot be read, is too big or lists nothing.
         QueryError: a line is not a usable name.
     """
     source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ResultFileError(f"cannot read {source}: {error}") from None
+    text = read_text_file(
+        source, what="list of names", max_bytes=MAX_NAME_LIST_BYTES, error=ResultFileError
+    )
     names: list[str] = []
     ids: list[str] = []
     for line in text.splitlines():
