@@ -602,6 +602,42 @@ def _one_line_input_error(code: int, out: str, err: str, word: str) -> None:
     assert "Traceback" not in err and out == ""
 
 
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["search", "-c", ""], "--collection"),
+        (["search", "-c", "S2", "-t", "L2A,"], "--product-type"),
+        (["search", "-c", "S2", "--tile", ","], "--tile"),
+        (["search", "-c", "S2", "--tile", "32TPS", "--name", ""], "--name"),
+        (["search", "-c", "S2", "--orbit", " "], "--orbit"),
+        (["search", "-c", "S2", "--platform", "A,,B"], "--platform"),
+        (["search", "-c", "S2", "--baseline", ""], "--baseline"),
+        (["search", "-c", "S2", "--url", ""], "--url"),
+        (["search", "-c", "S2", "--start", ""], "--start"),
+        (["search", "-c", "S2", "--area", ""], "--area"),
+        (["search", "-c", "S2", "--filter", ""], "--filter"),
+        (["search", "-c", "S2", "--order", ""], "--order"),
+        (["search", *GOOD_SEARCH, "--proxy", ""], "--proxy"),
+        (["search", *GOOD_SEARCH, "--output", ""], "--output"),
+        (["download", *GOOD_SEARCH, "--out", ""], "--out"),
+        (["download", *GOOD_SEARCH, "--temp-dir", ""], "--temp-dir"),
+        (["download", *GOOD_SEARCH, "--totp", ""], "--totp"),
+        (["download", ""], "NAME_OR_ID"),
+        (["--config", "", "config"], "--config"),
+        (["--log-file", "", "config"], "--log-file"),
+        (["status", ""], "SAVE_PATH"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else value,
+)
+def test_an_empty_value_is_an_input_error_and_nothing_is_searched(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str], args: list[str], word: str
+) -> None:
+    """An unset shell variable (-c "$COLLECTION") must not widen the search to everything."""
+    code, out, err = run(capsys, *args)
+    _one_line_input_error(code, out, err, word)
+    assert cdse.stats.requests() == 0
+
+
 BAD_PORT = (
     "https://catalogue.dataspace.copernicus.eu:99999/odata/v1/Products?$filter=" + GOOD_FILTER
 )

@@ -17,6 +17,7 @@ import click
 
 from sentinel_fetch import __version__
 from sentinel_fetch.cli.context import CliContext, setup_logging
+from sentinel_fetch.cli.options import NonEmptyValues
 
 __all__ = ["cli", "main"]
 
@@ -64,8 +65,12 @@ _COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
-    """A group whose commands are imported only when used (fast ``--help``)."""
+class LazyGroup(NonEmptyValues, click.Group):
+    """A group whose commands are imported only when used (fast ``--help``).
+
+    Its own options (``--log-file ""``, ``--config ""``) are refused when empty, as
+    every command's are.
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(_COMMANDS)

@@ -7,11 +7,12 @@ import json
 import click
 
 from sentinel_fetch.cli.context import CliContext
+from sentinel_fetch.cli.options import Command
 
 __all__ = ["config"]
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def config(context: CliContext, as_json: bool) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from sentinel_fetch.cli.context import CliContext
+from sentinel_fetch.cli.options import Command
 
 __all__ = ["demo"]
 
@@ -26,7 +27,7 @@ _BROWSER_QUERY = (
 )
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "-o",
     "--out",

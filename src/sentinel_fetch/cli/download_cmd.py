@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sentinel_fetch.cli.context import CliContext
-from sentinel_fetch.cli.options import network_options, query_from_options, search_options
+from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
 
 if TYPE_CHECKING:
     from sentinel_fetch.catalogue.product import Product
@@ -23,7 +23,7 @@ __all__ = ["REPORT_FILE", "download"]
 REPORT_FILE = "sentinel-fetch-report.csv"
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("products", nargs=-1, metavar="[NAME_OR_ID]...")
 @search_options
 @click.option(

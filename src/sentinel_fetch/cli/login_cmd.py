@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from sentinel_fetch.cli.context import CliContext
+from sentinel_fetch.cli.options import Command
 
 __all__ = ["login"]
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--save", is_flag=True, help="Store the username and password in the system keyring.")
 @click.option(
     "--totp", metavar="CODE", help="6-digit code for an account with two-factor authentication."

@@ -11,7 +11,14 @@ if TYPE_CHECKING:
     from sentinel_fetch.catalogue.query import Query
     from sentinel_fetch.settings import Settings
 
-__all__ = ["SEARCH_FIELDS", "network_options", "query_from_options", "search_options"]
+__all__ = [
+    "SEARCH_FIELDS",
+    "Command",
+    "NonEmptyValues",
+    "network_options",
+    "query_from_options",
+    "search_options",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,6 +49,45 @@ _LISTS = {
     "name_contains",
     "baseline",
 }
+
+
+class NonEmptyValues:
+    """Refuse an empty value for any option or argument, and an empty item in a list.
+
+    ``-c "$COLLECTION"`` with the variable unset passes ``""``; dropping it silently
+    would search every collection. So an empty (or blank) value is a usage error naming
+    the option, exit 2, and so is an empty item in a comma list (``-t "L2A,"``): the
+    trailing comma usually means a value went missing. Mixed into every command class.
+    """
+
+    params: list[click.Parameter]
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse as click does, then check every value given."""
+        rest: list[str] = super().parse_args(ctx, args)  # type: ignore[misc]
+        for param in self.params:
+            value = ctx.params.get(param.name or "")
+            for item in value if isinstance(value, tuple) else (value,):
+                if not isinstance(item, str):
+                    continue
+                if not item.strip():
+                    raise click.BadParameter(
+                        "the value is empty (an unset shell variable?): give a value, or "
+                        "leave the option out",
+                        ctx=ctx,
+                        param=param,
+                    )
+                if param.name in _LISTS and not all(part.strip() for part in item.split(",")):
+                    raise click.BadParameter(
+                        f"{item!r} has an empty item: separate values with single commas",
+                        ctx=ctx,
+                        param=param,
+                    )
+        return rest
+
+
+class Command(NonEmptyValues, click.Command):
+    """A sentinel-fetch command: click's, with no empty values (see :class:`NonEmptyValues`)."""
 
 
 def search_options(function: F) -> F:
@@ -141,7 +187,8 @@ def network_options(function: F) -> F:
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+    # Empty items were refused with the option named; none is dropped here.
+    return [part.strip() for value in values for part in value.split(",")]
 
 
 def query_from_options(

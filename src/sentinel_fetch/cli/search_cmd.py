@@ -9,12 +9,12 @@ from typing import Any
 import click
 
 from sentinel_fetch.cli.context import CliContext
-from sentinel_fetch.cli.options import network_options, query_from_options, search_options
+from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
 
 __all__ = ["search"]
 
 
-@click.command()
+@click.command(cls=Command)
 @search_options
 @network_options
 @click.option(

@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from sentinel_fetch.cli.context import CliContext
+from sentinel_fetch.cli.options import Command
 
 __all__ = ["status"]
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("save_path", required=False, type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sentinel_fetch.cli.context import CliContext
+from sentinel_fetch.cli.options import Command
 
 if TYPE_CHECKING:
     from sentinel_fetch.catalogue.product import Product
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["verify"]
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("save_path", required=False, type=click.Path(file_okay=False))
 @click.option(
     "--finish-dir",
