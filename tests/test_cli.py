@@ -750,7 +750,14 @@ def test_config_reads_a_file_saved_by_windows_notepad(
     assert "(effective) workers: 2" in out
 
 
-# --- small text files ------------------------------------------------------------------
+# --- small files, the log file, dry runs -------------------------------------------------
+
+
+def test_a_log_file_in_a_missing_folder_is_an_input_error(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "--log-file", "no-such-folder/debug.log", "config")
+    _one_line_input_error(code, out, err, "--log-file")
 
 
 def test_a_utf16_names_list_works_like_a_utf16_url_file(
@@ -789,3 +796,19 @@ def test_an_oversize_text_file_is_refused_by_its_size(
     _one_line_input_error(code, out, err, limit)
     assert "20.0 MB" in err
     assert cdse.stats.requests() == 0
+
+
+def test_dry_run_treats_an_unknown_online_state_as_downloadable(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Online: None (the catalogue did not say) is tried by a run, so the dry run says fetch."""
+    code, _, err = run(capsys, "search", *FEW_PRODUCTS, "--limit", "1", "--output", "one.json")
+    assert code == 0, err
+    saved = json.loads((cli_env / "one.json").read_text())
+    saved["products"][0]["online"] = None
+    (cli_env / "one.json").write_text(json.dumps(saved))
+
+    code, out, err = run(capsys, "download", "--from", "one.json", "--out", "data", "--dry-run")
+
+    assert code == 0, err
+    assert out.startswith("fetch "), out

@@ -39,6 +39,9 @@ def setup_logging(*, verbose: int, quiet: bool, log_file: str | None) -> None:
     Every handler gets the redacting filter, so no token or password is ever written,
     whichever library logs it, and the screen formatter, so no server text reaches a
     terminal (or a log a terminal will show) as control characters.
+
+    Raises:
+        click.BadParameter: the log file cannot be opened (a missing folder...).
     """
     from sentinel_fetch.redact import RedactingFilter
 
@@ -59,7 +62,12 @@ def setup_logging(*, verbose: int, quiet: bool, log_file: str | None) -> None:
     root.addHandler(console)
     root.setLevel(min(level, logging.DEBUG if log_file else level))
     if log_file:
-        handler = logging.FileHandler(log_file, encoding="utf-8")
+        try:
+            handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot write {log_file}: {exc.strerror or exc}", param_hint="--log-file"
+            ) from None
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(
             ScreenFormatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")

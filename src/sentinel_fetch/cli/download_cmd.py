@@ -233,6 +233,7 @@ def _is_uuid(value: str) -> bool:
 
 def _dry_run(context: CliContext, settings: Settings, products: list[Product]) -> int:
     from sentinel_fetch.cli.render import human_bytes
+    from sentinel_fetch.downloads.engine import is_offline
     from sentinel_fetch.downloads.paths import Layout, assign_file_names
     from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
     from sentinel_fetch.text import printable
@@ -248,7 +249,8 @@ def _dry_run(context: CliContext, settings: Settings, products: list[Product]) -
     for product in products:
         finished = layout.finished(file_names[product.id])
         partial = layout.partial(file_names[product.id])
-        if not product.online:
+        # The run's own rule: only a product known to be offline is left out.
+        if is_offline(product):
             action = "offline (order in the Data Workspace)"
         elif finished.exists() and (not product.size or finished.stat().st_size == product.size):
             action = "skip (already verified)"

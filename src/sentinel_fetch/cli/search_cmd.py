@@ -54,6 +54,7 @@ def search(
     """
     from sentinel_fetch.api import search as run_search
     from sentinel_fetch.cli.render import total_size
+    from sentinel_fetch.downloads.engine import is_offline
 
     settings = context.settings({"proxy": proxy, "ca_bundle": ca_bundle})
     query = query_from_options(options, settings)
@@ -80,7 +81,7 @@ def search(
         for product in products:
             sys.stdout.write(json.dumps(product.to_dict(), ensure_ascii=False, default=str) + "\n")
 
-    offline = sum(1 for product in products if not product.online)
+    offline = sum(1 for product in products if is_offline(product))
     summary = f"{len(products)} products, {total_size([product.size for product in products])}"
     if offline:
         summary += f", {offline} offline (order them in the CDSE Data Workspace before downloading)"
@@ -112,6 +113,6 @@ def _print_table(products: list[Any]) -> None:
             product.content_start.strftime("%Y-%m-%d %H:%M") if product.content_start else "",
             human_bytes(product.size) if product.size else "?",
             f"{cloud:.1f}" if cloud is not None else "",
-            "yes" if product.online else "[yellow]no[/]",
+            {True: "yes", False: "[yellow]no[/]", None: "?"}[product.online],
         )
     Console().print(table)

@@ -55,7 +55,7 @@ from sentinel_fetch.progress import (
 from sentinel_fetch.redact import redact
 from sentinel_fetch.settings import Settings
 
-__all__ = ["BatchReport", "DownloadEngine", "JobRecorder", "ProductResult"]
+__all__ = ["BatchReport", "DownloadEngine", "JobRecorder", "ProductResult", "is_offline"]
 
 log = logging.getLogger("sentinel_fetch.download")
 
@@ -168,6 +168,15 @@ class _Batch:
     file_names: dict[str, str] = field(default_factory=dict)
 
 
+def is_offline(product: object) -> bool:
+    """Whether a product is known to be offline (``online`` is ``False``).
+
+    Unknown (``None``, or no ``online`` at all) means try: the download host answers
+    for an offline product, while skipping one that is online would lose it.
+    """
+    return getattr(product, "online", None) is False
+
+
 def _reason(product: Downloadable, error: Exception) -> str:
     """An error's message without the product name in front (reports show it already)."""
     return redact(str(error)).removeprefix(f"{product.name}: ")
@@ -253,7 +262,7 @@ class DownloadEngine:
         to_fetch: list[Downloadable] = []
         for product in queue:
             batch.order.append(product.id)
-            if getattr(product, "online", True) is False:
+            if is_offline(product):
                 self._finish(batch, ProductResult(product, "offline", error=OFFLINE_HINT))
                 continue
             path = self.already_finished(product, batch.file_names[product.id])
