@@ -18,6 +18,9 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import inspect
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,7 @@ from sentinel_fetch.downloads.engine import BatchReport, DownloadEngine, JobReco
 from sentinel_fetch.downloads.folderlock import FolderLock
 from sentinel_fetch.downloads.paths import Layout, make_folder
 from sentinel_fetch.downloads.transfer import Downloadable
-from sentinel_fetch.errors import ConfigError, QueryError
+from sentinel_fetch.errors import ConfigError, InputError, QueryError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.ledger import JobLedger
 from sentinel_fetch.progress import Progress
@@ -39,6 +42,35 @@ from sentinel_fetch.retry import Backoff
 from sentinel_fetch.settings import Settings
 
 __all__ = ["count", "download", "lock_folders", "make_query", "run_folders", "search"]
+
+
+#: Keyword fields :func:`make_query` takes: those of build_query.
+_SEARCH_KEYWORDS = tuple(inspect.signature(build_query).parameters)
+_QUERY_FIELDS = tuple(field.name for field in dataclasses.fields(Query))
+#: What :func:`download` needs of each product (the transfer's Downloadable).
+_PRODUCT_ATTRIBUTES = ("id", "name", "size", "checksums", "file_name")
+
+
+def _checked_products(products: object) -> list[Downloadable]:
+    """The products as a list; something else (names as text, a number) is an InputError."""
+    if isinstance(products, (str, bytes)) or not isinstance(products, Iterable):
+        raise InputError(
+            f"download takes products (a search result, read_products(...)), not "
+            f"{type(products).__name__}"
+        )
+    items = list(products)
+    for item in items:
+        if not all(hasattr(item, name) for name in _PRODUCT_ATTRIBUTES):
+            hint = (
+                ": search for names first, sf.download(sf.search(names=[...]))"
+                if isinstance(item, str)
+                else ""
+            )
+            raise InputError(
+                f"download takes products (with {', '.join(_PRODUCT_ATTRIBUTES)}), not "
+                f"{type(item).__name__}{hint}"
+            )
+    return items
 
 
 def _checked_settings(settings: object) -> Settings:
@@ -66,6 +98,7 @@ def make_query(
     refine it (they replace the same fields).
     """
     settings = _checked_settings(settings)
+    _check_fields(fields)
     base: Query | None
     if isinstance(query, str):
         base = parse_search_url(query, settings.endpoints)
@@ -78,8 +111,17 @@ def make_query(
     if not fields:
         return base
     refined = build_query(**fields)
-    changes = {name: getattr(refined, name) for name in fields}
+    changes = {name: getattr(refined, name) for name in fields if name in _QUERY_FIELDS}
     return base.with_changes(**changes)
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    """A misspelled keyword is the user's input to fix: a QueryError, not a TypeError."""
+    unknown = sorted(set(fields) - set(_SEARCH_KEYWORDS))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], _SEARCH_KEYWORDS, n=1)
+        hint = f"did you mean {close[0]}?" if close else "use " + ", ".join(_QUERY_FIELDS)
+        raise QueryError(f"unknown search field {unknown[0]!r}: {hint}")
 
 
 def search(
@@ -184,6 +226,13 @@ def download(
         AuthError: the account cannot log in or cannot download.
     """
     settings = _checked_settings(settings)
+    wanted = _checked_products(products)
+    if credentials is not None and not isinstance(credentials, Credentials):
+        raise InputError(
+            f"credentials must be a sentinel_fetch.Credentials, got {type(credentials).__name__}"
+        )
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress must be callable, got {type(progress).__name__}")
     if save_path is not None:
         # As given: the settings refuse an empty or non-path value (Path("") is ".").
         settings = settings.with_changes(save_path=save_path)
@@ -205,7 +254,7 @@ def download(
             engine = DownloadEngine(
                 settings, tokens, transport=transport, progress=progress, recorder=recorder
             )
-            return engine.run(products)
+            return engine.run(wanted)
         finally:
             if isinstance(recorder, JobLedger):
                 recorder.close()

@@ -17,7 +17,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import SplitResult, quote, urlsplit
 
@@ -217,6 +217,9 @@ _LIMIT_RANGES: dict[str, _Range] = {
     "page_size": _Range(int, 1, 1000),
     "token_refresh_margin_s": _Range(float, 0, _HOUR_S),
 }
+
+
+_LIMIT_FIELDS = (*_LIMIT_RANGES, "direct_io")
 
 
 def parse_limit(name: str, text: str) -> object:
@@ -428,7 +431,15 @@ class Settings:
         return self.finish_dir if self.finish_dir is not None else self.save_path / "Finish"
 
     def with_changes(self, **changes: object) -> Settings:
-        """A copy with some fields replaced (the dataclass is frozen)."""
+        """A copy with some fields replaced (the dataclass is frozen), checked again.
+
+        Raises:
+            ConfigError: a name that is no field of Settings, or a value that does not check.
+        """
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            where = " (a limit: change settings.limits)" if unknown[0] in _LIMIT_FIELDS else ""
+            raise _invalid(unknown[0], f"is not a field of Settings{where}")
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod

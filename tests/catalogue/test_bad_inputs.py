@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import shapely
 
-from sentinel_fetch.api import search
+from sentinel_fetch.api import download, search
 from sentinel_fetch.catalogue.area import load_area
 from sentinel_fetch.catalogue.browser_url import parse_search_url
 from sentinel_fetch.catalogue.filter import parse_filter
@@ -22,11 +22,12 @@ from sentinel_fetch.errors import (
     BrowserURLError,
     ConfigError,
     FilterSyntaxError,
+    InputError,
     QueryError,
     ResultFileError,
     SentinelFetchError,
 )
-from sentinel_fetch.settings import Endpoints
+from sentinel_fetch.settings import Endpoints, Settings
 
 DATA = Path(__file__).parent / "data"
 SEARCH = "https://catalogue.dataspace.copernicus.eu/odata/v1/Products"
@@ -450,6 +451,32 @@ CASES: list[tuple[str, Callable[[], object], type[SentinelFetchError], str]] = [
         lambda: search(collections="S2", settings="https://catalogue.example"),
         ConfigError,
         "sentinel_fetch.Settings",
+    ),
+    # --- Python API calls a user gets wrong ---
+    (
+        "misspelled search field",
+        lambda: search(colections="S2"),
+        QueryError,
+        "unknown search field 'colections': did you mean collections?",
+    ),
+    (
+        "download of names",
+        lambda: download(["S2A_MSIL2A_20230624T101427_N0509_R051_T33TTN_20230624T120538.SAFE"]),
+        InputError,
+        "not str: search for names first",
+    ),
+    ("download of a number", lambda: download(5), InputError, "not int"),
+    (
+        "credentials of another type",
+        lambda: download([], credentials="me@example.com"),
+        InputError,
+        "sentinel_fetch.Credentials",
+    ),
+    (
+        "a limit given to Settings",
+        lambda: Settings.from_env(workers=3),
+        ConfigError,
+        "workers is not a field of Settings (a limit",
     ),
     # --- product data ---
     (
