@@ -19,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from sentinel_fetch.emulator import Emulator, RewriteFault
+from sentinel_fetch.api import search
+from sentinel_fetch.catalogue.query import build_query
+from sentinel_fetch.emulator import Emulator, RewriteFault, StatusFault
+from sentinel_fetch.settings import Settings
 from tests.test_cli import _subprocess_env, run
 from tests.test_cli import cli_env as cli_env  # the fixture, shared with the CLI tests
 
@@ -99,17 +102,23 @@ def test_dry_run_logs_status_and_the_failure_report(
     _assert_shown_escaped(out, "status")
 
 
-def test_the_search_table_on_a_terminal(cdse: Emulator, tmp_path: Path, hostile: None) -> None:
-    """A real terminal (a pty), so the table is drawn as a user sees it."""
+def _on_a_terminal(
+    cdse: Emulator, folder: Path, arguments: list[str], stream: str
+) -> tuple[int, str, str]:
+    """Run sentinel-fetch with ``stream`` (stdout or stderr) on a real terminal (a pty).
+
+    Returns the exit status, what the terminal received and the other stream.
+    """
     controller, terminal = pty.openpty()
-    env = {**_subprocess_env(cdse, tmp_path), "COLUMNS": "400", "TERM": "xterm"}
+    env = {**_subprocess_env(cdse, folder), "COLUMNS": "400", "TERM": "xterm"}
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: terminal}
     process = subprocess.Popen(
-        [sys.executable, "-m", "sentinel_fetch", "search", *SEARCH],
+        [sys.executable, "-m", "sentinel_fetch", *arguments],
         stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=subprocess.PIPE,
+        stdout=streams["stdout"],
+        stderr=streams["stderr"],
         env=env,
-        cwd=tmp_path,
+        cwd=folder,
     )
     os.close(terminal)
     chunks = []
@@ -122,10 +131,35 @@ def test_the_search_table_on_a_terminal(cdse: Emulator, tmp_path: Path, hostile:
             break
         chunks.append(chunk)
     os.close(controller)
-    _, err = process.communicate(timeout=60)
-    table = b"".join(chunks).decode("utf-8", "replace")
-    assert process.returncode == 0, err.decode()
-    # The table has styles of its own (bold headers); the name must add no sequence.
+    out, err = process.communicate(timeout=120)
+    other = (err if stream == "stdout" else out).decode("utf-8", "replace")
+    return process.returncode, b"".join(chunks).decode("utf-8", "replace"), other
+
+
+def _assert_no_sequence_of_the_name(screen: str) -> None:
+    # Rich draws with styles of its own (bold headers, bars); the name must add none.
     for sequence in ("\x1b]0;pwned", "\x07", "\x1b[2J"):
-        assert sequence not in table
-    assert "\\x1b]0;pwned\\x07\\x1b[2J[/]" in table
+        assert sequence not in screen
+    assert "\\x1b]0;pwned\\x07\\x1b[2J[/]" in screen
+
+
+def test_the_search_table_on_a_terminal(cdse: Emulator, tmp_path: Path, hostile: None) -> None:
+    code, table, err = _on_a_terminal(cdse, tmp_path, ["search", *SEARCH], "stdout")
+    assert code == 0, err
+    _assert_no_sequence_of_the_name(table)
+
+
+def test_progress_bars_and_failures_on_a_terminal(cdse: Emulator, tmp_path: Path) -> None:
+    """An online product renamed to the hostile name, refused by the download host."""
+    query = build_query(collections="S2", tiles="32TPS", start="2023-07-01", end="2023-07-02")
+    (first,) = list(search(query, settings=Settings.from_env(cdse.env())))[:1]
+    hostile = HOSTILE.replace(OFFLINE_NAME, first.name)
+    cdse.faults.add(RewriteFault(find=first.name, replace=json.dumps(hostile)[1:-1], times=-1))
+    cdse.faults.add(StatusFault(product=first.id, status=403, code="DAT-ZIP-608", times=-1))
+    arguments = ["download", *SEARCH[:4], "--start", "2023-07-01", "--end", "2023-07-02"]
+
+    code, screen, _ = _on_a_terminal(cdse, tmp_path, [*arguments, "--out", "data"], "stderr")
+
+    assert code == 1, screen
+    assert "failed" in screen and "DAT-ZIP-608" in screen
+    _assert_no_sequence_of_the_name(screen)
