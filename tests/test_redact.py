@@ -97,3 +97,11 @@ def test_every_error_masks_its_message_when_made_and_when_shown() -> None:
     register_secret("late-secret-456")
     assert str(error) == "got *** and ***"
     assert "early-secret-123" not in repr(error) and "early-secret-123" not in error.args[0]
+
+
+def test_the_password_stays_masked_through_a_week_of_token_refreshes() -> None:
+    register_secret("the-account-password")
+    for number in range(2000):  # a week of 10-minute tokens, access and refresh
+        register_secret(f"eyJ-access-token-{number:05d}", rotating=True)
+    assert redact("password=the-account-password") == "password=***"
+    assert redact("token eyJ-access-token-01999") == "token ***"

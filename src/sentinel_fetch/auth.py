@@ -241,14 +241,14 @@ class TokenManager:
         access = payload.get("access_token")
         if not isinstance(access, str) or not access:
             raise AuthError("the identity server answered without an access token")
-        register_secret(access)
+        register_secret(access, rotating=True)
         expires_in = _seconds(payload.get("expires_in"), default=600.0)
         self._access_token = access
         self._access_expiry = now + expires_in
         self._access_margin = min(self._margin_s, 0.2 * expires_in)
         refresh = payload.get("refresh_token")
         if isinstance(refresh, str) and refresh:
-            register_secret(refresh)
+            register_secret(refresh, rotating=True)
             refresh_in = _seconds(payload.get("refresh_expires_in"), default=3600.0)
             self._refresh_token = refresh
             self._refresh_expiry = now + refresh_in

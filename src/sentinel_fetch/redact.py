@@ -31,9 +31,11 @@ _SECRET_PARAMS = frozenset({"token", "access_token", "refresh_token", "password"
 _MIN_SECRET_LENGTH = 6
 
 _lock = threading.Lock()
-# Bounded: a week-long run refreshes its token a thousand times; old ones cannot leak any more
-# than new ones, but memory must stay flat.
-_secrets: deque[str] = deque(maxlen=256)
+# Passwords, TOTP secrets, proxy passwords: few, and needed for the whole run.
+_lasting: dict[str, None] = {}
+# Tokens: bounded, since a week-long run refreshes its token a thousand times and memory
+# must stay flat; the oldest leave first, long expired. They never push out a password.
+_rotating: deque[str] = deque(maxlen=256)
 
 
 # A bearer credential as an Authorization header or a quote of one spells it.
@@ -42,11 +44,16 @@ _BEARER = re.compile(r"(\bBearer\s+)[A-Za-z0-9\-._~+/]+=*")
 _USER_INFO = re.compile(r"(//[^/@\s:]*:)[^/@\s]*@")
 
 
-def register_secret(secret: str | None) -> None:
+def register_secret(secret: str | None, *, rotating: bool = False) -> None:
     """Remember a secret so :func:`redact` and :class:`RedactingFilter` hide it.
 
     Its URL-encoded and JSON-escaped spellings are remembered too: a server that echoes
     a form body or a JSON request quotes the secret that way.
+
+    Args:
+        secret: the secret; ``None`` and very short strings are ignored.
+        rotating: a token replaced as the run goes on; only the latest few hundred are
+            kept. Other secrets (passwords) are kept for the whole run.
     """
     if not secret or len(secret) < _MIN_SECRET_LENGTH:
         return
@@ -55,14 +62,19 @@ def register_secret(secret: str | None) -> None:
     )
     with _lock:
         for spelling in spellings:
-            if spelling not in _secrets:
-                _secrets.append(spelling)
+            if spelling in _lasting:
+                continue
+            if not rotating:
+                _lasting[spelling] = None
+            elif spelling not in _rotating:
+                _rotating.append(spelling)
 
 
 def forget_secrets() -> None:
     """Drop every registered secret (tests use this between cases)."""
     with _lock:
-        _secrets.clear()
+        _lasting.clear()
+        _rotating.clear()
 
 
 def redact(text: str) -> str:
@@ -75,7 +87,7 @@ def redact(text: str) -> str:
     """
     with _lock:
         # Longest first: a secret that contains another must not leave its rest behind.
-        secrets = sorted(_secrets, key=len, reverse=True)
+        secrets = sorted((*_lasting, *_rotating), key=len, reverse=True)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
