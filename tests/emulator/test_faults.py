@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import socket
 import ssl
 import threading
@@ -17,12 +18,14 @@ import requests
 
 from sentinel_fetch.emulator import (
     DEMO_PASSWORD,
+    BodyFault,
     ChunkedFault,
     CorruptFault,
     CutFault,
     DropHandshakeFault,
     Emulator,
     EndSessionsFault,
+    EntityFault,
     ExpireTokenFault,
     FaultPlan,
     GzipFault,
@@ -176,6 +179,47 @@ def test_cut_applies_to_catalogue_pages_too(emulator: Emulator) -> None:
 
     assert status == 200
     assert body == b'{"val'
+
+
+def test_body_fault_sends_a_hostile_answer_with_status_200(emulator: Emulator) -> None:
+    deep = [['{"value":', 1], ["[", 100_000], ["]", 100_000], ["}", 1]]
+    emulator.faults.add(fault_from_dict({"kind": "body", "host": "catalogue", "parts": deep}))
+
+    status, headers, body = fetch(emulator, f"{emulator.catalogue_url}/Products")
+
+    assert status == 200
+    assert headers["Content-Type"] == "application/json"
+    assert body == b'{"value":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert int(headers["Content-Length"]) == len(body)
+    assert fetch(emulator, f"{emulator.catalogue_url}/Products")[2].startswith(b'{"value":[{')
+
+
+def test_body_fault_may_lie_about_or_omit_its_length(emulator: Emulator) -> None:
+    emulator.faults.add(
+        BodyFault(host="identity", parts=(("x", 10),), content_length=1_000_000_000)
+    )
+    emulator.faults.add(BodyFault(host="identity", parts=(("y", 70_000),), close_delimited=True))
+
+    _, lying, short = fetch(emulator, emulator.token_url, method="POST")
+    _, unannounced, whole = fetch(emulator, emulator.token_url, method="POST")
+
+    assert lying["Content-Length"] == "1000000000" and short == b"x" * 10
+    assert "Content-Length" not in unannounced and whole == b"y" * 70_000
+
+
+def test_entity_fault_alters_one_product_in_every_answer(emulator: Emulator) -> None:
+    altered = {"ContentLength": "lots", "Extra": None}
+    emulator.faults.add(EntityFault(product=S2.name, replace=altered, drop=("Name",), times=-1))
+    emulator.faults.add(EntityFault(product=S1.id, replace={"Name": "never shown"}))
+    fired_before = len(emulator.faults.fired)
+
+    first = client(emulator).get(f"{emulator.catalogue_url}/Products").json()
+    second = client(emulator).get(f"{emulator.catalogue_url}/Products").json()
+
+    assert first == second == {"value": [{"Id": S2.id, "ContentLength": "lots", "Extra": None}]}
+    # The S1 rule matched no entity: still armed, never fired.
+    assert [f.fault.kind for f in emulator.faults.fired[fired_before:]] == ["entity", "entity"]
+    assert [f.kind for f, _ in emulator.faults.pending()] == ["entity", "entity"]
 
 
 def test_corrupt_flips_bytes_at_the_archive_offset_only(
@@ -406,9 +450,11 @@ def test_rules_round_trip_through_json() -> None:
         GzipFault(ignore_accept_encoding=True, chunked=False),
         StatusFault(status=401, host="identity", echo="password"),
         RewriteFault(find="S2A", replace="S2Z"),
+        BodyFault(host="identity", parts=(("[", 3), ("]", 3)), content_length=9),
+        EntityFault(product="abc", replace={"Footprint": None}, drop=("GeoFootprint",)),
     ]
 
-    assert [fault_from_dict(rule.to_dict()) for rule in rules] == rules
+    assert [fault_from_dict(json.loads(json.dumps(rule.to_dict()))) for rule in rules] == rules
 
 
 @pytest.mark.parametrize(
@@ -428,6 +474,12 @@ def test_rules_round_trip_through_json() -> None:
         {"kind": "status", "echo": "password", "body": {}},
         {"kind": "rewrite", "find": "", "replace": "x"},
         {"kind": "rewrite", "host": "download", "find": "a", "replace": "b"},
+        {"kind": "body", "status": 100},
+        {"kind": "body", "parts": [["x"]]},
+        {"kind": "body", "parts": [["x", -1]]},
+        {"kind": "body", "parts": [["x", 2**31]]},
+        {"kind": "entity", "host": "download"},
+        {"kind": "entity", "replace": ["Name"]},
     ],
 )
 def test_invalid_rules_are_rejected(data: dict[str, object]) -> None:

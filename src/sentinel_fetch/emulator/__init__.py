@@ -26,11 +26,13 @@ from .archive import ArchiveStore
 from .config import DEMO_PASSWORD, DEMO_USERNAME, EmulatorConfig
 from .download import DownloadHost
 from .faults import (
+    BodyFault,
     ChunkedFault,
     CorruptFault,
     CutFault,
     DropHandshakeFault,
     EndSessionsFault,
+    EntityFault,
     ExpireTokenFault,
     Fault,
     FaultPlan,
@@ -54,6 +56,7 @@ from .tls import load_or_create, server_context
 __all__ = [
     "DEMO_PASSWORD",
     "DEMO_USERNAME",
+    "BodyFault",
     "CatalogueFactory",
     "ChunkedFault",
     "CorruptFault",
@@ -62,6 +65,7 @@ __all__ = [
     "Emulator",
     "EmulatorConfig",
     "EndSessionsFault",
+    "EntityFault",
     "ExpireTokenFault",
     "Fault",
     "FaultPlan",

@@ -39,6 +39,12 @@ What each kind reproduces (peers.md §3 numbers the user reports):
                 ``ignore_accept_encoding`` (a server or proxy that compresses anyway).
 ``rewrite``     a catalogue or identity answer whose text differs from the store's: a
                 product renamed to hostile text (escape sequences, spreadsheet formulas).
+``body``        an answer no honest server sends: JSON nested 100,000 deep, hundreds of
+                megabytes, a lying or missing ``Content-Length``, an envelope of the
+                wrong types (every answer may be hostile).
+``entity``      one product's catalogue entity altered: fields replaced or removed, to
+                serve what real entities carry (``Footprint: null``, spec §12.1) and
+                what a broken one might (``ContentLength: "lots"``, a non-UUID ``Id``).
 ==============  ===========================================================================
 
 A ``status`` rule with ``echo`` also quotes a secret of the request in its error body
@@ -46,14 +52,16 @@ A ``status`` rule with ``echo`` also quotes a secret of the request in its error
 header), as misconfigured identity servers and gateways do, so a test can check that
 the client masks secrets in everything it writes.
 
-Rules fire at four moments. *During the TLS handshake* (a host, no filters):
-``drop_handshake``. *Before dispatch* (any host): ``status``, ``redirect``,
+Rules fire at five moments. *During the TLS handshake* (a host, no filters):
+``drop_handshake``. *Before dispatch* (any host): ``status``, ``redirect``, ``body``,
 ``end_sessions``, ``stall`` and ``expire_token`` without ``after_bytes``. *While a 2xx
 body is sent*: ``cut``, ``corrupt``, ``hold``, ``trickle``, ``chunked``, ``gzip``,
 ``rewrite``, and ``stall``/``expire_token`` with ``after_bytes``. *When a download
-request carries Range*: ``ignore_range``. A rule only counts a firing when it actually
-applies, so a HEAD request does not use up a ``cut``, a ``gzip`` rule is not used up by
-a request that does not accept gzip, and ``drop_handshake`` never fires over plain HTTP.
+request carries Range*: ``ignore_range``. *For each product entity of a catalogue
+answer*: ``entity`` (its ``product`` filter selects the entity, not the request). A rule
+only counts a firing when it actually applies, so a HEAD request does not use up a
+``cut``, a ``gzip`` rule is not used up by a request that does not accept gzip, and
+``drop_handshake`` never fires over plain HTTP.
 
 :meth:`FaultPlan.randomize` is for soak tests: every product GET on the download host
 independently draws a fault with probability ``rate``. The draw for the n-th request of
@@ -75,11 +83,13 @@ __all__ = [
     "ECHOES",
     "HOSTS",
     "RANDOM_KINDS",
+    "BodyFault",
     "ChunkedFault",
     "CorruptFault",
     "CutFault",
     "DropHandshakeFault",
     "EndSessionsFault",
+    "EntityFault",
     "ExpireTokenFault",
     "Fault",
     "FaultPlan",
@@ -110,6 +120,9 @@ BEFORE_DISPATCH = "before"
 _BODY = "body"
 _RANGE = "range"
 _HANDSHAKE = "handshake"
+_ENTITY = "entity"
+# A body fault is built in memory; this keeps a typo from exhausting the test machine.
+_MAX_FAULT_BODY_BYTES = 1 << 30
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -524,9 +537,98 @@ class RewriteFault(Fault):
         return body.replace(self.find.encode(), self.replace.encode())
 
 
+@dataclass(frozen=True, kw_only=True)
+class BodyFault(Fault):
+    """Answer ``status`` (200 by default) with a body built from ``parts``.
+
+    The body is each ``(text, count)`` part's text repeated ``count`` times, in order:
+    ``[["{\"value\":", 1], ["[", 100000], ["]", 100000], ["}", 1]]`` is a catalogue page
+    nested 100,000 deep, ``[["{\"value\":[", 1], [" ", 300000000], ["]}", 1]]`` one of
+    300 MB. Text is sent as UTF-8.
+
+    Attributes:
+        status: HTTP status to send (a 2xx included).
+        parts: ``(text, count)`` pairs.
+        content_type: the ``Content-Type`` header.
+        content_length: the ``Content-Length`` to announce; ``None`` announces the true
+            length. After a body shorter than announced the connection closes.
+        close_delimited: announce no length at all: the body ends when the connection
+            closes (HTTP/1.1 allows it).
+    """
+
+    kind: ClassVar[str] = "body"
+    status: int = 200
+    parts: tuple[tuple[str, int], ...] = ()
+    content_type: str = "application/json"
+    content_length: int | None = None
+    close_delimited: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 200 <= self.status <= 599:
+            raise ValueError(f"status must be a 2xx-5xx code, got {self.status}")
+        try:
+            parts = tuple((str(text), int(count)) for text, count in self.parts)
+        except (TypeError, ValueError):
+            raise ValueError("parts must be [text, count] pairs") from None
+        if any(count < 0 for _, count in parts):
+            raise ValueError("a part's count must be >= 0")
+        if sum(len(text.encode()) * count for text, count in parts) > _MAX_FAULT_BODY_BYTES:
+            raise ValueError(f"a body fault is at most {_MAX_FAULT_BODY_BYTES} bytes")
+        object.__setattr__(self, "parts", parts)
+        _non_negative("content_length", self.content_length)
+
+    def body(self) -> bytes:
+        """The bytes to send."""
+        return b"".join(text.encode() * count for text, count in self.parts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntityFault(Fault):
+    """Alter the catalogue entity of the product ``product`` names (every product if none).
+
+    Applies to search pages, ``OData.CSC.FilterList`` answers and ``Products(<id>)``,
+    wherever the entity appears; ``times`` counts altered entities. Keys keep their
+    place: a replaced field stays where it was, a new one goes last.
+
+    Attributes:
+        replace: field name -> JSON value to send instead (``{"Footprint": None}``).
+        drop: fields to leave out (``["GeoFootprint"]``).
+    """
+
+    kind: ClassVar[str] = "entity"
+    host: str = "catalogue"
+    replace: Mapping[str, object] = field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.host != "catalogue":
+            raise ValueError("entity faults apply to the catalogue host")
+        if not isinstance(self.replace, Mapping) or not all(
+            isinstance(name, str) for name in self.replace
+        ):
+            raise ValueError("replace must map field names to values")
+        object.__setattr__(self, "replace", dict(self.replace))
+        object.__setattr__(self, "drop", tuple(str(name) for name in self.drop))
+
+    @property
+    def moment(self) -> str:
+        """Fires for each product entity of a catalogue answer."""
+        return _ENTITY
+
+    def apply(self, entity: dict[str, object]) -> dict[str, object]:
+        """The entity as this rule serves it."""
+        altered = {k: v for k, v in entity.items() if k not in self.drop}
+        altered.update(self.replace)
+        return altered
+
+
 _KINDS: dict[str, type[Fault]] = {
     cls.kind: cls
     for cls in (
+        BodyFault,
+        EntityFault,
         StatusFault,
         CutFault,
         CorruptFault,
@@ -695,6 +797,15 @@ class FaultPlan:
         """Rules that act on the 2xx body about to be sent for this request."""
         return self._take(target, _BODY)
 
+    def take_entities(self, target: FaultTarget) -> list[EntityFault]:
+        """Rules that alter the entity of the product ``target`` names."""
+        return [f for f in self._take(target, _ENTITY) if isinstance(f, EntityFault)]
+
+    def alters_entities(self) -> bool:
+        """Whether any rule may alter catalogue entities (lets answers skip the check)."""
+        with self._lock:
+            return any(entry.fault.moment == _ENTITY for entry in self._entries)
+
     def take_ignore_range(self, target: FaultTarget) -> bool:
         """Whether a rule makes this Range request get a full 200 answer."""
         return bool(self._take(target, _RANGE))
@@ -730,7 +841,9 @@ class FaultPlan:
                 fault = entry.fault
                 if fault.moment != moment or not fault.matches(target):
                     continue
-                answers = isinstance(fault, StatusFault | RedirectFault | DropHandshakeFault)
+                answers = isinstance(
+                    fault, StatusFault | RedirectFault | DropHandshakeFault | BodyFault
+                )
                 if answers and answered:
                     continue
                 answered = answered or answers

@@ -25,6 +25,7 @@ import email.utils
 import gzip
 import http
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -42,10 +43,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .config import EmulatorConfig
 from .faults import (
+    BodyFault,
     ChunkedFault,
     CorruptFault,
     CutFault,
     EndSessionsFault,
+    EntityFault,
     ExpireTokenFault,
     Fault,
     FaultPlan,
@@ -822,6 +825,8 @@ class PureApp:
     def serve(self, exchange: Exchange) -> None:
         """Call the handler and send its response."""
         response = self.handler(exchange.request)
+        if response.status == 200 and exchange.server.faults.alters_entities():
+            response = _altered_entities(exchange, response)
         faults: list[Fault] = []
         if 200 <= response.status < 300 and response.body and exchange.request.method != "HEAD":
             faults = exchange.server.faults.take_body(exchange.target())
@@ -830,6 +835,63 @@ class PureApp:
             if isinstance(fault, RewriteFault):
                 response = Response(response.status, response.headers, fault.apply(response.body))
         exchange.respond(response, [f for f in faults if not isinstance(f, RewriteFault)])
+
+
+def _altered_entities(exchange: Exchange, response: Response) -> Response:
+    """The answer with ``entity`` fault rules applied to each product entity in it.
+
+    Done on the serialised answer, so the catalogue itself never knows about faults.
+    """
+    try:
+        payload = json.loads(response.body)
+    except ValueError:
+        return response
+    if not isinstance(payload, dict):
+        return response
+    request = exchange.request
+
+    def alter(entity: object) -> object:
+        if not isinstance(entity, dict):
+            return entity
+        product_id, name = entity.get("Id"), entity.get("Name")
+        target = FaultTarget(
+            exchange.host,
+            request.method,
+            request.path,
+            product_id if isinstance(product_id, str) else None,
+            name if isinstance(name, str) else None,
+        )
+        rules: list[EntityFault] = exchange.server.faults.take_entities(target)
+        for rule in rules:
+            entity = rule.apply(entity)
+        return entity
+
+    values = payload.get("value")
+    if isinstance(values, list):
+        payload["value"] = [alter(entity) for entity in values]
+    elif "Id" in payload:
+        payload = alter(payload)
+    else:
+        return response
+    headers = [(n, v) for n, v in response.headers if n.lower() != "content-type"]
+    return Response.json(response.status, payload, headers)
+
+
+def _send_body_fault(exchange: Exchange, fault: BodyFault) -> None:
+    """Answer with a :class:`BodyFault`'s body, announcing whatever length it says."""
+    body = fault.body()
+    headers = [("Content-Type", fault.content_type)]
+    if not fault.close_delimited:
+        announced = len(body) if fault.content_length is None else fault.content_length
+        headers.append(("Content-Length", str(announced)))
+    if fault.close_delimited or fault.content_length not in (None, len(body)):
+        # Nothing else marks where this body ends, or the peer still waits for the rest.
+        exchange.keep_alive = False
+    if exchange.request.method == "HEAD" or not body:
+        exchange.send_head(fault.status, headers, final=True)
+        return
+    exchange.send_head(fault.status, headers)
+    exchange.send_body(memoryview(body), 0, len(body), StreamOptions())
 
 
 @dataclass
@@ -990,8 +1052,11 @@ class EmulatorServer:
                 self.hooks.expire_request_token(request)
             elif isinstance(fault, EndSessionsFault):
                 self.hooks.end_request_sessions(request)
-            elif isinstance(fault, StatusFault | RedirectFault):
+            elif isinstance(fault, StatusFault | RedirectFault | BodyFault):
                 answer = fault
+        if isinstance(answer, BodyFault):
+            _send_body_fault(exchange, answer)
+            return
         if isinstance(answer, RedirectFault):
             location = answer.location_for(request.path, request.raw_query)
             exchange.respond(Response(answer.status, [("Location", location)]))
