@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from sentinel_fetch.auth import Credentials, TokenManager
-from sentinel_fetch.emulator import DEMO_USERNAME, Emulator
-from sentinel_fetch.errors import InvalidCredentialsError, SessionLimitError
+from sentinel_fetch.emulator import DEMO_USERNAME, BodyFault, Emulator
+from sentinel_fetch.errors import AuthError, InvalidCredentialsError, SessionLimitError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.settings import Settings
 
@@ -154,3 +154,40 @@ def test_transient_identity_errors_are_retried(
     )
     assert _token_works(cdse, settings, tokens.access_token())
     assert cdse.stats.requests("identity", 503) == 2
+
+
+def _patient_tokens(settings: Settings, credentials: Credentials) -> TokenManager:
+    return TokenManager(
+        Transport(settings), settings.endpoints, credentials, sleep=lambda seconds: None
+    )
+
+
+def test_a_deeply_nested_token_answer_is_one_auth_error(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    nested = (("[", 100_000), ("]", 100_000))
+    cdse.faults.add(BodyFault(host="identity", parts=nested, times=-1))
+
+    with pytest.raises(AuthError, match="nested deeper than"):
+        _patient_tokens(settings, credentials).access_token()
+
+
+def test_a_token_answer_of_megabytes_is_refused_while_it_arrives(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    # No Content-Length: only counting the bytes as they arrive can stop it.
+    parts = (('{"access_token":"', 1), ("a", 3_000_000), ('","expires_in":600}', 1))
+    cdse.faults.add(BodyFault(host="identity", parts=parts, close_delimited=True, times=-1))
+
+    with pytest.raises(AuthError, match="larger than"):
+        _patient_tokens(settings, credentials).access_token()
+
+
+def test_a_deeply_nested_refusal_is_still_a_refusal(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    nested = (("[", 30_000), ("]", 30_000))
+    cdse.faults.add(BodyFault(host="identity", status=401, parts=nested))
+
+    with pytest.raises(InvalidCredentialsError):
+        _patient_tokens(settings, credentials).access_token()

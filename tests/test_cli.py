@@ -179,6 +179,11 @@ def bad_inputs(tmp: Path, cdse_catalogue: str) -> list[tuple[str, list[str], str
             ["download", "--from", _write(tmp / "r.csv", "name\nx\n")],
             ".csv",
         ),
+        (
+            "deeply nested result file",
+            ["download", "--from", _write(tmp / "deep.json", "[" * 100_000 + "]" * 100_000)],
+            "deep.json",
+        ),
     ]
 
 

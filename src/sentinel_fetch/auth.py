@@ -32,10 +32,11 @@ from sentinel_fetch.errors import (
     ServiceError,
     SessionLimitError,
 )
-from sentinel_fetch.http import Transport, error_from_response
+from sentinel_fetch.http import Transport, error_from_response, read_json
 from sentinel_fetch.redact import register_secret
 from sentinel_fetch.retry import Backoff
 from sentinel_fetch.settings import Endpoints
+from sentinel_fetch.untrusted import UntrustedJSONError
 
 __all__ = ["CLIENT_ID", "Credentials", "TokenManager", "totp_code"]
 
@@ -43,6 +44,8 @@ log = logging.getLogger("sentinel_fetch.auth")
 
 #: The public Keycloak client every CDSE download tool uses (spec §2.1).
 CLIENT_ID = "cdse-public"
+# A token answer is about 4 kB (two JWTs and a few fields).
+_MAX_TOKEN_ANSWER_BYTES = 1_000_000
 
 
 def totp_code(secret_base32: str, *, at: float | None = None, step_s: int = 30) -> str:
@@ -258,16 +261,20 @@ class TokenManager:
         last_error: ServiceError | None = None
         for attempt in range(1, self._max_attempts + 1):
             try:
-                response = self._transport.request("POST", self._endpoints.token_url, data=form)
+                response = self._transport.request(
+                    "POST", self._endpoints.token_url, data=form, stream=True
+                )
             except ServiceError as exc:  # connection-level failure
                 last_error = exc
             else:
                 with response:
                     if response.status_code == 200:
                         try:
-                            payload = response.json()
-                        except ValueError:
-                            payload = None
+                            payload = read_json(response, max_bytes=_MAX_TOKEN_ANSWER_BYTES)
+                        except UntrustedJSONError as flaw:
+                            raise AuthError(
+                                f"the identity server sent an unreadable token answer: {flaw}"
+                            ) from None
                         if not isinstance(payload, dict):
                             raise AuthError("the identity server sent an unreadable token answer")
                         return payload

@@ -14,12 +14,13 @@ Every request sentinel-fetch makes goes through :class:`Transport`, which owns:
   decision: it goes only to the configured CDSE hosts, never to anywhere a redirect
   points, and never over plain HTTP when it was asked for over HTTPS;
 * turning error answers into :class:`~sentinel_fetch.errors.ServiceError` with the CDSE
-  error code and ``Retry-After``.
+  error code and ``Retry-After``;
+* reading JSON answers within a size bound (:func:`read_json`): a server may send
+  anything, and hundreds of megabytes of it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import ssl
@@ -38,8 +39,9 @@ from sentinel_fetch.errors import ConfigError, ProxyError, SentinelFetchError, S
 from sentinel_fetch.redact import redact, redact_url, register_secret
 from sentinel_fetch.retry import parse_retry_after
 from sentinel_fetch.settings import Settings, origin_of
+from sentinel_fetch.untrusted import UntrustedJSONError, parse_json
 
-__all__ = ["BearerSource", "Transport", "error_from_response", "proxy_for_display"]
+__all__ = ["BearerSource", "Transport", "error_from_response", "proxy_for_display", "read_json"]
 
 log = logging.getLogger("sentinel_fetch.http")
 
@@ -49,6 +51,8 @@ BearerSource = Callable[[], str]
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 8
 _USER_AGENT = "sentinel-fetch/0.1 (+https://github.com/sentinel-fetch/sentinel-fetch)"
+# Error answers are a line of JSON; the first 64 kB say everything there is to say.
+_ERROR_BODY_BYTES = 65536
 
 
 def proxy_for_display(proxy: str | None) -> str:
@@ -80,8 +84,8 @@ def error_from_response(
     code: str | None = None
     detail = ""
     try:
-        body: Any = json.loads(response.content[:65536] or b"null")
-    except ValueError:
+        body: Any = parse_json(_prefix(response, _ERROR_BODY_BYTES) or b"null")
+    except UntrustedJSONError:
         body = None
     if isinstance(body, dict):
         raw_code = body.get("code") or body.get("error")
@@ -105,6 +109,45 @@ def error_from_response(
         code=code,
         retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
     )
+
+
+def read_json(response: requests.Response, *, max_bytes: int) -> Any:
+    """The JSON value of a response body of at most ``max_bytes``.
+
+    Open the response with ``stream=True``: a body announced longer than the bound is
+    refused before a byte of it is read, and one without (or with a false)
+    ``Content-Length`` is read only up to the bound.
+
+    Raises:
+        UntrustedJSONError: the body is too large, too deep or not JSON (``hostile`` says
+            whether a retry could help).
+        ServiceError: the connection broke while the body arrived.
+    """
+    too_large = UntrustedJSONError(
+        f"the answer is larger than {max_bytes / 1_000_000:g} MB", hostile=True
+    )
+    announced = response.headers.get("Content-Length", "").strip()
+    if announced.isdigit() and int(announced) > max_bytes:
+        raise too_large
+    body = _prefix(response, max_bytes + 1)
+    if len(body) > max_bytes:
+        raise too_large
+    return parse_json(body)
+
+
+def _prefix(response: requests.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body (all of it, if shorter), never more in memory."""
+    received = bytearray()
+    try:
+        for chunk in response.iter_content(chunk_size=min(limit, 1 << 20)):
+            received += chunk
+            if len(received) >= limit:
+                break
+    except requests.exceptions.RequestException as exc:
+        raise ServiceError(
+            f"the answer from {_host(response.url)} broke off: {_short(exc)}"
+        ) from None
+    return bytes(received[:limit])
 
 
 class Transport:

@@ -12,11 +12,13 @@ from sentinel_fetch.catalogue.product import Product
 from sentinel_fetch.catalogue.query import Query, build_query
 from sentinel_fetch.catalogue.results import (
     CSV_COLUMNS,
+    RESULT_FORMAT,
     read_name_list,
     read_products,
     read_results,
     write_products,
 )
+from sentinel_fetch.errors import ResultFileError
 
 PAGE = Path(__file__).parent / "data" / "odata_search_page.json"
 
@@ -120,3 +122,14 @@ def test_name_list(tmp_path: Path, products: list[Product]) -> None:
 
     assert query.names == tuple(product.name for product in products)
     assert query.ids == ("8f2d6a4e-1c3b-4e57-9a0d-5b7c2e91f4a3",)
+
+
+def test_a_deeply_nested_result_file_is_one_result_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    document = json.dumps({"format": RESULT_FORMAT, "version": 1, "products": []})
+    path.write_text(document.replace("[]", "[" * 100_000 + "]" * 100_000), encoding="utf-8")
+
+    with pytest.raises(ResultFileError, match=r"results\.json") as info:
+        read_products(path)
+
+    assert "\n" not in str(info.value)

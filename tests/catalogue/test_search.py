@@ -16,8 +16,8 @@ import pytest
 from sentinel_fetch.api import search
 from sentinel_fetch.catalogue.query import build_query
 from sentinel_fetch.catalogue.search import Search
-from sentinel_fetch.emulator import Emulator, StatusFault
-from sentinel_fetch.errors import QueryError, SearchIncompleteError
+from sentinel_fetch.emulator import BodyFault, Emulator, StatusFault
+from sentinel_fetch.errors import CatalogueError, QueryError, SearchIncompleteError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.settings import Settings
 
@@ -152,3 +152,48 @@ def test_the_catalogue_refusing_a_filter_is_a_query_error(
     query = build_query(collections="S2", extra_filters=["OrbitNumber eq 3"])
     with pytest.raises(QueryError, match="refused the search"):
         list(search(query, settings=settings))
+
+
+# --- hostile answers ------------------------------------------------------------------------
+
+DEEP = 100_000
+JULY_32TPS = build_query(
+    collections="SENTINEL-2", tiles="32TPS", start="2023-07-01", end="2023-07-31"
+)
+
+
+def _quick_search(settings: Settings) -> Search:
+    return Search(JULY_32TPS, transport=Transport(settings), sleep=lambda seconds: None)
+
+
+def test_a_deeply_nested_catalogue_page_is_one_catalogue_error(
+    cdse: Emulator, settings: Settings
+) -> None:
+    parts = (('{"@odata.context":"$metadata#Products","value":', 1), ("[", DEEP), ("]", DEEP))
+    cdse.faults.add(BodyFault(host="catalogue", parts=(*parts, ("}", 1)), times=-1))
+
+    with pytest.raises(CatalogueError, match="nested deeper than"):
+        list(_quick_search(settings))
+    # A hostile answer is not a hiccup: asked once, not once per retry.
+    assert cdse.stats.requests("catalogue") == 1
+
+
+def test_a_catalogue_page_announcing_hundreds_of_megabytes_is_refused_unread(
+    cdse: Emulator, settings: Settings
+) -> None:
+    cdse.faults.add(
+        BodyFault(host="catalogue", parts=(('{"value":[', 1),), content_length=500_000_000)
+    )
+
+    with pytest.raises(CatalogueError, match="larger than"):
+        list(_quick_search(settings))
+    assert cdse.stats.requests("catalogue") == 1
+
+
+def test_a_deeply_nested_error_answer_still_reads_as_that_error(
+    cdse: Emulator, settings: Settings
+) -> None:
+    cdse.faults.add(BodyFault(host="catalogue", status=400, parts=(("[", DEEP), ("]", DEEP))))
+
+    with pytest.raises(QueryError, match="HTTP 400"):
+        list(_quick_search(settings))

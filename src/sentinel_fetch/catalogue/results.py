@@ -41,6 +41,7 @@ from sentinel_fetch.catalogue.product import Product
 from sentinel_fetch.catalogue.query import Query
 from sentinel_fetch.errors import QueryError, ResultFileError, StorageError
 from sentinel_fetch.text import read_text_file, spreadsheet_cell
+from sentinel_fetch.untrusted import UntrustedJSONError, parse_json
 
 __all__ = [
     "CSV_COLUMNS",
@@ -318,12 +319,12 @@ def _write_atomically(target: Path, text: str) -> None:
 
 def _load_json(source: Path) -> Any:
     try:
-        return json.loads(source.read_text(encoding="utf-8-sig"))
+        return parse_json(source.read_bytes())
     except OSError as error:
         raise ResultFileError(f"cannot read {source}: {error.strerror or error}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except UntrustedJSONError as error:
         raise ResultFileError(
-            f"{source.name} is not a JSON file written by sentinel-fetch"
+            f"{source.name} is not a JSON file written by sentinel-fetch ({error})"
         ) from None
 
 

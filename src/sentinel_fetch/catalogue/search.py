@@ -31,8 +31,9 @@ from sentinel_fetch.catalogue.odata import DEFAULT_EXPAND, MAX_SKIP, encode_para
 from sentinel_fetch.catalogue.product import Product
 from sentinel_fetch.catalogue.query import Query
 from sentinel_fetch.errors import CatalogueError, QueryError, SearchIncompleteError, ServiceError
-from sentinel_fetch.http import Transport, error_from_response
+from sentinel_fetch.http import Transport, error_from_response, read_json
 from sentinel_fetch.retry import Backoff
+from sentinel_fetch.untrusted import UntrustedJSONError
 
 __all__ = ["MISSION_START", "Search", "Window"]
 
@@ -44,6 +45,9 @@ MISSION_START = datetime(2014, 4, 1, tzinfo=timezone.utc)
 _NAMES_PER_REQUEST = 40
 # Windows are never split below this: 11,000 products in one millisecond do not exist.
 _SMALLEST_WINDOW = timedelta(milliseconds=1)
+# A full page (1000 products with attributes and long orbit footprints) is a few tens of
+# megabytes; an answer this large is not a page.
+_MAX_PAGE_BYTES = 128_000_000
 
 
 @dataclass(frozen=True)
@@ -269,7 +273,7 @@ class Search:
         for attempt in range(1, self._max_attempts + 1):
             self.requests += 1
             try:
-                response = self._transport.request("GET", url)
+                response = self._transport.request("GET", url, stream=True)
             except ServiceError as exc:
                 if not exc.transient:  # a certificate that does not verify stays that way
                     raise
@@ -278,9 +282,14 @@ class Search:
                 with response:
                     if response.status_code == 200:
                         try:
-                            body = response.json()
-                        except ValueError:
-                            last = CatalogueError("the catalogue sent unreadable JSON", status=200)
+                            body = read_json(response, max_bytes=_MAX_PAGE_BYTES)
+                        except UntrustedJSONError as flaw:
+                            unreadable = CatalogueError(f"the catalogue sent {flaw}", status=200)
+                            if flaw.hostile:
+                                raise unreadable from None
+                            last = unreadable
+                        except ServiceError as exc:
+                            last = exc
                         else:
                             if isinstance(body, dict):
                                 return body
