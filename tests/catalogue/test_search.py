@@ -197,3 +197,15 @@ def test_a_deeply_nested_error_answer_still_reads_as_that_error(
 
     with pytest.raises(QueryError, match="HTTP 400"):
         list(_quick_search(settings))
+
+
+@pytest.mark.parametrize("count", ["true", "-3", '"12"', "1.5", "null"])
+def test_an_unusable_count_is_a_catalogue_error_not_a_number(
+    cdse: Emulator, settings: Settings, count: str
+) -> None:
+    # JSON true is a Python bool, and a bool is an int: it must not be read as 1.
+    page = f'{{"@odata.context":"$metadata#Products","@odata.count":{count},"value":[]}}'
+    cdse.faults.add(BodyFault(host="catalogue", parts=((page, 1),), times=-1))
+
+    with pytest.raises(CatalogueError, match=r"@odata\.count"):
+        _quick_search(settings).count()

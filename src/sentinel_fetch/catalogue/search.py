@@ -262,10 +262,8 @@ class Search:
         values = body.get("value")
         if not isinstance(values, list):
             raise CatalogueError("the catalogue answered without a product list", status=200)
-        total = body.get("@odata.count", -1) if count else -1
-        if count and not isinstance(total, int):
-            raise CatalogueError("the catalogue answered without @odata.count", status=200)
-        return [Product.from_odata(entity) for entity in values], int(total)
+        total = _count_of(body) if count else -1
+        return [Product.from_odata(entity) for entity in values], total
 
     def _get(self, query_string: str) -> dict[str, Any]:
         url = f"{self._transport.settings.endpoints.catalogue}/Products?{query_string}"
@@ -310,3 +308,18 @@ class Search:
         raise SearchIncompleteError(
             f"the search could not be completed after {self._max_attempts} attempts: {last}"
         )
+
+
+def _count_of(body: dict[str, Any]) -> int:
+    """``@odata.count`` of a page: a non-negative integer, or the answer is unusable.
+
+    JSON ``true`` arrives as a Python bool, which is an int: without the explicit check
+    it would read as a count of 1.
+    """
+    total = body.get("@odata.count")
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        shown = "missing" if total is None else repr(total)[:40]
+        raise CatalogueError(
+            f"the catalogue answered with an unusable @odata.count ({shown})", status=200
+        )
+    return total
