@@ -41,7 +41,14 @@ from sentinel_fetch.retry import parse_retry_after
 from sentinel_fetch.settings import Settings, origin_of
 from sentinel_fetch.untrusted import UntrustedJSONError, parse_json
 
-__all__ = ["BearerSource", "Transport", "error_from_response", "proxy_for_display", "read_json"]
+__all__ = [
+    "BearerSource",
+    "Transport",
+    "error_from_response",
+    "error_text",
+    "proxy_for_display",
+    "read_json",
+]
 
 log = logging.getLogger("sentinel_fetch.http")
 
@@ -89,11 +96,9 @@ def error_from_response(
         body = None
     if isinstance(body, dict):
         raw_code = body.get("code") or body.get("error")
-        code = str(raw_code) if raw_code is not None else None
-        text = body.get("message") or body.get("error_description") or body.get("detail")
-        if isinstance(text, list) and text and isinstance(text[0], dict):
-            text = text[0].get("msg")
-        detail = str(text) if text else ""
+        code = str(raw_code) if isinstance(raw_code, str | int) else None
+        detail = error_text(body.get("message") or body.get("error_description"))
+        detail = detail or error_text(body.get("detail"))
     reason = response.reason or ""
     where = redact_url(response.url.split("?", 1)[0]) if response.url else "CDSE"
     parts = [f"HTTP {response.status_code} {reason}".strip()]
@@ -109,6 +114,40 @@ def error_from_response(
         code=code,
         retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
     )
+
+
+def error_text(value: Any) -> str:
+    """The readable part of an error body's ``message``/``detail``, whatever its shape.
+
+    CDSE's services answer in several shapes (cdse-api.md §3.8): a string; FastAPI's list
+    of pydantic problems (``loc``, ``msg``), often more than one; and objects holding a
+    ``message`` (Subscriptions) or an ``ErrorMessage`` with an ``ErrorDetail`` list (the
+    retired OpenSearch). Request ids and input echoes are left out.
+
+    Example:
+        >>> error_text([{"loc": ["query", "$top"], "msg": "Input should be <= 1000"}])
+        '$top: Input should be <= 1000'
+        >>> error_text({"ErrorMessage": "Validation error.", "ErrorDetail": [{"msg": "bad"}]})
+        'Validation error.: bad'
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "; ".join(text for text in (error_text(item) for item in value[:10]) if text)
+    if not isinstance(value, dict):
+        return ""
+    message = error_text(
+        value.get("message") or value.get("ErrorMessage") or value.get("msg") or ""
+    )
+    location = value.get("loc")
+    if isinstance(location, list) and location and message:
+        names = [str(part) for part in location if isinstance(part, str | int)]
+        # "query"/"body"/"path" say where FastAPI looked, not what was wrong.
+        if len(names) > 1 and names[0] in ("query", "body", "path", "header"):
+            names = names[1:]
+        message = f"{'.'.join(names)}: {message}"
+    details = error_text(value.get("ErrorDetail") or value.get("detail") or "")
+    return ": ".join(text for text in (message, details) if text)
 
 
 def read_json(response: requests.Response, *, max_bytes: int) -> Any:

@@ -209,3 +209,66 @@ def test_an_unusable_count_is_a_catalogue_error_not_a_number(
 
     with pytest.raises(CatalogueError, match=r"@odata\.count"):
         _quick_search(settings).count()
+
+
+REQUEST_ID = "5f0c1e9a-3b7d-4c2e-9a41-0d6b8e2f7c13"
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        # The Subscriptions service of the same family (cdse-api.md §3.8).
+        (
+            {"detail": {"message": "Subscription with id 42 not found.", "request_id": REQUEST_ID}},
+            ["Subscription with id 42 not found."],
+        ),
+        # The retired OpenSearch's validation errors.
+        (
+            {
+                "detail": {
+                    "ErrorMessage": "Validation error.",
+                    "ErrorCode": 400,
+                    "ErrorDetail": [
+                        {"loc": ["query", "maxRecords"], "msg": "ensure this value is <= 2000"}
+                    ],
+                    "RequestID": REQUEST_ID,
+                }
+            },
+            ["Validation error.", "maxRecords", "ensure this value is <= 2000"],
+        ),
+        # FastAPI/pydantic, several problems at once.
+        (
+            {
+                "detail": [
+                    {
+                        "type": "less_than_equal",
+                        "loc": ["query", "$top"],
+                        "msg": "Input should be less than or equal to 1000",
+                        "input": "5000",
+                        "ctx": {"le": 1000},
+                    },
+                    {
+                        "type": "int_parsing",
+                        "loc": ["query", "$skip"],
+                        "msg": "Input should be a valid integer",
+                        "input": "ten",
+                    },
+                ]
+            },
+            ["$top", "less than or equal to 1000", "$skip", "a valid integer"],
+        ),
+        ({"detail": "Invalid $filter: unexpected 'eq' at 14"}, ["Invalid $filter"]),
+    ],
+)
+@pytest.mark.parametrize("status", [400, 404])
+def test_catalogue_error_details_of_every_shape_read_as_text(
+    cdse: Emulator, settings: Settings, body: dict[str, object], shown: list[str], status: int
+) -> None:
+    cdse.faults.add(StatusFault(host="catalogue", status=status, body=body))
+
+    with pytest.raises(CatalogueError if status == 404 else QueryError) as info:
+        list(_quick_search(settings))
+
+    message = str(info.value)
+    assert all(text in message for text in shown), message
+    assert "{" not in message and "'loc'" not in message and REQUEST_ID not in message
