@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from sentinel_fetch.cli import main
-from sentinel_fetch.emulator import Emulator, StatusFault
+from sentinel_fetch.emulator import Emulator, EntityFault, StatusFault
 
 CDSE = "https://catalogue.dataspace.copernicus.eu/odata/v1/Products"
 GOOD_FILTER = "Collection/Name%20eq%20%27SENTINEL-2%27"
@@ -308,6 +308,37 @@ def _subprocess_env(cdse: Emulator, home: Path) -> dict[str, str]:
     env.update(cdse.env())
     env.update({"HOME": str(home), "SENTINEL_FETCH_CONFIG": str(home / "none.toml")})
     return env
+
+
+def _online_few(cdse: Emulator) -> list[str]:
+    return cdse.match_ids(
+        "Collection/Name eq 'SENTINEL-2' and contains(Name,'_T32TPS_') and Online eq true"
+        " and ContentDate/Start ge 2023-07-01T00:00:00.000Z"
+        " and ContentDate/Start lt 2023-07-13T00:00:00.000Z"
+    )
+
+
+def test_an_unreadable_catalogue_entry_is_reported_and_the_rest_goes_on(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = _online_few(cdse)
+    assert len(ids) >= 3
+    victim = ids[1]
+    name = cdse.store.get(victim).name
+    cdse.faults.add(EntityFault(product=victim, replace={"ContentLength": "lots"}, times=-1))
+
+    code, out, err = run(capsys, "search", *FEW_PRODUCTS)
+    assert code == 1
+    assert len(out.splitlines()) == len(ids) - 1
+    assert "1 catalogue entry could not be read" in err and name in err
+
+    code, _, err = run(capsys, "download", *FEW_PRODUCTS, "--out", "data")
+    assert code == 1, err
+    assert f"{len(ids) - 1} downloaded" in err
+    with (cli_env / "data" / "sentinel-fetch-report.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["id"], row["name"], row["status"]) == (victim, name, "failed")
+    assert "ContentLength" in row["reason"]
 
 
 def test_ctrl_c_stops_cleanly_with_exit_130_and_resumes(cdse: Emulator, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "Product",
     "ProductResult",
     "Query",
+    "RejectedEntry",
     "Search",
     "SentinelFetchError",
     "Settings",
@@ -44,6 +45,7 @@ _LAZY = {
     "Product": "sentinel_fetch.catalogue.product",
     "Query": "sentinel_fetch.catalogue.query",
     "build_query": "sentinel_fetch.catalogue.query",
+    "RejectedEntry": "sentinel_fetch.catalogue.search",
     "Search": "sentinel_fetch.catalogue.search",
     "SentinelFetchError": "sentinel_fetch.errors",
     "count": "sentinel_fetch.api",
@@ -56,7 +58,7 @@ if TYPE_CHECKING:
     from sentinel_fetch.auth import Credentials
     from sentinel_fetch.catalogue.product import Product
     from sentinel_fetch.catalogue.query import Query, build_query
-    from sentinel_fetch.catalogue.search import Search
+    from sentinel_fetch.catalogue.search import RejectedEntry, Search
     from sentinel_fetch.downloads.engine import BatchReport, ProductResult
     from sentinel_fetch.errors import SentinelFetchError
     from sentinel_fetch.settings import Endpoints, Limits, Settings

@@ -16,7 +16,7 @@ import pytest
 from sentinel_fetch.api import search
 from sentinel_fetch.catalogue.query import build_query
 from sentinel_fetch.catalogue.search import Search
-from sentinel_fetch.emulator import BodyFault, Emulator, StatusFault
+from sentinel_fetch.emulator import BodyFault, Emulator, EntityFault, StatusFault
 from sentinel_fetch.errors import CatalogueError, QueryError, SearchIncompleteError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.settings import Settings
@@ -272,3 +272,68 @@ def test_catalogue_error_details_of_every_shape_read_as_text(
     message = str(info.value)
     assert all(text in message for text in shown), message
     assert "{" not in message and "'loc'" not in message and REQUEST_ID not in message
+
+
+# --- unreadable entries ---------------------------------------------------------------------
+
+
+def _july_32tps_ids(cdse: Emulator) -> list[str]:
+    from sentinel_fetch.catalogue.odata import render_filter
+
+    ids = cdse.match_ids(render_filter(JULY_32TPS))
+    assert len(ids) >= 5, "the search must find several products"
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("replace", "reason"),
+    [
+        ({"ContentLength": "lots"}, "ContentLength"),
+        ({"ContentLength": -5}, "ContentLength"),
+        ({"ContentLength": True}, "ContentLength"),
+        ({"Id": "not-a-uuid"}, "Id"),
+        ({"Id": "8f2d6a4e-1c3b-4e57-9a0d-5b7c2e91f4a3)/Nodes(x"}, "Id"),
+        ({"Name": ""}, "Name"),
+        ({"Name": 42}, "Name"),
+        ({"Name": "../../.bashrc"}, "Name"),
+        ({"Name": "S2A_MSIL2A\x00.SAFE"}, "Name"),
+        ({"Checksum": "5d41402abc4b2a76b9719d911017c592"}, "Checksum"),
+        ({"Checksum": [{"Algorithm": "MD5", "Value": 12}]}, "Checksum"),
+        ({"ContentDate": {"Start": "yesterday"}}, "ContentDate"),
+        ({"ContentDate": "2023-07-01"}, "ContentDate"),
+        ({"Online": "yes"}, "Online"),
+        ({"Footprint": {"type": "Point"}}, "Footprint"),
+        ({"GeoFootprint": "POINT (1 2)"}, "GeoFootprint"),
+        ({"Attributes": [{"Value": 1}]}, "Attributes"),
+        ({"Assets": [1]}, "Assets"),
+    ],
+)
+def test_an_unreadable_entry_fails_that_product_only(
+    cdse: Emulator, settings: Settings, replace: dict[str, object], reason: str
+) -> None:
+    ids = _july_32tps_ids(cdse)
+    victim = ids[len(ids) // 2]
+    cdse.faults.add(EntityFault(product=victim, replace=replace, times=-1))
+    search_ = _quick_search(settings)
+
+    found = [product.id for product in search_]
+
+    assert sorted(found) == sorted(set(ids) - {victim})
+    (rejected,) = search_.rejected
+    assert rejected.id == (victim if "Id" not in replace else None)
+    assert rejected.name is None or rejected.name == cdse.store.get(victim).name
+    assert reason in rejected.reason and "\n" not in rejected.reason
+    # The entry was received, so the page is complete as counted: nothing is asked again.
+    assert cdse.stats.requests("catalogue") == 1
+
+
+def test_entries_that_are_not_objects_are_rejected_without_a_name(
+    cdse: Emulator, settings: Settings
+) -> None:
+    page = '{"@odata.context":"$metadata#Products","@odata.count":3,"value":[1,"x",null]}'
+    cdse.faults.add(BodyFault(host="catalogue", parts=((page, 1),), times=-1))
+    search_ = _quick_search(settings)
+
+    assert list(search_) == []
+    assert len(search_.rejected) == 3
+    assert all(entry.id is None and entry.name is None for entry in search_.rejected)

@@ -17,6 +17,7 @@ CDSE quirks absorbed here:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +27,7 @@ from sentinel_fetch.catalogue.filter import format_datetime, parse_datetime
 from sentinel_fetch.catalogue.query import KNOWN_COLLECTIONS
 from sentinel_fetch.errors import CatalogueError, ResultFileError
 
-__all__ = ["AttributeValue", "Product"]
+__all__ = ["AttributeValue", "Product", "is_product_id", "is_product_name"]
 
 #: A typed attribute value: String, Integer, Double, Boolean or DateTimeOffset (§3.3).
 AttributeValue: TypeAlias = str | int | float | bool | datetime | None
@@ -173,45 +174,56 @@ class Product:
     def from_odata(cls, entity: Mapping[str, Any]) -> Product:
         """Build a Product from one entity of a catalogue answer.
 
+        Every field is checked for the type §3.2 gives it, because a value of the wrong
+        type would otherwise fail far from here (a ``ContentLength`` of ``"lots"`` in the
+        middle of a download, a non-UUID ``Id`` inside a download URL).
+
         Raises:
-            CatalogueError: the entity lacks ``Id``/``Name`` or has unreadable values
-                (``status`` 200: the answer arrived but cannot be used).
+            CatalogueError: the entity cannot be used as a product (``status`` 200: the
+                answer arrived but this entry is unreadable); the message names the
+                field.
         """
-        name = entity.get("Name") if isinstance(entity, Mapping) else None
         try:
-            attributes = {
-                str(item["Name"]): _typed(item.get("ValueType"), item.get("Value"))
-                for item in entity.get("Attributes") or ()
-            }
-            content = entity.get("ContentDate") or {}
-            product_name = _required_text(entity, "Name")
+            if not isinstance(entity, Mapping):
+                raise ValueError(f"the entry is not an object but {_shown(entity)}")
+            product_name = _product_name(entity.get("Name"))
+            attributes = _attributes(entity.get("Attributes"))
+            content = entity.get("ContentDate")
+            if content is None:
+                content = {}
+            elif not isinstance(content, Mapping):
+                raise ValueError(f"ContentDate {_shown(content)} is not an object")
             return cls(
-                id=_required_text(entity, "Id"),
+                id=_product_id(entity.get("Id")),
                 name=product_name,
-                size=int(entity.get("ContentLength") or 0),
-                checksums={
-                    str(item["Algorithm"]).upper(): str(item["Value"]).lower()
-                    for item in entity.get("Checksum") or ()
-                    if item.get("Value") and item.get("Algorithm")
-                },
-                content_start=_instant(content.get("Start")),
-                content_end=_instant(content.get("End")),
-                publication_date=_instant(entity.get("PublicationDate")),
-                modification_date=_instant(entity.get("ModificationDate")),
-                origin_date=_instant(entity.get("OriginDate")),
-                online=_optional_bool(entity.get("Online")),
-                eviction_date=_instant(entity.get("EvictionDate")),
-                s3_path=entity.get("S3Path") or None,
-                footprint=_footprint_wkt(entity.get("Footprint")),
-                geo_footprint=entity.get("GeoFootprint") or None,
+                size=_byte_count(entity.get("ContentLength")),
+                checksums=_checksums(entity.get("Checksum")),
+                content_start=_field_instant("ContentDate/Start", content.get("Start")),
+                content_end=_field_instant("ContentDate/End", content.get("End")),
+                publication_date=_field_instant("PublicationDate", entity.get("PublicationDate")),
+                modification_date=_field_instant(
+                    "ModificationDate", entity.get("ModificationDate")
+                ),
+                origin_date=_field_instant("OriginDate", entity.get("OriginDate")),
+                online=_field("Online", _optional_bool, entity.get("Online")),
+                eviction_date=_field_instant("EvictionDate", entity.get("EvictionDate")),
+                s3_path=_optional_text("S3Path", entity.get("S3Path")),
+                footprint=_footprint_wkt(_optional_text("Footprint", entity.get("Footprint"))),
+                geo_footprint=_geometry(entity.get("GeoFootprint")),
                 attributes=attributes,
                 quicklook_url=_quicklook(entity.get("Assets")),
                 collection=_collection(product_name, attributes),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
+            name = entity.get("Name") if isinstance(entity, Mapping) else None
+            if name is None:
+                shown = "(no name)"
+            elif is_product_name(name):
+                shown = str(name)[:120]
+            else:
+                shown = _shown(name)
             raise CatalogueError(
-                f"the catalogue sent an unreadable product {name or '(no name)'}: {error}",
-                status=200,
+                f"the catalogue sent an unreadable product {shown}: {error}", status=200
             ) from None
 
     def to_dict(self) -> dict[str, Any]:
@@ -282,6 +294,128 @@ class Product:
             raise ResultFileError(
                 f"unreadable product {name or '(no name)'} in the result file: {error}"
             ) from None
+
+
+# The Id goes into download URLs (Products(<Id>)/$value): nothing but a UUID may pass.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# No real product name holds a path separator or a control character; one that does is
+# not a name we could save or look up again.
+_UNUSABLE_IN_NAMES = re.compile(r"[/\\\x00-\x1f\x7f]")
+_MAX_NAME_LENGTH = 255
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: its JSON-ish repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_product_id(value: object) -> bool:
+    """Whether ``value`` is a product Id as the catalogue writes it (a hyphenated UUID).
+
+    Example:
+        >>> is_product_id("8f2d6a4e-1c3b-4e57-9a0d-5b7c2e91f4a3"), is_product_id("x)/Nodes")
+        (True, False)
+    """
+    return isinstance(value, str) and _UUID.fullmatch(value) is not None
+
+
+def _product_id(value: Any) -> str:
+    if not isinstance(value, str) or not is_product_id(value):
+        raise ValueError(f"Id {_shown(value)} is not a UUID")
+    return value
+
+
+def is_product_name(value: object) -> bool:
+    """Whether ``value`` can be a product name: text we can save under and look up again.
+
+    Example:
+        >>> is_product_name("S1A_IW_GRDH_1SDV_20231001T053112.SAFE"), is_product_name("../x")
+        (True, False)
+    """
+    return (
+        isinstance(value, str)
+        and bool(value.strip(". "))
+        and len(value) <= _MAX_NAME_LENGTH
+        and not _UNUSABLE_IN_NAMES.search(value)
+    )
+
+
+def _product_name(value: Any) -> str:
+    if not isinstance(value, str) or not is_product_name(value):
+        raise ValueError(f"Name {_shown(value)} is not a usable product name")
+    return value
+
+
+def _byte_count(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"ContentLength {_shown(value)} is not a number of bytes")
+    return value
+
+
+def _checksums(value: Any) -> dict[str, str]:
+    # [] on older holdings, [{}] on one Landsat product (§5.5): entries without a value
+    # say nothing and are skipped; a value that is not text is broken.
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise ValueError(f"Checksum {_shown(value)} is not a list")
+    checksums = {}
+    for item in value:
+        if not isinstance(item, Mapping):
+            raise ValueError(f"Checksum entry {_shown(item)} is not an object")
+        algorithm, digest = item.get("Algorithm"), item.get("Value")
+        if not algorithm or not digest:
+            continue
+        if not isinstance(algorithm, str) or not isinstance(digest, str):
+            raise ValueError(f"Checksum entry {_shown(item)} is not text")
+        checksums[algorithm.upper()] = digest.lower()
+    return checksums
+
+
+def _attributes(value: Any) -> dict[str, AttributeValue]:
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise ValueError(f"Attributes {_shown(value)} is not a list")
+    attributes = {}
+    for item in value:
+        name = item.get("Name") if isinstance(item, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"Attributes entry {_shown(item)} has no name")
+        attributes[name] = _typed(item.get("ValueType"), item.get("Value"))
+    return attributes
+
+
+def _geometry(value: Any) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
+        raise ValueError(f"GeoFootprint {_shown(value)} is not a GeoJSON geometry")
+    return value
+
+
+def _optional_text(field_name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{field_name} {_shown(value)} is not text")
+    return value
+
+
+def _field(field_name: str, read: Any, value: Any) -> Any:
+    """``read(value)``, with the field's name in the error."""
+    try:
+        return read(value)
+    except ValueError as error:
+        raise ValueError(f"{field_name}: {error}") from None
+
+
+def _field_instant(field_name: str, value: Any) -> datetime | None:
+    result: datetime | None = _field(field_name, _instant, value)
+    return result
 
 
 def _required_text(data: Mapping[str, Any], key: str) -> str:
@@ -371,9 +505,16 @@ def _footprint_wkt(value: Any) -> str | None:
 
 
 def _quicklook(assets: Any) -> str | None:
-    for asset in assets or ():
-        if str(asset.get("Type", "")).upper() == "QUICKLOOK" and asset.get("DownloadLink"):
-            return str(asset["DownloadLink"])
+    if assets is None:
+        return None
+    if not isinstance(assets, list):
+        raise ValueError(f"Assets {_shown(assets)} is not a list")
+    for asset in assets:
+        if not isinstance(asset, Mapping):
+            raise ValueError(f"Assets entry {_shown(asset)} is not an object")
+        link = asset.get("DownloadLink")
+        if str(asset.get("Type", "")).upper() == "QUICKLOOK" and isinstance(link, str) and link:
+            return link
     return None
 
 

@@ -13,7 +13,9 @@ one go. :class:`Search` therefore:
    retries transient catalogue errors with backoff.
 
 It never returns a silently truncated list: when the retries run out it raises
-:class:`~sentinel_fetch.errors.SearchIncompleteError`.
+:class:`~sentinel_fetch.errors.SearchIncompleteError`. One unreadable entry (a
+``ContentLength`` of ``"lots"``, a non-UUID ``Id``) fails that product only: it is kept
+in :attr:`Search.rejected` with the reason, counts as received, and the search goes on.
 
 Nothing is sent until the search is iterated (or counted).
 """
@@ -25,17 +27,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from sentinel_fetch.catalogue.odata import DEFAULT_EXPAND, MAX_SKIP, encode_params, search_params
-from sentinel_fetch.catalogue.product import Product
+from sentinel_fetch.catalogue.product import Product, is_product_id, is_product_name
 from sentinel_fetch.catalogue.query import Query
 from sentinel_fetch.errors import CatalogueError, QueryError, SearchIncompleteError, ServiceError
 from sentinel_fetch.http import Transport, error_from_response, read_json
 from sentinel_fetch.retry import Backoff
 from sentinel_fetch.untrusted import UntrustedJSONError
 
-__all__ = ["MISSION_START", "Search", "Window"]
+__all__ = ["MISSION_START", "RejectedEntry", "Search", "Window"]
 
 log = logging.getLogger("sentinel_fetch.search")
 
@@ -50,6 +52,14 @@ _SMALLEST_WINDOW = timedelta(milliseconds=1)
 _MAX_PAGE_BYTES = 128_000_000
 
 
+class _Page(NamedTuple):
+    """One catalogue page: its products, the keys of its unreadable entries, its size."""
+
+    products: list[Product]
+    rejected: list[str]
+    entries: int
+
+
 @dataclass(frozen=True)
 class Window:
     """A sensing-time slice ``[start, end)`` of a search and its product count."""
@@ -57,6 +67,32 @@ class Window:
     start: datetime
     end: datetime
     count: int
+
+
+@dataclass(frozen=True)
+class RejectedEntry:
+    """A catalogue entry that could not be read as a product.
+
+    Attributes:
+        id: the entry's ``Id`` if it is a UUID, else None.
+        name: the entry's ``Name`` if it is a usable name, else None (the reason shows
+            what was sent).
+        reason: what is wrong with it, one line.
+    """
+
+    id: str | None
+    name: str | None
+    reason: str
+
+    @classmethod
+    def of(cls, entity: object, error: CatalogueError) -> RejectedEntry:
+        """The record of ``entity``, which :meth:`Product.from_odata` refused with ``error``."""
+        fields = entity if isinstance(entity, dict) else {}
+        raw_id, raw_name = fields.get("Id"), fields.get("Name")
+        product_id = raw_id if is_product_id(raw_id) else None
+        name = raw_name if isinstance(raw_name, str) and is_product_name(raw_name) else None
+        reason = str(error).partition(": ")[2] or str(error)
+        return cls(product_id, name, reason)
 
 
 class Search:
@@ -105,6 +141,8 @@ class Search:
         self.requests = 0
         #: Time windows the search was split into (empty until iterated, one if unsplit).
         self.windows: list[Window] = []
+        #: Entries the catalogue sent that could not be read as products, once each.
+        self.rejected: list[RejectedEntry] = []
 
     # -- public ---------------------------------------------------------------------------
 
@@ -205,7 +243,7 @@ class Search:
     # -- paging --------------------------------------------------------------------------
 
     def _page_window(
-        self, query: Query, expected: int, first: list[Product] | None
+        self, query: Query, expected: int, first: _Page | None
     ) -> Iterator[list[Product]]:
         for attempt in (1, 2):
             received: list[str] = []
@@ -214,10 +252,12 @@ class Search:
             while True:
                 if page is None:
                     page, _ = self._page(query, skip=skip)
-                received.extend(product.id for product in page)
-                if page:
-                    yield page
-                if len(page) < self._page_size:
+                received.extend(product.id for product in page.products)
+                # An unreadable entry was received all the same: it counts.
+                received.extend(page.rejected)
+                if page.products:
+                    yield page.products
+                if page.entries < self._page_size:
                     break
                 skip += self._page_size
                 if skip > MAX_SKIP:
@@ -248,7 +288,7 @@ class Search:
 
     def _page(
         self, query: Query, *, skip: int, top: int | None = None, count: bool = False
-    ) -> tuple[list[Product], int]:
+    ) -> tuple[_Page, int]:
         size = self._page_size if top is None else top
         params = search_params(
             query,
@@ -263,7 +303,26 @@ class Search:
         if not isinstance(values, list):
             raise CatalogueError("the catalogue answered without a product list", status=200)
         total = _count_of(body) if count else -1
-        return [Product.from_odata(entity) for entity in values], total
+        products: list[Product] = []
+        rejected: list[str] = []
+        for entity in values:
+            try:
+                products.append(Product.from_odata(entity))
+            except CatalogueError as error:
+                rejected.append(self._reject(entity, error))
+        return _Page(products, rejected, len(values)), total
+
+    def _reject(self, entity: object, error: CatalogueError) -> str:
+        """Record an unreadable entry once; returns the key it counts under as received."""
+        entry = RejectedEntry.of(entity, error)
+        if entry not in self.rejected:
+            self.rejected.append(entry)
+            log.warning(
+                "catalogue entry %s could not be read: %s",
+                entry.name or entry.id or "(no name)",
+                entry.reason,
+            )
+        return f"rejected:{entry.id}:{entry.name}:{entry.reason}"
 
     def _get(self, query_string: str) -> dict[str, Any]:
         url = f"{self._transport.settings.endpoints.catalogue}/Products?{query_string}"

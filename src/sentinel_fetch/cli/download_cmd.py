@@ -15,7 +15,8 @@ from sentinel_fetch.cli.options import Command, network_options, query_from_opti
 
 if TYPE_CHECKING:
     from sentinel_fetch.catalogue.product import Product
-    from sentinel_fetch.downloads.engine import BatchReport
+    from sentinel_fetch.catalogue.search import RejectedEntry
+    from sentinel_fetch.downloads.engine import BatchReport, ProductResult
     from sentinel_fetch.settings import Settings
 
 __all__ = ["REPORT_FILE", "download"]
@@ -113,10 +114,12 @@ def download(
     settings = config.settings()
     if not dry_run:
         _check_folders(settings)
-    wanted = _collect(settings, products, from_files, retry_failed, options)
+    rejected: list[RejectedEntry] = []
+    wanted = _collect(settings, products, from_files, retry_failed, options, rejected)
+    unreadable = _unreadable_results(rejected)
     if not wanted:
         context.info("nothing to download" + ("" if retry_failed else ": no product matched"))
-        return 0
+        return _report_problems(settings, unreadable)
     sizes = [product.size for product in wanted]
     context.info(f"{len(wanted)} products, {total_size(sizes)}; saving to {settings.finish_path}")
     if dry_run:
@@ -138,7 +141,7 @@ def download(
             credentials=credentials,
             progress=None if context.quiet else LogProgress(),
         )
-    return _summarise(context, settings, report)
+    return _summarise(context, settings, report, unreadable)
 
 
 def _check_folders(settings: Settings) -> None:
@@ -161,8 +164,12 @@ def _collect(
     from_files: tuple[str, ...],
     retry_failed: bool,
     options: dict[str, Any],
+    rejected: list[RejectedEntry],
 ) -> list[Product]:
-    """Every product asked for, in order, without duplicates."""
+    """Every product asked for, in order, without duplicates.
+
+    Catalogue entries the searches could not read are added to ``rejected``.
+    """
     from sentinel_fetch.api import search as run_search
     from sentinel_fetch.catalogue.query import build_query
     from sentinel_fetch.catalogue.results import read_name_list, read_products
@@ -171,18 +178,27 @@ def _collect(
     query = query_from_options(
         options, settings, required=not (names_or_ids or from_files or retry_failed)
     )
+
+    def found_by(search_query: Any) -> list[Product]:
+        result = run_search(search_query, settings=settings)
+        products = list(result)
+        rejected.extend(entry for entry in result.rejected if entry not in rejected)
+        return products
+
     if query is not None:
-        collected.extend(run_search(query, settings=settings))
+        collected.extend(found_by(query))
     for file in from_files:
         if Path(file).suffix.lower() == ".txt":
-            collected.extend(run_search(read_name_list(file), settings=settings))
+            collected.extend(found_by(read_name_list(file)))
         else:
             collected.extend(read_products(file))
     if names_or_ids:
         ids = [value for value in names_or_ids if _is_uuid(value)]
         names = [value for value in names_or_ids if not _is_uuid(value)]
-        found = list(run_search(build_query(names=names, ids=ids), settings=settings))
+        found = found_by(build_query(names=names, ids=ids))
         known = {p.id for p in found} | {p.name for p in found}
+        # A name whose entry was unreadable is in the catalogue: it is reported as failed.
+        known |= {value for entry in rejected for value in (entry.id, entry.name) if value}
         missing = [
             value for value in names_or_ids if value.lower() not in known and value not in known
         ]
@@ -265,7 +281,37 @@ def _dry_run(context: CliContext, settings: Settings, products: list[Product]) -
     return 0
 
 
-def _summarise(context: CliContext, settings: Settings, report: BatchReport) -> int:
+def _unreadable_results(rejected: list[RejectedEntry]) -> list[ProductResult]:
+    """Catalogue entries no search could read, as failed products of the report."""
+    from sentinel_fetch.catalogue.product import Product
+    from sentinel_fetch.downloads.engine import ProductResult
+
+    return [
+        ProductResult(
+            Product(id=entry.id or "", name=entry.name or ""),
+            "failed",
+            error=f"the catalogue entry could not be read: {entry.reason}",
+        )
+        for entry in rejected
+    ]
+
+
+def _report_problems(settings: Settings, problems: list[ProductResult]) -> int:
+    """Write the report of products that were not downloaded; the exit status."""
+    report_path = settings.save_path / REPORT_FILE
+    if not problems:
+        return 0
+    _write_report(report_path, problems)
+    click.echo(f"not downloaded, with reasons: {report_path}", err=True)
+    return 1
+
+
+def _summarise(
+    context: CliContext,
+    settings: Settings,
+    report: BatchReport,
+    unreadable: list[ProductResult],
+) -> int:
     from sentinel_fetch.cli.render import human_bytes
 
     parts = [
@@ -275,12 +321,17 @@ def _summarise(context: CliContext, settings: Settings, report: BatchReport) -> 
     for status in ("failed", "offline", "stopped"):
         if report.count(status):
             parts.append(f"{report.count(status)} {status}")
+    if unreadable:
+        noun = "entry" if len(unreadable) == 1 else "entries"
+        parts.append(f"{len(unreadable)} unreadable catalogue {noun}")
     rate = report.bytes_received / report.elapsed_s if report.elapsed_s > 0 else 0.0
     context.info(
         f"{', '.join(parts)}; {human_bytes(report.bytes_received)} in {report.elapsed_s:.0f} s "
         f"({human_bytes(rate)}/s), {report.logins} login(s)"
     )
-    problems = [r for r in report.results if r.status in ("failed", "offline", "stopped")]
+    problems = unreadable + [
+        r for r in report.results if r.status in ("failed", "offline", "stopped")
+    ]
     report_path = settings.save_path / REPORT_FILE
     if problems:
         _write_report(report_path, problems)
@@ -296,7 +347,7 @@ def _summarise(context: CliContext, settings: Settings, report: BatchReport) -> 
         from sentinel_fetch.cli.stopping import interrupted_exit_status
 
         return interrupted_exit_status()
-    return 0 if report.ok else 1
+    return 0 if report.ok and not unreadable else 1
 
 
 def _write_report(path: Path, problems: list[Any]) -> None:

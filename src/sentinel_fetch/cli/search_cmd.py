@@ -88,7 +88,21 @@ def search(
     if len(result.windows) > 1:
         summary += f"; the search was split into {len(result.windows)} time windows"
     context.info(summary)
+    if result.rejected:
+        # Even with -q: the list above misses what the catalogue holds under these entries.
+        click.echo(_unreadable(result.rejected), err=True)
+        return 1
     return 0
+
+
+def _unreadable(rejected: list[Any]) -> str:
+    """``N entries could not be read: name (reason); ...`` for stderr."""
+    shown = "; ".join(
+        f"{entry.name or entry.id or '(no name)'} ({entry.reason})" for entry in rejected[:5]
+    )
+    more = f"; and {len(rejected) - 5} more" if len(rejected) > 5 else ""
+    noun = "entry" if len(rejected) == 1 else "entries"
+    return f"{len(rejected)} catalogue {noun} could not be read: {shown}{more}"
 
 
 def _print_table(products: list[Any]) -> None:
