@@ -32,6 +32,7 @@ _SWITCHES = (
     "expire_midstream",
     "latency_s",
     "retry_after_s",
+    "count_offset",
 )
 
 

@@ -142,11 +142,21 @@ def test_patch_config(emulator: Emulator, admin: requests.Session) -> None:
     assert ranged.status_code == 200
     assert emulator.config.range_supported is True
     assert emulator.config.bandwidth_bytes_per_s is None
+    inexact = admin.patch(f"{emulator.admin_url}/config", json={"count_offset": -3})
+    admin.patch(f"{emulator.admin_url}/config", json={"count_offset": 0})
+    assert inexact.json()["count_offset"] == -3
 
 
 @pytest.mark.parametrize(
     "body",
-    [{"tls": False}, {"max_concurrent_downloads": "4"}, {"range_supported": 1}, {"latency_s": -1}],
+    [
+        {"tls": False},
+        {"max_concurrent_downloads": "4"},
+        {"range_supported": 1},
+        {"latency_s": -1},
+        {"count_offset": 1.5},
+        {"count_offset": True},
+    ],
 )
 def test_patch_config_rejects_fixed_or_ill_typed_fields(
     emulator: Emulator, admin: requests.Session, body: dict[str, object]

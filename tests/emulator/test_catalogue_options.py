@@ -19,7 +19,8 @@ from urllib.parse import quote
 import pytest
 import shapely
 
-from sentinel_fetch.emulator.catalogue import CatalogueStore
+from sentinel_fetch.emulator.catalogue import CatalogueStore, make_catalogue_handler
+from sentinel_fetch.emulator.config import EmulatorConfig
 from sentinel_fetch.emulator.model import Handler
 
 from .test_catalogue_support import (
@@ -112,6 +113,23 @@ def test_default_page_is_20_and_limits_are_inclusive(handler: Handler) -> None:
     zero = search(handler, "$top=0&$count=true").json
     assert zero["value"] == [] and zero["@odata.count"] > 250_000
     assert "@odata.nextLink" not in zero
+
+
+@pytest.mark.parametrize("offset", [7, -7, -(10**9)])
+def test_count_offset_makes_the_count_inexact_but_never_negative(
+    store: CatalogueStore, archives: FakeArchives, offset: int
+) -> None:
+    exact = make_catalogue_handler(store, archives, DOWNLOAD_BASE)
+    inexact = make_catalogue_handler(
+        store, archives, DOWNLOAD_BASE, EmulatorConfig(count_offset=offset)
+    )
+    query = f"$filter={S2_2023}&$top=5&$count=true"
+
+    true_count = search(exact, query).json["@odata.count"]
+    reply = search(inexact, query).json
+
+    assert reply["@odata.count"] == max(0, true_count + offset)
+    assert reply["value"] == search(exact, query).json["value"]
 
 
 # -------------------------------------------------------------------- nextLink

@@ -296,7 +296,9 @@ class Emulator:
         if not isinstance(store, CatalogueStore):
             raise TypeError("the real catalogue handler needs a CatalogueStore: pass catalogue=")
         catalogue_store = store
-        return store, lambda origin: make_catalogue_handler(catalogue_store, self.archives, origin)
+        return store, lambda origin: make_catalogue_handler(
+            catalogue_store, self.archives, origin, self.config
+        )
 
     def _close_store(self, store: ProductStore) -> None:
         if store is self._given_store:

@@ -68,6 +68,10 @@ class EmulatorConfig:
         expire_midstream: cut a stream whose token expires while it is being served.
         offline_status: status of ``$value`` for an ``Online: false`` product. The real
             answer is unknown (spec §5.6, §11); 404 is the inferred default.
+        count_offset: ``@odata.count`` is this many products off (negative: too few,
+            never below 0). CDSE's count was exact in the one capture that could be
+            checked, but clients distrust it and the catalogue changes while a long
+            search pages (spec §3.7), so the default is exact and tests switch it.
         latency_s: added delay before every response (a WAN-like round trip).
         idle_timeout_s: how long a keep-alive connection may sit idle (and how long a
             send may block on a client that stopped reading) before it is closed.
@@ -99,6 +103,7 @@ class EmulatorConfig:
     range_supported: bool = True
     expire_midstream: bool = False
     offline_status: int = 404
+    count_offset: int = 0
     latency_s: float = 0.0
     idle_timeout_s: float = 120.0
     memory_archive_max_bytes: int = 8 * 1024 * 1024
@@ -135,8 +140,8 @@ class EmulatorConfig:
         return {name: getattr(self, name) for name in PATCHABLE_FIELDS}
 
 
-#: Fields the admin endpoint may change, with their type: ``"bool"``, ``"int"``,
-#: ``"float"`` or ``"float?"`` (a float or ``null``).
+#: Fields the admin endpoint may change, with their type: ``"bool"``, ``"int"``
+#: (non-negative), ``"signed int"``, ``"float"`` or ``"float?"`` (a float or ``null``).
 PATCHABLE_FIELDS: dict[str, str] = {
     "range_supported": "bool",
     "bandwidth_bytes_per_s": "float?",
@@ -148,6 +153,7 @@ PATCHABLE_FIELDS: dict[str, str] = {
     "refresh_token_lifetime_s": "float",
     "max_sessions": "int",
     "offline_status": "int",
+    "count_offset": "signed int",
 }
 
 
@@ -159,6 +165,10 @@ def _coerce(name: str, value: Any, kind: str) -> Any:
     if kind == "bool":
         if isinstance(value, bool):
             return value
+    elif kind == "signed int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"{name} must be an integer, got {value!r}")
     elif kind == "int":
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote_plus, unquote_plus
 
+from sentinel_fetch.emulator.config import EmulatorConfig
 from sentinel_fetch.emulator.model import ArchiveSource, Handler, Request, Response
 
 from .attributes import COLLECTIONS, attribute_listing
@@ -215,6 +216,7 @@ class _Catalogue:
     store: CatalogueStore
     archives: ArchiveSource
     download_base_url: str
+    config: EmulatorConfig
 
     def __call__(self, request: Request) -> Response:
         try:
@@ -278,7 +280,7 @@ class _Catalogue:
         renderer = EntityRenderer(self.store, self.archives, request.base_url)
         payload: dict[str, object] = {"@odata.context": _context(expand)}
         if count:
-            payload["@odata.count"] = self.store.count(where)
+            payload["@odata.count"] = max(0, self.store.count(where) + self.config.count_offset)
         payload["value"] = [renderer.render(row, select, expand) for row in rows]
         # A full page may have a successor (possibly empty); none past the $skip cap.
         if top and len(rows) == top and skip + top <= MAX_SKIP:
@@ -385,7 +387,10 @@ def _product_id(key: str) -> str:
 
 
 def make_catalogue_handler(
-    store: CatalogueStore, archives: ArchiveSource, download_base_url: str
+    store: CatalogueStore,
+    archives: ArchiveSource,
+    download_base_url: str,
+    config: EmulatorConfig | None = None,
 ) -> Handler:
     """The catalogue host's request handler.
 
@@ -395,7 +400,8 @@ def make_catalogue_handler(
             being rendered).
         download_base_url: ``scheme://host:port`` of the download host, target of the
             ``Products(<id>)/$value`` redirect.
+        config: the live switches (read per request); default settings if omitted.
 
     The handler is safe to call from many threads at once.
     """
-    return _Catalogue(store, archives, download_base_url.rstrip("/"))
+    return _Catalogue(store, archives, download_base_url.rstrip("/"), config or EmulatorConfig())
