@@ -73,13 +73,17 @@ def test_browser_url_returns_exactly_what_the_catalogue_matches(
     assert starts == sorted(starts, reverse=True)
 
 
+SPRING_2023_EUROPE = build_query(
+    collections="SENTINEL-2", area=EUROPE, start="2023-03-01", end="2023-06-30"
+)
+
+
 def test_more_than_10000_products_each_exactly_once(cdse: Emulator, settings: Settings) -> None:
-    query = build_query(collections="SENTINEL-2", area=EUROPE, start="2023-03-01", end="2023-06-30")
     from sentinel_fetch.catalogue.odata import render_filter
 
-    expected = cdse.match_ids(render_filter(query))
+    expected = cdse.match_ids(render_filter(SPRING_2023_EUROPE))
     assert len(expected) > 11_000, "the query must pass the catalogue's paging cap"
-    result = Search(query, transport=Transport(settings))
+    result = Search(SPRING_2023_EUROPE, transport=Transport(settings))
     ids = [product.id for product in result]
     duplicates = [product_id for product_id, n in Counter(ids).items() if n > 1]
     assert not duplicates
@@ -88,6 +92,39 @@ def test_more_than_10000_products_each_exactly_once(cdse: Emulator, settings: Se
     assert len(result.windows) >= 2
     assert sum(window.count for window in result.windows) == len(expected)
     assert all(window.count <= 11_000 for window in result.windows)
+
+
+def test_a_count_too_low_to_split_still_returns_every_product_once(
+    cdse: Emulator, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The count says 11,000 (reachable by paging) where there are more: paging stops at
+    the $skip cap with products left, which must be noticed and split, not cut off."""
+    from sentinel_fetch.catalogue.odata import render_filter
+
+    expected = cdse.match_ids(render_filter(SPRING_2023_EUROPE))
+    assert len(expected) > 11_000
+    cdse.config.count_offset = 11_000 - len(expected)
+
+    ids = [product.id for product in Search(SPRING_2023_EUROPE, transport=Transport(settings))]
+
+    assert not [product_id for product_id, n in Counter(ids).items() if n > 1]
+    assert set(ids) == set(expected)
+    assert any("paging cap" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("offset", [7, -7])
+def test_an_inexact_count_is_warned_about_with_both_numbers_and_everything_returned(
+    cdse: Emulator, settings: Settings, caplog: pytest.LogCaptureFixture, offset: int
+) -> None:
+    ids = _july_32tps_ids(cdse)
+    cdse.config.count_offset = offset
+
+    found = [product.id for product in _quick_search(settings)]
+
+    assert sorted(found) == sorted(ids)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    counted, received = str(len(ids) + offset), str(len(ids))
+    assert any(counted in text and received in text for text in warnings), warnings
 
 
 def test_count_without_listing(cdse: Emulator, settings: Settings) -> None:

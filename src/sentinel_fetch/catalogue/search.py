@@ -7,12 +7,15 @@ one go. :class:`Search` therefore:
 1. asks for the first page together with ``$count``; if every product is reachable by
    paging (count <= 10,000 + page size) it simply pages on;
 2. otherwise bisects the sensing-time range, counting each half (``$top=0&$count``),
-   until every window is reachable, then pages the windows in time order;
+   until every window is reachable, then pages the windows in time order; a window
+   whose paging still reaches the ``$skip`` cap (its count was too low) is split too;
 3. drops duplicates by Id (products published while paging can shift pages), checks
-   every window delivered as many products as it counted (re-paging once if not), and
-   retries transient catalogue errors with backoff.
+   every window against its count, and retries transient catalogue errors with backoff.
 
-It never returns a silently truncated list: when the retries run out it raises
+The count is a guide, not a proof (cdse-api.md §3.7): a window that delivers another
+number is counted and paged again, and when two pagings return the same products those
+are kept, with a warning giving both numbers. It never returns a silently truncated
+list: when the retries run out it raises
 :class:`~sentinel_fetch.errors.SearchIncompleteError`. One unreadable entry (a
 ``ContentLength`` of ``"lots"``, a non-UUID ``Id``) fails that product only: it is kept
 in :attr:`Search.rejected` with the reason, counts as received, and the search goes on.
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -47,6 +50,8 @@ MISSION_START = datetime(2014, 4, 1, tzinfo=timezone.utc)
 _NAMES_PER_REQUEST = 40
 # Windows are never split below this: 11,000 products in one millisecond do not exist.
 _SMALLEST_WINDOW = timedelta(milliseconds=1)
+# Pagings of one window before its product set is taken as it is, count or no count.
+_PASSES = 3
 # A full page (1000 products with attributes and long orbit footprints) is a few tens of
 # megabytes; an answer this large is not a page.
 _MAX_PAGE_BYTES = 128_000_000
@@ -197,90 +202,146 @@ class Search:
         return MAX_SKIP + self._page_size
 
     def _pages_of(self, query: Query) -> Iterator[list[Product]]:
+        # Ids already yielded for this query: a window split after paging (its count was
+        # too low) delivers some products twice.
+        seen: set[str] = set()
         first, total = self._page(query, skip=0, count=True)
-        if total <= self._reachable:
-            self.windows.append(
-                Window(query.start or MISSION_START, query.end or self._now(), total)
-            )
-            yield from self._page_window(query, total, first)
-            return
-        log.info("%d products match; splitting the search by sensing time", total)
-        for window in self._split(query, total):
-            self.windows.append(window)
-            yield from self._page_window(
-                query.with_changes(start=window.start, end=window.end), window.count, None
-            )
-
-    def _split(self, query: Query, total: int) -> Iterator[Window]:
-        """Time windows whose products are all reachable by paging, in output order."""
         start = query.start or MISSION_START
+        if total <= self._reachable:
+            window = Window(start, query.end or self._now(), total)
+            self.windows.append(window)
+            if (yield from self._page_window(query, total, first, seen)):
+                return
+            self.windows.remove(window)
+        else:
+            log.info("%d products match; splitting the search by sensing time", total)
         end = query.end or (self._now() + timedelta(days=1))
         pending = [Window(start, end, total)]
+        if total <= self._reachable:
+            pending = self._halves(query, pending[0], count_both=True)
         while pending:
             window = pending.pop()
-            if window.count <= self._reachable:
-                if window.count:
-                    yield window
+            if window.count > self._reachable:
+                pending.extend(self._halves(query, window))
                 continue
-            if window.end - window.start <= _SMALLEST_WINDOW:
-                raise SearchIncompleteError(
-                    f"{window.count} products start within one millisecond at "
-                    f"{window.start.isoformat()}: the catalogue cannot page past 10,000; "
-                    "narrow the search"
-                )
-            middle = window.start + (window.end - window.start) / 2
-            middle = middle.replace(microsecond=middle.microsecond // 1000 * 1000)
-            if not window.start < middle < window.end:
-                middle = window.start + _SMALLEST_WINDOW
-            early_count = self._count(query.with_changes(start=window.start, end=middle))
-            early = Window(window.start, middle, early_count)
-            late = Window(middle, window.end, max(window.count - early_count, 0))
-            # The late half's count is derived, not asked for: one request per split. It is
-            # checked when the window is paged (a changed catalogue is caught there).
-            first, second = (late, early) if self._descending else (early, late)
-            pending.extend((second, first))
+            part = query.with_changes(start=window.start, end=window.end)
+            self.windows.append(window)
+            if not (yield from self._page_window(part, window.count, None, seen)):
+                self.windows.remove(window)
+                pending.extend(self._halves(query, window, count_both=True))
+
+    def _halves(self, query: Query, window: Window, *, count_both: bool = False) -> list[Window]:
+        """The two halves of a window, the one to page first last (a stack's order).
+
+        Raises:
+            SearchIncompleteError: the window is already as short as a window may be.
+        """
+        if window.end - window.start <= _SMALLEST_WINDOW:
+            raise SearchIncompleteError(
+                f"more than {self._reachable} products start within one millisecond at "
+                f"{window.start.isoformat()}: the catalogue cannot page past 10,000; "
+                "narrow the search"
+            )
+        middle = window.start + (window.end - window.start) / 2
+        middle = middle.replace(microsecond=middle.microsecond // 1000 * 1000)
+        if not window.start < middle < window.end:
+            middle = window.start + _SMALLEST_WINDOW
+        early_count = self._count(query.with_changes(start=window.start, end=middle))
+        if count_both:
+            late_count = self._count(query.with_changes(start=middle, end=window.end))
+        else:
+            # Derived, not asked for: one request per split. Every window is checked when
+            # it is paged, so a wrong derivation costs a recount, never a product.
+            late_count = max(window.count - early_count, 0)
+        early = Window(window.start, middle, early_count)
+        late = Window(middle, window.end, late_count)
+        return [early, late] if self._descending else [late, early]
 
     # -- paging --------------------------------------------------------------------------
 
     def _page_window(
-        self, query: Query, expected: int, first: _Page | None
-    ) -> Iterator[list[Product]]:
-        for attempt in (1, 2):
-            received: list[str] = []
+        self, query: Query, expected: int, first: _Page | None, seen: set[str]
+    ) -> Generator[list[Product], None, bool]:
+        """Page one window, yielding products not yet in ``seen``.
+
+        The catalogue's count is checked, not trusted (cdse-api.md §3.7: the Copernicus
+        Browser calls it unreliable, and the catalogue changes while a long search
+        pages). A window that delivers another number is counted again; if the numbers
+        still differ it is paged again, and when a pass returns the same entries as the
+        one before, every product received is kept, with a warning giving both numbers.
+        A window is never judged empty by its count alone: it is always asked.
+
+        Returns:
+            False if paging reached the ``$skip`` cap with entries left (the window holds
+            more than its count said and must be split), else True.
+        """
+        previous: set[str] | None = None
+        for attempt in range(1, _PASSES + 1):
+            received: set[str] = set()
             skip = 0
             page = first if attempt == 1 else None
             while True:
                 if page is None:
                     page, _ = self._page(query, skip=skip)
-                received.extend(product.id for product in page.products)
+                received.update(product.id for product in page.products)
                 # An unreadable entry was received all the same: it counts.
-                received.extend(page.rejected)
-                if page.products:
-                    yield page.products
+                received.update(page.rejected)
+                fresh = [product for product in page.products if product.id not in seen]
+                seen.update(product.id for product in fresh)
+                if fresh:
+                    yield fresh
                 if page.entries < self._page_size:
                     break
                 skip += self._page_size
                 if skip > MAX_SKIP:
-                    break
+                    log.warning(
+                        "%s..%s holds more than the %d products paging can reach (the count "
+                        "said %d); splitting it below the paging cap",
+                        query.start,
+                        query.end,
+                        len(received),
+                        expected,
+                    )
+                    return False
                 page = None
-            if len(set(received)) >= expected:
-                return
+            if len(received) == expected:
+                return True
+            if received == previous:
+                log.warning(
+                    "the catalogue counted %d products for %s..%s but paging returned %d, "
+                    "the same ones twice; keeping all %d",
+                    expected,
+                    query.start,
+                    query.end,
+                    len(received),
+                    len(received),
+                )
+                return True
             recount = self._count(query)
-            if len(set(received)) == recount:
+            if len(received) == recount:
                 log.info("the catalogue changed while paging: %d products now", recount)
-                return
-            log.warning(
-                "window %s..%s gave %d products, %d expected; paging it again",
-                query.start,
-                query.end,
-                len(set(received)),
-                recount,
-            )
+                return True
+            if attempt < _PASSES:
+                log.warning(
+                    "%s..%s gave %d products, %d counted; paging it again",
+                    query.start,
+                    query.end,
+                    len(received),
+                    recount,
+                )
             expected = recount
-        raise SearchIncompleteError(
-            f"the catalogue returned fewer products than it counted for {query.start}..{query.end}"
-            "; try again later"
+            previous = received
+        log.warning(
+            "the catalogue counted %d products for %s..%s but %d pagings returned different "
+            "sets, %d entries in the last (the catalogue is changing); keeping every "
+            "product received",
+            expected,
+            query.start,
+            query.end,
+            _PASSES,
+            len(received),
         )
+        return True
 
     def _count(self, query: Query) -> int:
         _, total = self._page(query, skip=0, top=0, count=True)
