@@ -33,6 +33,7 @@ _SWITCHES = (
     "latency_s",
     "retry_after_s",
     "count_offset",
+    "session_limit_answer",
 )
 
 

@@ -156,6 +156,7 @@ def test_patch_config(emulator: Emulator, admin: requests.Session) -> None:
         {"latency_s": -1},
         {"count_offset": 1.5},
         {"count_offset": True},
+        {"session_limit_answer": "xml"},
     ],
 )
 def test_patch_config_rejects_fixed_or_ill_typed_fields(

@@ -54,6 +54,10 @@ class EmulatorConfig:
             catalogue ignores them and the download host answers 401 DAT-ZIP-609 (spec §2.1).
         access_token_lifetime_s / refresh_token_lifetime_s: CDSE: 600 s / 3600 s.
         max_sessions: active sessions allowed per account (CDSE: 100).
+        session_limit_answer: how a login past ``max_sessions`` is refused: ``json``
+            (401 ``generic_authentication_error`` / ``sessionLimitExceeded``) or ``html``
+            (403 and an HTML page). Stock Keycloak sends one or the other depending on
+            its version; CDSE's answer was never captured (spec §2.3).
         size_scale: served archive size = nominal size × scale (tests use ~1e-5).
         product_size_bytes: if set, every archive is about this many bytes instead
             (benchmarks use 1 GiB); overrides ``size_scale``.
@@ -94,6 +98,7 @@ class EmulatorConfig:
     access_token_lifetime_s: float = 600.0
     refresh_token_lifetime_s: float = 3600.0
     max_sessions: int = 100
+    session_limit_answer: str = "json"
     size_scale: float = 1e-5
     product_size_bytes: int | None = None
     min_product_size_bytes: int = 4096
@@ -141,7 +146,8 @@ class EmulatorConfig:
 
 
 #: Fields the admin endpoint may change, with their type: ``"bool"``, ``"int"``
-#: (non-negative), ``"signed int"``, ``"float"`` or ``"float?"`` (a float or ``null``).
+#: (non-negative), ``"signed int"``, ``"float"``, ``"float?"`` (a float or ``null``), or
+#: the allowed words separated by ``|``.
 PATCHABLE_FIELDS: dict[str, str] = {
     "range_supported": "bool",
     "bandwidth_bytes_per_s": "float?",
@@ -152,6 +158,7 @@ PATCHABLE_FIELDS: dict[str, str] = {
     "access_token_lifetime_s": "float",
     "refresh_token_lifetime_s": "float",
     "max_sessions": "int",
+    "session_limit_answer": "json|html",
     "offline_status": "int",
     "count_offset": "signed int",
 }
@@ -162,6 +169,11 @@ def _coerce(name: str, value: Any, kind: str) -> Any:
         if value is None:
             return None
         kind = kind[:-1]
+    if "|" in kind:
+        words = kind.split("|")
+        if value in words:
+            return value
+        raise ValueError(f"{name} must be one of {', '.join(words)}, got {value!r}")
     if kind == "bool":
         if isinstance(value, bool):
             return value

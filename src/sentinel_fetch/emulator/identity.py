@@ -22,14 +22,17 @@ spec §2.3]:
 case                                    status  body
 ======================================  ======  ==========================================
 wrong password / unknown user           401     invalid_grant, "Invalid user credentials"
-2FA account, TOTP missing or wrong      401     invalid_grant, "Invalid user credentials"
-                                                + why (eodag#1538)
+2FA account, TOTP missing or wrong      401     the same body, with no hint of 2FA
+                                                (Keycloak's direct-grant OTP check,
+                                                spec §2.3; eodag#1538)
 unknown / expired / ended refresh       400     invalid_grant, "Token is not active"
 bad or missing ``client_id``            401     invalid_client
 grant type not supported                400     unsupported_grant_type
-``max_sessions`` sessions already open  403     access_denied, "There are too many
-                                                sessions" [INFERRED: Keycloak's user
-                                                session limiter, in its fixed form]
+``max_sessions`` sessions already open  401     generic_authentication_error,
+                                                "sessionLimitExceeded" (``json``), or
+                                                403 and Keycloak's HTML error page
+                                                (``html``): ``config.session_limit_answer``,
+                                                CDSE's own answer is unknown (spec §2.3)
 ======================================  ======  ==========================================
 
 Sentinel Hub OAuth clients listed in ``config.oauth_clients`` may use the
@@ -276,12 +279,11 @@ class IdentityProvider:
         secret = self._config.totp_secrets.get(user)
         if secret is not None:
             code = form.get("totp", "")
-            if not code:
+            # Missing and wrong codes get the wrong password's answer: Keycloak says
+            # nothing about 2FA, so a client must not rely on being told.
+            if not code or not self._totp_ok(secret, code):
                 self._stats.record_failed_login(user)
-                return _invalid_credentials("two-factor authentication: a 'totp' code is required")
-            if not self._totp_ok(secret, code):
-                self._stats.record_failed_login(user)
-                return _invalid_credentials("two-factor authentication: invalid 'totp' code")
+                return _invalid_credentials()
         now = self._clock()
         with self._lock:
             active = sum(1 for s in self._sessions.values() if s.user == user and s.active(now))
@@ -298,9 +300,16 @@ class IdentityProvider:
                 self._sessions[session.id] = session
         if refused:
             self._stats.record_failed_login(user)
-            return _error(403, "access_denied", "There are too many sessions")
+            return self._session_limit_answer()
         self._stats.record_login(user)
         return self._grant(session, now)
+
+    def _session_limit_answer(self) -> Response:
+        """The refusal past ``max_sessions``, in the shape the configuration picks."""
+        if self._config.session_limit_answer == "html":
+            page = _SESSION_LIMIT_PAGE.encode()
+            return Response(403, [("Content-Type", "text/html;charset=utf-8")], page)
+        return _error(401, "generic_authentication_error", "sessionLimitExceeded")
 
     def _client_credentials(self, client_id: str, form: dict[str, str]) -> Response:
         """A Sentinel Hub client's token: valid JWT, but not for the download host.
@@ -607,9 +616,23 @@ def _error(status: int, error: str, description: str) -> Response:
     return Response.json(status, {"error": error, "error_description": description})
 
 
-def _invalid_credentials(why: str | None = None) -> Response:
-    text = "Invalid user credentials" + (f" ({why})" if why else "")
-    return _error(401, "invalid_grant", text)
+def _invalid_credentials() -> Response:
+    return _error(401, "invalid_grant", "Invalid user credentials")
+
+
+# Keycloak's error page, reduced to what a client may look at (status, type, the text).
+_SESSION_LIMIT_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Sign in to CDSE</title></head>
+<body>
+<div id="kc-content"><div id="kc-content-wrapper">
+<div class="alert-error pf-c-alert pf-m-inline pf-m-danger">
+<span class="kc-feedback-text">There are too many sessions</span>
+</div>
+</div></div>
+</body>
+</html>
+"""
 
 
 def _not_found() -> Response:
