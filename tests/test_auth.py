@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import requests
 
 from sentinel_fetch.auth import Credentials, TokenManager
-from sentinel_fetch.emulator import DEMO_USERNAME, BodyFault, Emulator
+from sentinel_fetch.emulator import DEMO_USERNAME, BodyFault, Emulator, StatusFault
 from sentinel_fetch.errors import AuthError, InvalidCredentialsError, SessionLimitError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.settings import Settings
@@ -116,14 +117,60 @@ def test_wrong_password_is_one_request_and_one_clear_error(
     assert cdse.stats.failed_logins.get(DEMO_USERNAME) == 1
 
 
-def test_session_limit_is_reported(
-    cdse: Emulator, settings: Settings, credentials: Credentials
+@pytest.mark.parametrize("answer", ["json", "html"])
+def test_session_limit_is_reported_once_whatever_its_shape(
+    cdse: Emulator, settings: Settings, credentials: Credentials, answer: str
 ) -> None:
     cdse.config.max_sessions = 2
+    cdse.config.session_limit_answer = answer
     _tokens(settings, credentials).access_token()
     _tokens(settings, credentials).access_token()
+    refused = _tokens(settings, credentials)
+    for _ in range(3):  # three workers asking: one request, no retry storm
+        with pytest.raises(SessionLimitError, match="too many active sessions") as info:
+            refused.access_token()
+    assert "temporary ban" in str(info.value)
+    assert cdse.stats.failed_logins.get(DEMO_USERNAME) == 1
+
+
+def test_any_403_from_the_token_endpoint_is_a_probable_session_limit(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    cdse.faults.add(StatusFault(host="identity", status=403, times=-1))
     with pytest.raises(SessionLimitError, match="too many active sessions"):
-        _tokens(settings, credentials).access_token()
+        _patient_tokens(settings, credentials).access_token()
+    assert cdse.stats.requests("identity", 403) == 1
+
+
+TWO_FACTOR = "twofa@example.com"
+
+
+@pytest.fixture
+def two_factor_account(cdse: Emulator) -> Iterator[str]:
+    secret = "JBSWY3DPEHPK3PXP"
+    cdse.config.users[TWO_FACTOR] = "pw-2fa-account"
+    cdse.config.totp_secrets[TWO_FACTOR] = secret
+    yield secret
+    cdse.config.users.pop(TWO_FACTOR)
+    cdse.config.totp_secrets.pop(TWO_FACTOR)
+
+
+@pytest.mark.parametrize(
+    ("password", "totp"),
+    [("wrong-password", None), ("pw-2fa-account", None), ("pw-2fa-account", "000000")],
+    ids=["wrong password", "2FA without a code", "2FA with a wrong code"],
+)
+def test_every_refused_login_mentions_the_totp_code(
+    cdse: Emulator, settings: Settings, two_factor_account: str, password: str, totp: str | None
+) -> None:
+    # CDSE answers all three alike (spec §2.3): the message must cover both causes.
+    tokens = _tokens(settings, Credentials(TWO_FACTOR, password, totp=totp, source="test"))
+    with pytest.raises(InvalidCredentialsError) as info:
+        tokens.access_token()
+    message = str(info.value)
+    assert "rejected the username or password" in message
+    assert "--totp" in message and "totp_secret" in message
+    assert password not in message and (totp is None or totp not in message)
 
 
 def test_two_factor_account(cdse: Emulator, settings: Settings) -> None:

@@ -297,19 +297,32 @@ class TokenManager:
         text = str(error).lower()
         if grant == "refresh" and error.status in (400, 401):
             raise _RefreshRejectedError(str(error))
-        if "session" in text and ("maximum" in text or "too many" in text or "limit" in text):
+        # Keycloak refuses a login past the session limit with 401 sessionLimitExceeded
+        # or, in other versions, with a 403 HTML page; CDSE's own answer was never seen
+        # (spec §2.3), so any 403 from the token endpoint is read as this (or as a
+        # temporary ban, which calls for the same: stop logging in).
+        session_words = "session" in text and any(
+            word in text for word in ("maximum", "too many", "limit")
+        )
+        if error.status == 403 or session_words:
             raise SessionLimitError(
-                "CDSE refuses new logins: this account has too many active sessions "
-                "(100 max); wait up to an hour for old sessions to end"
+                "CDSE refuses new logins: probably too many active sessions for this "
+                "account (100 max) or a temporary ban; stop logging in, and wait up to an "
+                f"hour for old sessions to end ({error})"
             )
         if error.status == 401 or error.code == "invalid_grant":
             credentials = self._resolve_credentials()
-            hint = ""
-            if "totp" in text or "otp" in text or "two" in text:
-                hint = "; this account uses two-factor authentication: pass --totp"
+            # CDSE answers a missing or expired TOTP code exactly like a wrong password
+            # (spec §2.3): both causes are named, whatever the body says.
+            if credentials.totp or credentials.totp_secret:
+                second = "or the TOTP code is wrong or expired (a code typed with --totp "
+                second += "lasts seconds; configure totp_secret for long or unattended runs)"
+            else:
+                second = "or, if the account uses two-factor authentication, no TOTP code "
+                second += "was given (pass --totp, or configure totp_secret)"
             raise InvalidCredentialsError(
                 f"CDSE rejected the username or password for {credentials.username} "
-                f"(from {credentials.source}){hint}"
+                f"(from {credentials.source}), {second}"
             )
         raise AuthError(f"the identity server refused the {grant} request: {error}")
 

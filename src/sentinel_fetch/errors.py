@@ -26,8 +26,8 @@ stays hidden wherever the error is printed, logged or stored.
     │   └── FolderInUseError           another run holds the save folder (pid, host, since)
     ├── AuthError                      the identity server refused us
     │   ├── CredentialsMissingError    exit 2: no username/password from any source
-    │   ├── InvalidCredentialsError    exit 2: 401 invalid_grant (wrong password, missing TOTP)
-    │   └── SessionLimitError          the account has too many active sessions
+    │   ├── InvalidCredentialsError    exit 2: 401 invalid_grant (wrong password or TOTP)
+    │   └── SessionLimitError          too many active sessions or a temporary ban (403)
     ├── ServiceError                   an HTTP error from a CDSE host (status, CDSE code)
     │   ├── CatalogueError             the OData catalogue
     │   └── DownloadServiceError       the download host (DAT-ZIP-* codes)
@@ -196,7 +196,12 @@ class InvalidCredentialsError(AuthError):
 
 
 class SessionLimitError(AuthError):
-    """CDSE refuses new logins: the account has reached its active-session limit."""
+    """CDSE refuses new logins: probably the active-session limit, or a temporary ban.
+
+    Raised for ``sessionLimitExceeded`` and for any 403 from the token endpoint: CDSE's
+    own answer for either case was never captured, and both call for the same thing,
+    no further login attempts for a while.
+    """
 
 
 class ServiceError(SentinelFetchError):
