@@ -34,6 +34,7 @@ _SWITCHES = (
     "retry_after_s",
     "count_offset",
     "session_limit_answer",
+    "catalogue_quoted_keys",
 )
 
 

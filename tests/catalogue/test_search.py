@@ -7,6 +7,7 @@ same products, and paging delivers every one of them once.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -374,3 +375,24 @@ def test_entries_that_are_not_objects_are_rejected_without_a_name(
     assert list(search_) == []
     assert len(search_.rejected) == 3
     assert all(entry.id is None and entry.name is None for entry in search_.rejected)
+
+
+def test_products_are_addressed_by_bare_uuid_keys_only(cdse: Emulator, settings: Settings) -> None:
+    # Real CDSE refuses the quoted OData key Products('<uuid>') (cdse-api.md §3.1, §6.2).
+    from sentinel_fetch.api import download
+    from sentinel_fetch.auth import Credentials
+    from sentinel_fetch.emulator import DEMO_PASSWORD, DEMO_USERNAME
+
+    products = [p for p in _quick_search(settings) if p.online][:2]
+    report = download(
+        products,
+        settings=settings,
+        credentials=Credentials(DEMO_USERNAME, DEMO_PASSWORD),
+        ledger=False,
+    )
+
+    assert report.ok and report.count("downloaded") == 2
+    keyed = cdse.stats.events(predicate=lambda event: "Products(" in event.path)
+    assert {event.host for event in keyed} == {"download"}
+    bare = re.compile(r".*/Products\([0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\)(/.*)?")
+    assert all(bare.fullmatch(event.path) for event in keyed), [e.path for e in keyed]

@@ -367,6 +367,22 @@ def test_entity_errors(handler: Handler) -> None:
     assert malformed.status == 400 and "detail" in malformed.json
 
 
+def test_quoted_product_keys_are_rejected_unless_switched_on(
+    store: CatalogueStore, archives: FakeArchives, handler: Handler
+) -> None:
+    (product,) = search(handler, "$top=1&$filter=" + S2_2023).json["value"]
+    quoted = f"/odata/v1/Products('{product['Id']}')"
+    lenient = make_catalogue_handler(
+        store, archives, DOWNLOAD_BASE, EmulatorConfig(catalogue_quoted_keys=True)
+    )
+
+    for path in (quoted, quoted + "/$value"):
+        refused = call(handler, path)
+        assert refused.status == 400 and "bare UUID" in refused.json["detail"]
+    assert call(lenient, quoted).json["Id"] == product["Id"]
+    assert call(lenient, quoted + "/$value").status == 301
+
+
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_value_redirects_to_the_download_host(handler: Handler, method: str) -> None:
     product_id = "4b9e0f72-6d13-4a8c-b2e5-91c7d3a0e6f4"

@@ -117,12 +117,15 @@ def test_malformed_unknown_and_offline_products(emulator: Emulator, access: str)
     base = emulator.download_url
 
     malformed = session.get(f"{base}/Products(not-a-uuid)/$value", headers=bearer(access))
+    quoted = session.get(f"{base}/Products('{S2.id}')/$value", headers=bearer(access))
     unknown = session.get(
         f"{base}/Products(00000000-0000-0000-0000-000000000000)/$value", headers=bearer(access)
     )
     offline = session.get(product_url(emulator, OFFLINE), headers=bearer(access))
 
     assert zipper_error(malformed)[:2] == (422, "DAT-ZIP-111")
+    # The OData quoted key is refused too (spec §6.2), though the product exists.
+    assert zipper_error(quoted)[:2] == (422, "DAT-ZIP-111")
     assert zipper_error(unknown)[0] == 404
     assert zipper_error(offline)[0] == 404
     assert "offline" in offline.json()["message"]

@@ -76,6 +76,9 @@ class EmulatorConfig:
             never below 0). CDSE's count was exact in the one capture that could be
             checked, but clients distrust it and the catalogue changes while a long
             search pages (spec §3.7), so the default is exact and tests switch it.
+        catalogue_quoted_keys: the catalogue host accepts the quoted key
+            ``Products('<uuid>')``. Real CDSE rejects it on the download host; its answer
+            on the catalogue host is unconfirmed (spec §3.1), so rejecting is the default.
         latency_s: added delay before every response (a WAN-like round trip).
         idle_timeout_s: how long a keep-alive connection may sit idle (and how long a
             send may block on a client that stopped reading) before it is closed.
@@ -109,6 +112,7 @@ class EmulatorConfig:
     expire_midstream: bool = False
     offline_status: int = 404
     count_offset: int = 0
+    catalogue_quoted_keys: bool = False
     latency_s: float = 0.0
     idle_timeout_s: float = 120.0
     memory_archive_max_bytes: int = 8 * 1024 * 1024
@@ -161,6 +165,7 @@ PATCHABLE_FIELDS: dict[str, str] = {
     "session_limit_answer": "json|html",
     "offline_status": "int",
     "count_offset": "signed int",
+    "catalogue_quoted_keys": "bool",
 }
 
 

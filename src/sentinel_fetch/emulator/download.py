@@ -209,7 +209,8 @@ class DownloadHost:
         if match is None:
             exchange.respond(Response.json(404, {"detail": "Not Found"}))
             return
-        product_id = match["id"].strip("'")
+        # Kept as written: the quoted OData key Products('<uuid>') is a 422 (spec §6.2).
+        product_id = match["id"]
         rest = match["rest"]
         nodes = _NODE.findall(rest)
         tail = _NODE.sub("", rest)

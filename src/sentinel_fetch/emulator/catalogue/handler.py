@@ -1,6 +1,7 @@
 """The catalogue host: ``/odata/v1/`` as a pure function ``Request -> Response``.
 
-Routes (cdse-api.md §3.1): ``GET Products?…`` search, ``GET Products(<id>)`` entity,
+Routes (cdse-api.md §3.1): ``GET Products?…`` search, ``GET Products(<id>)`` entity
+(a bare UUID; the quoted ``Products('<id>')`` only with ``catalogue_quoted_keys``),
 ``GET|HEAD Products(<id>)/$value`` redirect to the download host, ``POST
 Products/OData.CSC.FilterList``, ``GET Attributes(<COLLECTION>)``, ``GET Assets(<id>)/$value``.
 Anything else is a 404 JSON body.
@@ -239,9 +240,9 @@ class _Catalogue:
         if resource.startswith("Products(") and reading:
             key, _, rest = resource[len("Products(") :].partition(")")
             if rest == "":
-                return self._entity(request, key)
+                return self._entity(request, self._product_id(key))
             if rest == "/$value":
-                return self._redirect(request, key)
+                return self._redirect(request, self._product_id(key))
             raise _not_found()
         if resource.startswith("Attributes(") and resource.endswith(")") and reading:
             listing = attribute_listing(_unquote_key(resource[len("Attributes(") : -1]))
@@ -336,8 +337,21 @@ class _Catalogue:
 
     # ----------------------------------------------------------------- single product
 
-    def _entity(self, request: Request, key: str) -> Response:
-        product_id = _product_id(key)
+    def _product_id(self, key: str) -> str:
+        """The product a ``Products(<key>)`` path names: a bare UUID.
+
+        Real CDSE rejects the quoted OData form ``Products('<uuid>')`` (422 DAT-ZIP-111
+        on the download host, spec §3.1); on the catalogue host its answer was never
+        captured, so accepting it is a switch, off by default: serving it would hide a
+        client that sends it.
+        """
+        if key[:1] == "'" and not self.config.catalogue_quoted_keys:
+            raise HttpError(
+                400, {"detail": f"Invalid product Id {key!r}: expected a bare UUID, no quotes"}
+            )
+        return _product_id(key)
+
+    def _entity(self, request: Request, product_id: str) -> Response:
         row = self.store.row(product_id)
         if row is None:
             raise _not_found(f"Product {product_id} not found")
@@ -349,10 +363,9 @@ class _Catalogue:
         entity.update(renderer.render(row, select, expand))
         return Response.json(200, entity)
 
-    def _redirect(self, request: Request, key: str) -> Response:
+    def _redirect(self, request: Request, product_id: str) -> Response:
         # The catalogue hands downloads to the download host (§5.2); whether the product
         # exists is the download host's business, as on CDSE.
-        product_id = _product_id(key)
         location = f"{self.download_base_url}{PREFIX}Products({product_id})/$value"
         if request.raw_query:
             location += "?" + request.raw_query
