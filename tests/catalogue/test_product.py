@@ -156,3 +156,13 @@ def test_unreadable_entity() -> None:
 def test_unreadable_saved_product() -> None:
     with pytest.raises(ResultFileError, match="unreadable product"):
         Product.from_dict({"id": "x", "name": "n", "attributes": [{"name": "a"}]})
+
+
+def test_a_missing_geo_footprint_is_read_from_the_wkt(entities: list[dict[str, Any]]) -> None:
+    # A 2023 capture has no GeoFootprint key at all (cdse-api.md §3.2).
+    entity = {k: v for k, v in entities[0].items() if k != "GeoFootprint"}
+
+    product = Product.from_odata(entity)
+
+    assert product.geo_footprint == Product.from_odata(entities[0]).geo_footprint
+    assert Product.from_dict(json.loads(json.dumps(product.to_dict()))) == product

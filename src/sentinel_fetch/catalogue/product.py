@@ -12,11 +12,14 @@ CDSE quirks absorbed here:
 * ``ContentLength`` may be 0 and ``Checksum`` ``[]`` on older products (CDSETool#40):
   size 0 means unknown, and checksums are simply absent;
 * attribute values sometimes disagree with their ``ValueType`` (``"2.3"`` typed
-  Integer, §3.3): such a value is kept as sent rather than guessed at.
+  Integer, §3.3): such a value is kept as sent rather than guessed at;
+* ``Footprint`` and ``GeoFootprint`` are ``null`` for AUX products, and ``GeoFootprint``
+  may be missing altogether: it is then read from the WKT ``Footprint``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -188,6 +191,7 @@ class Product:
                 raise ValueError(f"the entry is not an object but {_shown(entity)}")
             product_name = _product_name(entity.get("Name"))
             attributes = _attributes(entity.get("Attributes"))
+            footprint = _footprint_wkt(_optional_text("Footprint", entity.get("Footprint")))
             content = entity.get("ContentDate")
             if content is None:
                 content = {}
@@ -208,8 +212,8 @@ class Product:
                 online=_field("Online", _optional_bool, entity.get("Online")),
                 eviction_date=_field_instant("EvictionDate", entity.get("EvictionDate")),
                 s3_path=_optional_text("S3Path", entity.get("S3Path")),
-                footprint=_footprint_wkt(_optional_text("Footprint", entity.get("Footprint"))),
-                geo_footprint=_geometry(entity.get("GeoFootprint")),
+                footprint=footprint,
+                geo_footprint=_geometry(entity.get("GeoFootprint")) or _geometry_of(footprint),
                 attributes=attributes,
                 quicklook_url=_quicklook(entity.get("Assets")),
                 collection=_collection(product_name, attributes),
@@ -395,6 +399,22 @@ def _geometry(value: Any) -> Mapping[str, Any] | None:
     if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
         raise ValueError(f"GeoFootprint {_shown(value)} is not a GeoJSON geometry")
     return value
+
+
+def _geometry_of(footprint: str | None) -> Mapping[str, Any] | None:
+    """GeoJSON of a WKT footprint, for entities without ``GeoFootprint`` (§3.2)."""
+    if footprint is None:
+        return None
+    import shapely  # only for the few entities that need it
+    from shapely.geometry import mapping
+
+    try:
+        geometry = mapping(shapely.from_wkt(footprint))
+    except shapely.errors.ShapelyError:
+        return None
+    # Tuples to lists: the form a JSON reader (and GeoFootprint) gives.
+    converted: Mapping[str, Any] = json.loads(json.dumps(geometry))
+    return converted
 
 
 def _optional_text(field_name: str, value: Any) -> str | None:
