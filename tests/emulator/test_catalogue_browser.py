@@ -95,7 +95,7 @@ def test_s5p_no2_url_pages_to_exactly_the_expected_products(
     ids = [p["Id"] for p in products]
     assert len(ids) == len(set(ids)), "a product appeared on two pages"
     assert set(ids) == expected
-    starts = [p["ContentDate"]["Start"] for p in products]
+    starts = [parse_time(p["ContentDate"]["Start"]) for p in products]
     assert starts == sorted(starts, reverse=True)
     for product in products:
         assert "L2__NO2___" in product["Name"] and product["Name"].endswith(".nc")

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -137,20 +138,35 @@ def all_pages(handler: Handler, url: str, limit: int = 200) -> list[dict[str, An
 
 
 def geometry(entity: dict[str, Any]) -> BaseGeometry:
-    """The footprint a client sees (GeoFootprint)."""
-    return shapely.geometry.shape(entity["GeoFootprint"])
+    """The footprint a client sees: GeoFootprint, or the WKT when that key is absent."""
+    if "GeoFootprint" in entity:
+        return shapely.geometry.shape(entity["GeoFootprint"])
+    text = entity["Footprint"]
+    assert text.startswith("geography'SRID=4326;") and text.endswith("'"), text
+    return shapely.from_wkt(text[len("geography'SRID=4326;") : -1])
 
 
 def attribute(entity: dict[str, Any], name: str) -> Any:
+    """An attribute's value; Integer values sent as text (a real quirk) read as numbers."""
     for item in entity["Attributes"]:
         if item["Name"] == name:
-            return item["Value"]
+            value = item["Value"]
+            if item["ValueType"] == "Integer" and isinstance(value, str):
+                return int(value)
+            return value
     raise KeyError(name)
 
 
+# The forms CDSE writes datetimes in (cdse-api.md §3.2, §3.3): 6 or 3 fraction digits and
+# Z, or (attributes before 2025-03-17) +00:00 with or without a fraction.
+_TIME_FORMS = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6}Z|\.\d{3}Z|\.\d{6}\+00:00|\+00:00)"
+)
+
+
 def parse_time(text: str) -> datetime:
-    assert text.endswith("Z") and len(text) == 27, text
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    assert _TIME_FORMS.fullmatch(text), text
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def epoch_us(moment: datetime) -> int:

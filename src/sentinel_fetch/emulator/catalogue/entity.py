@@ -1,10 +1,12 @@
 """Renders stored products as CDSE Product entities (cdse-api.md §3.2-§3.4, §8.4, §9.2).
 
 Key order is part of the contract: ``@odata.mediaContentType`` first, then the properties
-in the order of §3.2, then the expansions in the order they were asked for. All datetimes
-carry six fractional digits and ``Z``. ``ContentLength`` and ``Checksum`` describe the
-bytes the download host serves, so they come from the :class:`ArchiveSource`, asked
-lazily and only for products being rendered; legacy products show ``0`` and ``[]``.
+in the order of §3.2, then the expansions in the order they were asked for. Datetimes
+carry six fractional digits and ``Z``, except on the share of older entities
+:mod:`.quirks` describes (with the other forms real answers take). ``ContentLength`` and
+``Checksum`` describe the bytes the download host serves, so they come from the
+:class:`ArchiveSource`, asked lazily and only for products being rendered; legacy
+products show ``0`` and ``[]``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 
 from sentinel_fetch.emulator.model import ArchiveSource
 
+from . import quirks
 from .attributes import render_attributes
 from .schema import ProductRow, format_time, format_uuid, to_datetime
 from .store import CatalogueStore
@@ -47,8 +50,6 @@ PROPERTIES = (
 EXPANSIONS = ("Attributes", "Assets", "Locations")
 
 _OCTET_STREAM = "application/octet-stream"
-# Permanent products never leave the archive (2025 fixture spelling, §3.2).
-_EVICTION_DATE = "9999-12-31T23:59:59.999999Z"
 # Asset Ids are product Ids with these bits flipped: version and variant bits stay, so
 # an asset Id is a well-formed UUID, and no table is needed to find its product.
 _ASSET_MASK = bytes.fromhex("5a3c96e1c4b20f1e3d7a96e1c4b20f1e")
@@ -110,6 +111,8 @@ class EntityRenderer:
         if row.legacy:
             return 0, []
         info = self._archives.info(row.record())
+        if quirks.empty_checksum_entry(row):
+            return info.length, [{}]
         # Checksums are computed moments before the last modification.
         md5_us = row.modification_us - 1_400_000 + int.from_bytes(row.uid[-2:], "big") % 500_000
         blake3_us = md5_us + 250_000 + row.uid[-3] * 400
@@ -131,6 +134,9 @@ class EntityRenderer:
         path = s3_path(row)
         entity: dict[str, object] = {"@odata.mediaContentType": _OCTET_STREAM}
         product_id = format_uuid(row.uid)
+        written = quirks.time_format(row)
+        if quirks.drops_geo_footprint(row):
+            wanted.discard("GeoFootprint")
         for name in PROPERTIES:
             if name not in wanted:
                 continue
@@ -143,28 +149,28 @@ class EntityRenderer:
             elif name == "ContentLength":
                 entity[name] = length
             elif name == "OriginDate":
-                entity[name] = format_time(row.origin_us)
+                entity[name] = written(row.origin_us)
             elif name == "PublicationDate":
-                entity[name] = format_time(row.publication_us)
+                entity[name] = written(row.publication_us)
             elif name == "ModificationDate":
-                entity[name] = format_time(row.modification_us)
+                entity[name] = written(row.modification_us)
             elif name == "Online":
                 entity[name] = bool(row.online)
             elif name == "EvictionDate":
-                entity[name] = _EVICTION_DATE
+                entity[name] = quirks.eviction_date(row)
             elif name == "S3Path":
                 entity[name] = path
             elif name == "Checksum":
                 entity[name] = checksums
             elif name == "ContentDate":
-                entity[name] = {"Start": format_time(row.start_us), "End": format_time(row.end_us)}
+                entity[name] = {"Start": written(row.start_us), "End": written(row.end_us)}
             elif name == "Footprint":
                 entity[name] = self._store.footprint(row.footprint_id)[0]
             else:
                 entity[name] = self._store.footprint(row.footprint_id)[1]
         for navigation in expand:
             if navigation == "Attributes":
-                entity["Attributes"] = render_attributes(row)
+                entity["Attributes"] = quirks.adjust_attributes(row, render_attributes(row))
             elif navigation == "Assets":
                 asset = format_uuid(asset_uid(row.uid))
                 entity["Assets"] = [
