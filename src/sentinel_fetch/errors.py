@@ -30,6 +30,7 @@ stays hidden wherever the error is printed, logged or stored.
     │   └── SessionLimitError          too many active sessions or a temporary ban (403)
     ├── ServiceError                   an HTTP error from a CDSE host (status, CDSE code)
     │   ├── CatalogueError             the OData catalogue
+    │   │   └── UnreadableEntryError   one entry is not a usable product (that one fails)
     │   └── DownloadServiceError       the download host (DAT-ZIP-* codes)
     ├── TransferError                  one product could not be fetched and verified
     │   ├── IntegrityError             size, checksum or zip test failed
@@ -71,6 +72,7 @@ __all__ = [
     "SessionLimitError",
     "StorageError",
     "TransferError",
+    "UnreadableEntryError",
     "UnsafeNameError",
 ]
 
@@ -242,6 +244,18 @@ class ServiceError(SentinelFetchError):
 
 class CatalogueError(ServiceError):
     """An error answer from the OData catalogue."""
+
+
+class UnreadableEntryError(CatalogueError):
+    """One entry of a catalogue answer cannot be used as a product; the rest can.
+
+    Attributes:
+        reason: what is wrong with the entry (names the field), one line.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, status=200)
+        self.reason = reason
 
 
 class DownloadServiceError(ServiceError):

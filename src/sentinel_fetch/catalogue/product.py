@@ -28,7 +28,7 @@ from typing import Any, TypeAlias
 
 from sentinel_fetch.catalogue.filter import format_datetime, parse_datetime
 from sentinel_fetch.catalogue.query import KNOWN_COLLECTIONS
-from sentinel_fetch.errors import CatalogueError, ResultFileError
+from sentinel_fetch.errors import ResultFileError, UnreadableEntryError
 
 __all__ = ["AttributeValue", "Product", "is_product_id", "is_product_name"]
 
@@ -182,9 +182,9 @@ class Product:
         middle of a download, a non-UUID ``Id`` inside a download URL).
 
         Raises:
-            CatalogueError: the entity cannot be used as a product (``status`` 200: the
-                answer arrived but this entry is unreadable); the message names the
-                field.
+            UnreadableEntryError: the entity cannot be used as a product (``status``
+                200: the answer arrived but this entry is unreadable); the message and
+                ``reason`` name the field.
         """
         try:
             if not isinstance(entity, Mapping):
@@ -226,8 +226,8 @@ class Product:
                 shown = str(name)[:120]
             else:
                 shown = _shown(name)
-            raise CatalogueError(
-                f"the catalogue sent an unreadable product {shown}: {error}", status=200
+            raise UnreadableEntryError(
+                f"the catalogue sent an unreadable product {shown}: {error}", reason=str(error)
             ) from None
 
     def to_dict(self) -> dict[str, Any]:

@@ -35,7 +35,13 @@ from typing import Any, NamedTuple
 from sentinel_fetch.catalogue.odata import DEFAULT_EXPAND, MAX_SKIP, encode_params, search_params
 from sentinel_fetch.catalogue.product import Product, is_product_id, is_product_name
 from sentinel_fetch.catalogue.query import Query
-from sentinel_fetch.errors import CatalogueError, QueryError, SearchIncompleteError, ServiceError
+from sentinel_fetch.errors import (
+    CatalogueError,
+    QueryError,
+    SearchIncompleteError,
+    ServiceError,
+    UnreadableEntryError,
+)
 from sentinel_fetch.http import Transport, error_from_response, read_json
 from sentinel_fetch.retry import Backoff
 from sentinel_fetch.untrusted import UntrustedJSONError
@@ -52,6 +58,7 @@ _NAMES_PER_REQUEST = 40
 _SMALLEST_WINDOW = timedelta(milliseconds=1)
 # Pagings of one window before its product set is taken as it is, count or no count.
 _PASSES = 3
+_LOGGED_REJECTIONS = 10
 # A full page (1000 products with attributes and long orbit footprints) is a few tens of
 # megabytes; an answer this large is not a page.
 _MAX_PAGE_BYTES = 128_000_000
@@ -90,14 +97,13 @@ class RejectedEntry:
     reason: str
 
     @classmethod
-    def of(cls, entity: object, error: CatalogueError) -> RejectedEntry:
+    def of(cls, entity: object, error: UnreadableEntryError) -> RejectedEntry:
         """The record of ``entity``, which :meth:`Product.from_odata` refused with ``error``."""
         fields = entity if isinstance(entity, dict) else {}
         raw_id, raw_name = fields.get("Id"), fields.get("Name")
         product_id = raw_id if is_product_id(raw_id) else None
         name = raw_name if isinstance(raw_name, str) and is_product_name(raw_name) else None
-        reason = str(error).partition(": ")[2] or str(error)
-        return cls(product_id, name, reason)
+        return cls(product_id, name, error.reason)
 
 
 class Search:
@@ -148,6 +154,7 @@ class Search:
         self.windows: list[Window] = []
         #: Entries the catalogue sent that could not be read as products, once each.
         self.rejected: list[RejectedEntry] = []
+        self._rejected_keys: set[str] = set()
 
     # -- public ---------------------------------------------------------------------------
 
@@ -369,21 +376,26 @@ class Search:
         for entity in values:
             try:
                 products.append(Product.from_odata(entity))
-            except CatalogueError as error:
+            except UnreadableEntryError as error:
                 rejected.append(self._reject(entity, error))
         return _Page(products, rejected, len(values)), total
 
-    def _reject(self, entity: object, error: CatalogueError) -> str:
+    def _reject(self, entity: object, error: UnreadableEntryError) -> str:
         """Record an unreadable entry once; returns the key it counts under as received."""
         entry = RejectedEntry.of(entity, error)
-        if entry not in self.rejected:
+        key = f"rejected:{entry.id}:{entry.name}:{entry.reason}"
+        if key not in self._rejected_keys:
+            self._rejected_keys.add(key)
             self.rejected.append(entry)
-            log.warning(
+            # A broken catalogue may send thousands: the first few say what is wrong.
+            level = logging.WARNING if len(self.rejected) <= _LOGGED_REJECTIONS else logging.DEBUG
+            log.log(
+                level,
                 "catalogue entry %s could not be read: %s",
                 entry.name or entry.id or "(no name)",
                 entry.reason,
             )
-        return f"rejected:{entry.id}:{entry.name}:{entry.reason}"
+        return key
 
     def _get(self, query_string: str) -> dict[str, Any]:
         url = f"{self._transport.settings.endpoints.catalogue}/Products?{query_string}"
