@@ -222,10 +222,10 @@ class Search:
             self.windows.remove(window)
         else:
             log.info("%d products match; splitting the search by sensing time", total)
-        end = query.end or (self._now() + timedelta(days=1))
-        pending = [Window(start, end, total)]
-        if total <= self._reachable:
-            pending = self._halves(query, pending[0], count_both=True)
+        whole = Window(start, query.end or (self._now() + timedelta(days=1)), total)
+        # Reachable by its count yet capped while paging: the count was too low.
+        capped = total <= self._reachable
+        pending = self._halves(query, whole, count_both=True) if capped else [whole]
         while pending:
             window = pending.pop()
             if window.count > self._reachable:
