@@ -304,8 +304,14 @@ class Product:
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # No real product name holds a path separator or a control character; one that does is
 # not a name we could save or look up again.
-_UNUSABLE_IN_NAMES = re.compile(r"[/\\\x00-\x1f\x7f]")
-_MAX_NAME_LENGTH = 255
+# A name is only refused when nothing can be made of it. Separators, control and bidi
+# characters are not refused here: the file name is made safe (and unique per product)
+# by downloads.paths, and text shown to people is escaped; refusing such names would
+# hide products a user asked for. NUL cannot reach a file name or most C strings.
+_UNUSABLE_IN_NAMES = re.compile("\x00")
+# Far above any real name (about 100 characters), low enough to keep logs and reports
+# readable and a hostile catalogue from handing over megabyte names.
+_MAX_NAME_LENGTH = 4096
 
 
 def _shown(value: Any) -> str:
@@ -333,9 +339,13 @@ def _product_id(value: Any) -> str:
 def is_product_name(value: object) -> bool:
     """Whether ``value`` can be a product name: text we can save under and look up again.
 
+    Hostile but non-empty names pass: the file name and every display make them safe.
+
     Example:
         >>> is_product_name("S1A_IW_GRDH_1SDV_20231001T053112.SAFE"), is_product_name("../x")
-        (True, False)
+        (True, True)
+        >>> is_product_name(""), is_product_name(" . "), is_product_name("a" + chr(0))
+        (False, False, False)
     """
     return (
         isinstance(value, str)
