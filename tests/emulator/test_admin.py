@@ -14,10 +14,13 @@ from sentinel_fetch.emulator.model import Request
 
 from .test_server_support import S2, bearer, client, fetch, login, product_url, running, token
 
+# Above the floor of a complete L2A SAFE tree (~64 kB), so every archive has exactly this size.
+SIZE = 100_000
+
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with running(tmp_path_factory.mktemp("admin"), product_size_bytes=10_000) as emulator:
+    with running(tmp_path_factory.mktemp("admin"), product_size_bytes=SIZE) as emulator:
         yield emulator
 
 
@@ -37,7 +40,7 @@ def test_stats_report_what_happened(emulator: Emulator, admin: requests.Session)
 
     assert stats["logins"] == {DEMO_USERNAME: 1}
     assert stats["requests"] == {"download": {"200": 1}, "identity": {"200": 1}}
-    assert stats["bytes_served"] == {S2.id: 10_000}
+    assert stats["bytes_served"] == {S2.id: SIZE}
     assert stats["streams"]["peak_by_user"] == {DEMO_USERNAME: 1}
     assert [e["host"] for e in stats["events"]] == ["identity", "download"]
     assert stats["events"][1]["authorization"] is True
@@ -66,7 +69,7 @@ def test_faults_are_added_listed_and_cleared(emulator: Emulator, admin: requests
     assert listed["faults"][0]["remaining"] == 1
     assert listed["fired"][-1]["kind"] == "cut"
     assert cleared == {"cleared": 1}
-    assert len(intact.content) == 10_000
+    assert len(intact.content) == SIZE
 
 
 def test_several_rules_at_once(emulator: Emulator, admin: requests.Session) -> None:

@@ -30,6 +30,11 @@ def store_in(folder: Path, **settings: object) -> ArchiveStore:
     return ArchiveStore(EmulatorConfig(data_dir=folder, **settings))  # type: ignore[arg-type]
 
 
+def floor(folder: Path, record: ProductRecord) -> int:
+    """Length of the complete folder with every file at its minimal size."""
+    return store_in(folder, product_size_bytes=1).layout(record).length
+
+
 @pytest.mark.parametrize("scale", [1e-5, 1e-3])
 @pytest.mark.parametrize("record", [S2, S1, S3, S5P, OFFLINE], ids=lambda r: r.product_type)
 def test_archives_are_valid_zips_matching_their_info(
@@ -42,12 +47,17 @@ def test_archives_are_valid_zips_matching_their_info(
     archive = zipfile.ZipFile(io.BytesIO(data))
 
     assert archive.testzip() is None
-    assert len(data) == info.length == max(4096, round(record.nominal_size * scale))
+    assert len(data) == info.length == max(store.target_size(record), floor(tmp_path, record))
     assert hashlib.md5(data, usedforsecurity=False).hexdigest() == info.md5
     assert blake3.blake3(data).hexdigest() == info.blake3
     assert [(i.filename, i.file_size) for i in archive.infolist()] == list(info.members)
     assert all(i.compress_type == zipfile.ZIP_STORED for i in archive.infolist())
     assert {i.date_time for i in archive.infolist()} == {(2024, 7, 9, 7, 46, 18)}
+    assert [(f.path, f.size) for f in info.files] == list(info.members)
+    for digest in info.files:
+        content = archive.read(digest.path)
+        assert hashlib.md5(content, usedforsecurity=False).hexdigest() == digest.md5
+        assert hashlib.sha3_256(content).hexdigest() == digest.sha3_256
 
 
 def test_sentinel2_layout_looks_real(tmp_path: Path) -> None:
@@ -69,10 +79,15 @@ def test_sentinel1_sentinel3_sentinel5p_layouts(tmp_path: Path) -> None:
     s3 = [n for n, _ in store.info(S3).members]
     s5p = [n for n, _ in store.info(S5P).members]
 
-    stem = "s1a-iw-grd-vv-20240604t110100-20240604t110131-054172-069690-001"
-    assert f"{S1.name}/measurement/{stem}.tiff" in s1
-    assert f"{S1.name}/annotation/{stem}.xml" in s1
-    assert any("-iw-grd-vh-" in n for n in s1)
+    # Real dual-polarisation products number VH first: vh-001, vv-002.
+    for pol, number in (("vh", "001"), ("vv", "002")):
+        stem = f"s1a-iw-grd-{pol}-20240604t110100-20240604t110131-054172-069690-{number}"
+        assert f"{S1.name}/measurement/{stem}.tiff" in s1
+        assert f"{S1.name}/annotation/{stem}.xml" in s1
+        assert f"{S1.name}/annotation/calibration/calibration-{stem}.xml" in s1
+        assert f"{S1.name}/annotation/calibration/noise-{stem}.xml" in s1
+    assert f"{S1.name}/manifest.safe" in s1
+    assert f"{S1.name}/preview/thumbnail.png" in s1
     assert f"{S3.name}/xfdumanifest.xml" in s3
     assert f"{S3.name}/LST_in.nc" in s3
     assert s5p == [S5P.name]
@@ -107,10 +122,13 @@ def test_product_size_bytes_is_exact(tmp_path: Path) -> None:
 
 def test_tiny_targets_get_a_structural_floor(tmp_path: Path) -> None:
     store = store_in(tmp_path, product_size_bytes=100)
+    complete = [n for n, _ in store_in(tmp_path, size_scale=1e-3).info(S2).members]
 
     info = store.info(S2)
 
-    assert 100 < info.length < 4096
+    # A SAFE tree is never cut down: the floor is the whole tree at minimal file sizes.
+    assert [n for n, _ in info.members] == complete
+    assert 100 < info.length < 100_000
     assert zipfile.ZipFile(io.BytesIO(archive_bytes(store, S2))).testzip() is None
 
 
@@ -192,7 +210,7 @@ def test_small_archives_are_built_in_memory_never_on_disk(tmp_path: Path) -> Non
 
     infos = [store.info(record) for record in records]
 
-    assert {info.length for info in infos} == {10_000}
+    assert {info.length for info in infos} == {floor(tmp_path, records[0])}
     assert len({info.md5 for info in infos}) == len(records)
     assert not store.directory.exists() or not any(store.directory.iterdir())
 
@@ -258,3 +276,138 @@ def test_zip64_structures_are_read_by_zipfile(tmp_path: Path) -> None:
     with archive.open(big) as member:
         assert member.read(4) == bytes(4)
     assert struct.unpack("<I", _local_header(layout, layout.members[0], 0)[:4])[0] == 0x04034B50
+
+
+L1C = replace(
+    S2,
+    id="5d0c3c53-8a43-4a3e-9a52-7d0f4d3b8f11",
+    name="S2C_MSIL1C_20250301T101031_N0511_R022_T32TQM_20250301T121012.SAFE",
+    product_type="S2MSI1C",
+    nominal_size=700_000_000,
+)
+SLC = replace(
+    S1,
+    id="0f5e6a52-1d3b-4c1e-8d7a-2b9c4e6f8a10",
+    name="S1A_IW_SLC__1SDV_20240604T110059_20240604T110132_054172_069690_7A3F.SAFE",
+    product_type="IW_SLC__1S",
+    nominal_size=7_800_000_000,
+)
+_MANIFEST_NS = {"xfdu": "urn:ccsds:schema:xfdu:1"}
+
+
+def manifest_listing(archive: zipfile.ZipFile, root: str) -> dict[str, tuple[int, str, str]]:
+    """``manifest.safe`` entries: path inside the SAFE -> (size, checksum name, value)."""
+    import xml.etree.ElementTree as ElementTree
+
+    tree = ElementTree.fromstring(archive.read(f"{root}/manifest.safe"))  # noqa: S314 (ours)
+    listing = {}
+    for stream in tree.iter("byteStream"):
+        location = stream.find("fileLocation")
+        checksum = stream.find("checksum")
+        assert location is not None and checksum is not None and checksum.text is not None
+        path = location.attrib["href"].removeprefix("./")
+        listing[path] = (int(stream.attrib["size"]), checksum.attrib["checksumName"], checksum.text)
+    return listing
+
+
+@pytest.mark.parametrize(
+    ("record", "algorithm"),
+    [(S2, "SHA3-256"), (L1C, "SHA3-256"), (S1, "MD5"), (SLC, "MD5")],
+    ids=lambda v: getattr(v, "product_type", v),
+)
+def test_manifest_lists_every_file_with_its_size_and_checksum(
+    tmp_path: Path, record: ProductRecord, algorithm: str
+) -> None:
+    archive = zipfile.ZipFile(
+        io.BytesIO(archive_bytes(store_in(tmp_path, size_scale=1e-4), record))
+    )
+    root = record.name
+    listing = manifest_listing(archive, root)
+    files = {n.removeprefix(f"{root}/") for n in archive.namelist()}
+    # CDSE adds its own quicklook beside the SAFE content; the manifest never lists itself.
+    unlisted = {"manifest.safe", f"{root.removesuffix('.SAFE')}-ql.jpg"}
+
+    assert set(listing) == files - unlisted
+    for path, (size, name, value) in listing.items():
+        content = archive.read(f"{root}/{path}")
+        digest = hashlib.sha3_256 if algorithm == "SHA3-256" else hashlib.md5
+        assert name == algorithm
+        assert size == len(content)
+        assert value.lower() == digest(content).hexdigest()
+        # Real S2 manifests write SHA3-256 in upper case; S1 manifests MD5 in lower case.
+        assert value == (value.upper() if algorithm == "SHA3-256" else value.lower())
+
+
+def test_l2a_has_every_band_at_every_real_resolution(tmp_path: Path) -> None:
+    names = [n for n, _ in store_in(tmp_path).info(S2).members]
+    found: dict[str, set[str]] = {}
+    for name in names:
+        if "/IMG_DATA/" in name:
+            folder, file = name.split("/IMG_DATA/")[1].split("/")
+            found.setdefault(folder, set()).add(file.split("_")[2])
+    common = {"B02", "B03", "B04", "AOT", "TCI", "WVP"}
+    twenty = common | {"B01", "B05", "B06", "B07", "B8A", "B11", "B12", "SCL"}
+
+    assert found == {"R10m": common | {"B08"}, "R20m": twenty, "R60m": twenty | {"B09"}}
+    assert sum(1 for n in names if n.endswith(".jp2") and "/IMG_DATA/" in n) == 36
+    for required in ("MTD_MSIL2A.xml", "INSPIRE.xml", f"{S2.name[:-5]}-ql.jpg"):
+        assert f"{S2.name}/{required}" in names
+    assert any(n.endswith("/MTD_TL.xml") and "/GRANULE/L2A_T40XFF_" in n for n in names)
+    assert any(n.endswith("/MTD_DS.xml") and "/DATASTRIP/DS_" in n for n in names)
+    assert any("/QI_DATA/MSK_CLDPRB_20m.jp2" in n for n in names)
+
+
+def test_l1c_has_a_single_resolution_image_folder(tmp_path: Path) -> None:
+    names = [n for n, _ in store_in(tmp_path).info(L1C).members]
+    images = [n for n in names if "/IMG_DATA/" in n]
+    bands = {n.rsplit("_", 1)[1].removesuffix(".jp2") for n in images}
+
+    assert all(n.split("/IMG_DATA/")[1].count("/") == 0 for n in images)
+    assert bands == {f"B{n:02d}" for n in range(1, 13)} | {"B8A", "TCI"}
+    assert f"{L1C.name}/MTD_MSIL1C.xml" in names
+
+
+def test_slc_has_one_raster_per_swath_and_polarisation(tmp_path: Path) -> None:
+    names = [n for n, _ in store_in(tmp_path).info(SLC).members]
+    rasters = sorted(
+        (n.split("/measurement/")[1] for n in names if "/measurement/" in n),
+        key=lambda r: r.rsplit("-", 1)[1],
+    )
+
+    assert [r.split("-")[1:4] for r in rasters] == [
+        [swath, "slc", pol] for pol in ("vh", "vv") for swath in ("iw1", "iw2", "iw3")
+    ]
+    assert [r.rsplit("-", 1)[1] for r in rasters] == [f"00{n}.tiff" for n in range(1, 7)]
+
+
+def test_file_sizes_follow_real_proportions(tmp_path: Path) -> None:
+    """A 1.1 GB L2A, laid out without writing it: bands keep their real relative sizes."""
+    layout = store_in(tmp_path, product_size_bytes=1_100_000_000).layout(S2)
+    size = {
+        m.path.rsplit("_", 2)[1] + "_" + m.path.rsplit("_", 1)[1][:-4]: m.size
+        for m in layout.members
+        if "/IMG_DATA/" in m.path
+    }
+
+    assert 0.09 < size["B04_10m"] / layout.length < 0.14
+    assert size["B04_10m"] / size["B04_20m"] == pytest.approx(4, rel=0.05)
+    assert size["B04_10m"] / size["B04_60m"] == pytest.approx(36, rel=0.05)
+    assert size["B05_20m"] / size["B05_60m"] == pytest.approx(9, rel=0.05)
+    assert size["SCL_20m"] < size["B04_60m"] < size["B04_20m"]
+    assert size["AOT_10m"] < size["WVP_60m"] < size["WVP_20m"] < size["WVP_10m"]
+
+
+def test_thumbnails_are_real_images(tmp_path: Path) -> None:
+    store = store_in(tmp_path)
+    jpeg = store.member_bytes(S2, f"{S2.name}/{S2.name[:-5]}-ql.jpg")
+    png = store.member_bytes(S1, f"{S1.name}/preview/thumbnail.png")
+    assert jpeg is not None and png is not None
+    start_of_frame = jpeg.index(b"\xff\xc0")
+    height, width = struct.unpack(">HH", jpeg[start_of_frame + 5 : start_of_frame + 9])
+
+    assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
+    assert (width, height) == (343, 343)
+    # About the 2.5 kB of a real quicklook (cdse-api.md §5.9).
+    assert 1500 < len(jpeg) < 4000
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (343, 343)

@@ -53,10 +53,13 @@ from .test_server_support import (
     token,
 )
 
+# Above the floor of a complete L2A SAFE tree (~64 kB), so every archive has exactly this size.
+SIZE = 100_000
+
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    with running(tmp_path_factory.mktemp("faults"), product_size_bytes=20_000) as emulator:
+    with running(tmp_path_factory.mktemp("faults"), product_size_bytes=SIZE) as emulator:
         yield emulator
 
 
@@ -167,9 +170,9 @@ def test_cut_closes_the_connection_after_n_bytes(emulator: Emulator, access: str
         get(emulator, access)
 
     assert status == 200
-    assert int(headers["Content-Length"]) == 20_000
+    assert int(headers["Content-Length"]) == SIZE
     assert len(body) == 1000
-    assert len(get(emulator, access).content) == 20_000
+    assert len(get(emulator, access).content) == SIZE
 
 
 def test_cut_applies_to_catalogue_pages_too(emulator: Emulator) -> None:
@@ -314,7 +317,7 @@ def test_expire_token_mid_stream_without_expire_midstream(emulator: Emulator, ac
     complete = get(emulator, access)
     later = get(emulator, access)
 
-    assert len(complete.content) == 20_000
+    assert len(complete.content) == SIZE
     assert later.status_code == 401
 
 
@@ -419,7 +422,7 @@ def test_randomize_draws_faults_for_product_gets(emulator: Emulator, access: str
 
     lengths = [len(fetch(emulator, product_url(emulator, S2), bearer(access))[2]) for _ in range(5)]
 
-    assert all(length < 20_000 for length in lengths)
+    assert all(length < SIZE for length in lengths)
     assert len(set(lengths)) > 1
     assert all(f.randomized and f.fault.kind == "cut" for f in emulator.faults.fired[-5:])
 

@@ -1,60 +1,88 @@
-"""Product archives: deterministic zips of SAFE-like folders, in memory or on disk.
+"""Product archives: deterministic zips of real SAFE trees, in memory or on disk.
 
 Every product is served as a valid zip (stored, no compression: CDSE's zipper streams
-products without recompressing them) of a folder that looks like the real product:
-``<Name>/manifest.safe`` and metadata XML, band files named as in real Sentinel-2
-granules, Sentinel-1 measurement TIFFs with their annotations, Sentinel-3 ``.nc`` files
-beside ``xfdumanifest.xml``, or the single netCDF file of a Sentinel-5P product. Clients
-that unzip, test the zip CRCs or fetch single files through Nodes see realistic paths.
+products without recompressing them) of the folder :mod:`.safe` describes: a SAFE tree
+with ``manifest.safe`` listing every file with its size and checksum, Sentinel-2 bands at
+every resolution, Sentinel-1 measurement TIFFs and annotations, Sentinel-3 ``.nc`` files
+beside ``xfdumanifest.xml``, or the single netCDF file of a Sentinel-5P product.
 
 Bytes are a pure function of the product record and the archive size: XML is rendered
 from the record, binary files are a BLAKE3 XOF stream keyed by the product id (fast,
 seekable, never the same for two products), timestamps are the sensing date. So the
-same product has the same bytes in every emulator, and the MD5/BLAKE3 the catalogue
+same product has the same bytes in every emulator, the MD5/BLAKE3 the catalogue
 publishes (:meth:`ArchiveStore.info`) are those of exactly the bytes the download host
-serves (spec §5.5).
+serves (spec §5.5), and a file has the same bytes in the zip, through Nodes and through
+a STAC asset href (all three read the same member span, §5.7). :attr:`ArchiveInfo.files`
+gives every file's MD5 and SHA3-256, which the manifest, the STAC items and the tests use.
 
 The zip writer is our own, rather than :mod:`zipfile`: it computes the complete layout
 (headers, offsets, ZIP64 records) before any byte exists, which makes the archive size
 exact (a benchmark asking for 1 GiB gets 1 073 741 824 bytes), lets Nodes serve one
 member from its offset, and lets the catalogue learn the members without building the
-file. :mod:`zipfile` reads every archive back in the tests.
+file. A SAFE tree is always complete: below its structural floor (every file at a
+minimal size) an archive is simply that floor. :mod:`zipfile` reads every archive back
+in the tests.
 
 Archives below ``memory_archive_max_bytes`` are built in memory on first use (an LRU
-bounded by ``archive_cache_bytes`` keeps them; one at ~10 KiB takes well under a
-millisecond). Larger ones are written once to ``data_dir/archives`` (temporary file,
-then an atomic rename; one build per product even under concurrent requests) with a
-JSON sidecar holding their checksums, and served from disk with ``sendfile``.
+bounded by ``archive_cache_bytes`` keeps them). Larger ones are written once to
+``data_dir/archives`` (temporary file, then an atomic rename; one build per product even
+under concurrent requests; each file written in place at its offset, the manifest last)
+with a JSON sidecar holding their checksums, and served from disk with ``sendfile``.
+
+**Native compressed form.** Sentinel-1 RAW/GRD/SLC products published less than
+``compressed_window_days`` before the emulator's clock (``config.now``) also exist as
+the native archive ``$zip`` serves (cdse-api.md §5.8): a deflated zip of the same files
+(about half the bytes, since measurement rasters compress 2:1), built on first use with
+:mod:`zipfile` and cached like the stored archive. Its size and checksums come from the
+bytes built, so a ``Locations`` entry always describes exactly what ``$zip`` serves.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
 import json
 import logging
 import os
 import queue
 import struct
 import threading
-import uuid
+import zipfile
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import blake3
 
-from .config import EmulatorConfig
-from .model import ArchiveInfo, ProductRecord
+from .config import COMPRESSED_LOCATION_STYLES, EmulatorConfig
+from .model import ArchiveInfo, FileDigest, ProductRecord
+from .safe import (
+    MANIFEST_DIGESTS,
+    FileSpec,
+    ManifestFrame,
+    manifest_entry,
+    manifest_frame,
+    product_files,
+)
 
-__all__ = ["FORMAT_VERSION", "ArchiveBody", "ArchiveLayout", "ArchiveStore", "MemberSpan"]
+__all__ = [
+    "FORMAT_VERSION",
+    "ArchiveBody",
+    "ArchiveLayout",
+    "ArchiveStore",
+    "MemberSpan",
+    "native_eligible",
+]
 
 logger = logging.getLogger("sentinel_fetch.emulator")
 
 #: Bumped whenever the bytes of an archive change, so stale files on disk are not served.
-FORMAT_VERSION = 1
+#: 2: complete SAFE trees with per-file checksums in ``manifest.safe``.
+FORMAT_VERSION = 2
 
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
@@ -77,23 +105,30 @@ _FILE_MODE = 0o100644 << 16
 # Smallest payload a binary member gets, so that even tiny archives hold real-looking data.
 _MIN_DATA_BYTES = 256
 _GENERATE_CHUNK = 4 * 1024 * 1024
+# 4-bit symbols with a skewed histogram (like SAR amplitudes): deflate keeps ~52 %.
+_NIBBLE_COUNTS = (48, 40, 34, 28, 24, 20, 16, 12, 10, 8, 6, 4, 3, 1, 1, 1)
+_NIBBLES = b"".join(bytes([0x20 + symbol]) * count for symbol, count in enumerate(_NIBBLE_COUNTS))
+# Sentinel-1 types stored natively compressed during their first month (§5.8).
+_NATIVE_TYPES = ("_RAW__", "_GRDF_", "_GRDH_", "_GRDM_", "_SLC__")
 
-_JP2 = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
-_TIFF = b"II*\x00"
-_HDF5 = b"\x89HDF\r\n\x1a\n"
-_PNG = b"\x89PNG\r\n\x1a\n"
-_XML_HEAD = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
+def native_eligible(record: ProductRecord) -> bool:
+    """Whether a product type has a native compressed form at all (S1 RAW/GRD/SLC, §5.8).
 
-@dataclass(frozen=True)
-class _FileSpec:
-    """A file of the product folder before sizing: fixed text or weighted binary data."""
-
-    path: str
-    text: bytes | None = None
-    weight: float = 1.0
-    magic: bytes = b""
-    required: bool = False
+    >>> from datetime import datetime, timezone
+    >>> when = datetime(2025, 12, 20, tzinfo=timezone.utc)
+    >>> def record(name: str) -> ProductRecord:
+    ...     return ProductRecord("x", name, "SENTINEL-1", name[4:14], when, 1)
+    >>> native_eligible(record("S1A_IW_GRDH_1SDV_x.SAFE"))
+    True
+    >>> native_eligible(record("S1A_IW_GRDH_1SDV_x_COG.SAFE"))
+    False
+    """
+    if record.collection != "SENTINEL-1" or not record.name.endswith(".SAFE"):
+        return False
+    if record.name.endswith("_COG.SAFE") or record.product_type.endswith("-COG"):
+        return False
+    return any(kind in f"_{record.product_type}" for kind in _NATIVE_TYPES)
 
 
 @dataclass(frozen=True)
@@ -105,6 +140,12 @@ class MemberSpan:
         size: file size in bytes.
         header_offset: offset of its local header.
         data_offset: offset of its first byte.
+        text: fixed content (``None`` for binary data and for the manifest).
+        magic: first bytes of binary data.
+        nibbles: binary data made of 4-bit symbols (compressible, Sentinel-1 rasters).
+        manifest: the SAFE manifest's digest style (``"sha3"``/``"md5"``), else ``None``.
+        listed: listed in the manifest.
+        mime: the manifest entry's ``mimeType``.
     """
 
     path: str
@@ -113,11 +154,19 @@ class MemberSpan:
     data_offset: int
     text: bytes | None = None
     magic: bytes = b""
+    nibbles: bool = False
+    manifest: str | None = None
+    listed: bool = True
+    mime: str = "application/octet-stream"
 
     @property
     def zip64(self) -> bool:
         """Whether the member needs ZIP64 size fields."""
         return self.size >= _LIMIT32
+
+
+#: Reads one member's bytes (the native archive copies them from the stored one).
+_ChunkReader = Callable[[MemberSpan], Iterator[memoryview]]
 
 
 @dataclass(frozen=True)
@@ -132,6 +181,9 @@ class ArchiveLayout:
     zip64_end: bool
     dos_time: int
     dos_date: int
+    manifest: ManifestFrame | None = None
+    root: str = ""
+    stamp: tuple[int, int, int, int, int, int] = (1980, 1, 1, 0, 0, 0)
 
     def member(self, path: str) -> MemberSpan | None:
         """The member stored under ``path``, or ``None``."""
@@ -156,12 +208,20 @@ class _Known:
     layout: ArchiveLayout
 
 
+@dataclass
+class _Native:
+    info: ArchiveInfo
+    path: Path | None = None
+    data: bytes | None = field(default=None, repr=False)
+
+
 class ArchiveStore:
     """Implements :class:`~sentinel_fetch.emulator.model.ArchiveSource` (plus disk access).
 
     Args:
         config: reads ``size_scale``, ``product_size_bytes``, ``min_product_size_bytes``,
-            ``memory_archive_max_bytes``, ``archive_cache_bytes`` and ``data_dir``.
+            ``memory_archive_max_bytes``, ``archive_cache_bytes``, ``data_dir``, and for
+            the native form ``now``, ``compressed_window_days`` and ``compressed_location``.
     """
 
     def __init__(self, config: EmulatorConfig) -> None:
@@ -172,6 +232,7 @@ class ArchiveStore:
         self._memory: OrderedDict[str, bytes] = OrderedDict()
         self._memory_bytes = 0
         self._build_locks: dict[str, threading.Lock] = {}
+        self._natives: OrderedDict[str, _Native] = OrderedDict()
 
     @property
     def directory(self) -> Path:
@@ -194,7 +255,7 @@ class ArchiveStore:
         return _layout(record, self.target_size(record))
 
     def info(self, record: ProductRecord) -> ArchiveInfo:
-        """Length, MD5, BLAKE3 and members of exactly the bytes served for this product.
+        """Length, MD5, BLAKE3, members and per-file digests of exactly the bytes served.
 
         The first call builds the archive (in memory, or on disk for large ones unless a
         previous run left it there); later calls are a dictionary lookup.
@@ -227,6 +288,16 @@ class ArchiveStore:
         """Offset and size of one file inside the archive (for Nodes ``$value``)."""
         return self.layout(record).member(path)
 
+    def member_bytes(self, record: ProductRecord, path: str) -> bytes | None:
+        """The bytes of one file of the archive (small files: thumbnails, manifests)."""
+        span = self.member_span(record, path)
+        if span is None:
+            return None
+        start = span.data_offset
+        return b"".join(
+            bytes(c) for c in self.iter_range(record, start, start + span.size, 1 << 20)
+        )
+
     def iter_range(
         self, record: ProductRecord, start: int, end: int, chunk_size: int
     ) -> Iterator[memoryview]:
@@ -238,15 +309,130 @@ class ArchiveStore:
                 yield body.memory[offset : min(offset + chunk_size, end)]
             return
         assert body.path is not None
-        with body.path.open("rb") as file:
-            file.seek(start)
-            position = start
-            while position < end:
-                chunk = file.read(min(chunk_size, end - position))
-                if not chunk:
-                    raise OSError(f"{body.path} is shorter than {end} bytes")
-                position += len(chunk)
-                yield memoryview(chunk)
+        yield from _file_range(body.path, start, end, chunk_size)
+
+    # Native compressed form (Sentinel-1 $zip, §5.8) ------------------------------------
+
+    def native_window_end(self, record: ProductRecord) -> datetime | None:
+        """When the native form stops being offered (``None``: it never is, for this product)."""
+        if not native_eligible(record) or record.publication is None or not record.online:
+            return None
+        return record.publication + timedelta(days=self._config.compressed_window_days)
+
+    def native_available(self, record: ProductRecord) -> bool:
+        """Whether ``$zip`` serves this product now (by the emulator's clock)."""
+        end = self.native_window_end(record)
+        return end is not None and self._config.now() < end
+
+    def native_info(self, record: ProductRecord) -> ArchiveInfo:
+        """Length and checksums of the native archive (built on first use)."""
+        return self._native(record).info
+
+    def native_body(self, record: ProductRecord) -> ArchiveBody:
+        """The native archive's bytes for serving."""
+        native = self._native(record)
+        if native.data is not None:
+            return ArchiveBody(native.info.length, memory=memoryview(native.data).toreadonly())
+        assert native.path is not None
+        return ArchiveBody(native.info.length, path=native.path)
+
+    def compressed_location(self, record: ProductRecord, base_url: str) -> dict[str, object] | None:
+        """The compressed ``Locations`` entry (§3.4, §5.8) while the native form is offered.
+
+        Its exact fields are unconfirmed, so ``config.compressed_location`` picks them:
+        ``full`` (``FormatType: "Compressed"``, own ``DownloadLink`` ``…/$zip``,
+        ``ContentLength``, ``Checksum``, ``S3Path``, and ``EvictionDate`` = end of the
+        window, as one client's test data spells it), ``no-eviction-date``, or
+        ``absent`` (no entry at all, while ``$zip`` still works).
+        """
+        style = self._config.compressed_location
+        if style == "absent" or not self.native_available(record):
+            return None
+        info = self.native_info(record)
+        end = self.native_window_end(record)
+        assert end is not None and record.publication is not None
+        stamp = _odata_time(record.publication + timedelta(minutes=3))
+        entry: dict[str, object] = {
+            "FormatType": "Compressed",
+            "DownloadLink": f"{base_url}/Products({record.id})/$zip",
+            "ContentLength": info.length,
+            "Checksum": [
+                {"Value": info.md5, "Algorithm": "MD5", "ChecksumDate": stamp},
+                {"Value": info.blake3, "Algorithm": "BLAKE3", "ChecksumDate": stamp},
+            ],
+            "S3Path": f"{_native_s3_path(record)}",
+        }
+        if style == "full":
+            entry["EvictionDate"] = _odata_time(end)
+        assert style in COMPRESSED_LOCATION_STYLES
+        return entry
+
+    def _native(self, record: ProductRecord) -> _Native:
+        with self._lock:
+            known = self._natives.get(record.id)
+            if known is not None:
+                self._natives.move_to_end(record.id)
+                return known
+            lock = self._build_locks.setdefault(f"native:{record.id}", threading.Lock())
+        with lock:
+            with self._lock:
+                known = self._natives.get(record.id)
+            if known is not None:
+                return known
+            layout = self.layout(record)
+            self.info(record)
+            if layout.length < self._config.memory_archive_max_bytes:
+                buffer = io.BytesIO()
+                _write_native(layout, buffer, self._member_chunks(record))
+                data = buffer.getvalue()
+                native = _Native(_digest_info(data), data=data)
+            else:
+                native = self._native_file(record, layout)
+            with self._lock:
+                self._natives[record.id] = native
+                while len(self._natives) > 256:
+                    self._natives.popitem(last=False)
+            return native
+
+    def _member_chunks(self, record: ProductRecord) -> _ChunkReader:
+        def read(span: MemberSpan) -> Iterator[memoryview]:
+            start = span.data_offset
+            return self.iter_range(record, start, start + span.size, _GENERATE_CHUNK)
+
+        return read
+
+    def _native_file(self, record: ProductRecord, layout: ArchiveLayout) -> _Native:
+        path = self._paths(layout)[0].with_name(f"{layout.product_id}-{layout.length}-native.zip")
+        sidecar = path.with_suffix(".json")
+        try:
+            meta = json.loads(sidecar.read_text())
+            if meta.get("version") == FORMAT_VERSION and path.stat().st_size == meta["length"]:
+                return _Native(
+                    ArchiveInfo(int(meta["length"]), str(meta["md5"]), str(meta["blake3"])),
+                    path=path,
+                )
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with temporary.open("wb") as file:
+                _write_native(layout, file, self._member_chunks(record))
+            info = _hash_file(temporary)
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        _write_json(
+            sidecar,
+            {
+                "version": FORMAT_VERSION,
+                "length": info.length,
+                "md5": info.md5,
+                "blake3": info.blake3,
+            },
+        )
+        return _Native(info, path=path)
 
     # Caches --------------------------------------------------------------------------
 
@@ -302,18 +488,50 @@ class ArchiveStore:
             return path, info
 
 
+def _file_range(path: Path, start: int, end: int, chunk_size: int) -> Iterator[memoryview]:
+    with path.open("rb") as file:
+        file.seek(start)
+        position = start
+        while position < end:
+            chunk = file.read(min(chunk_size, end - position))
+            if not chunk:
+                raise OSError(f"{path} is shorter than {end} bytes")
+            position += len(chunk)
+            yield memoryview(chunk)
+
+
+def _odata_time(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _native_s3_path(record: ProductRecord) -> str:
+    day = record.content_start.astimezone(timezone.utc).strftime("%Y/%m/%d")
+    return f"/eodata/Sentinel-1/SAR/{record.product_type}/{day}/{record.name}.zip"
+
+
 # Layout ------------------------------------------------------------------------------
 
 
 def _layout(record: ProductRecord, target: int) -> ArchiveLayout:
     """Choose the files for ``record`` and size them so the zip is ``target`` bytes."""
-    root, specs = _file_specs(record)
-    names = [(root + spec.path).encode() for spec in specs]
+    specs = product_files(record)
+    names = [spec.path.encode() for spec in specs]
+    frame: ManifestFrame | None = None
+    manifest_index = next((i for i, s in enumerate(specs) if s.manifest is not None), None)
+    if manifest_index is not None:
+        style = specs[manifest_index].manifest
+        assert style is not None
+        frame = manifest_frame(record, style)
+    root = specs[0].path.split("/", 1)[0] + "/" if "/" in specs[0].path else ""
+    fixed: dict[int, int] = {i: len(s.text) for i, s in enumerate(specs) if s.text is not None}
+    if manifest_index is not None:
+        manifest_size = _manifest_sizer(frame, specs, names, root, manifest_index)
+        fixed[manifest_index] = manifest_size({})
     # Greedy, most important files first: a scaled-down product keeps the files that fit.
     chosen: list[int] = []
     offset = central = 0
     for index, spec in enumerate(specs):
-        size = len(spec.text) if spec.text is not None else _MIN_DATA_BYTES
+        size = fixed.get(index, _MIN_DATA_BYTES)
         local = _LOCAL.size + len(names[index]) + (20 if size >= _LIMIT32 else 0)
         entry = _CENTRAL.size + len(names[index]) + _central_extra_size(size, offset)
         end = _end_size(len(chosen) + 1, central + entry, offset + local + size)
@@ -322,11 +540,20 @@ def _layout(record: ProductRecord, target: int) -> ArchiveLayout:
         chosen.append(index)
         offset += local + size
         central += entry
-    sizes = _distribute(names, specs, chosen, target)
+    sizes = _distribute(names, specs, chosen, target, fixed)
+    if manifest_index is not None:
+        # The manifest lists the sizes it shares the archive with: settle both together.
+        # Its length only grows here, so this ends; any slack becomes trailing spaces.
+        for _ in range(16):
+            needed = manifest_size(sizes)
+            if needed <= fixed[manifest_index]:
+                break
+            fixed[manifest_index] = needed
+            sizes = _distribute(names, specs, chosen, target, fixed)
     # Rounding can leave the filler below its floor: then give up optional files one by one.
-    while _total(names, specs, chosen, sizes) != target and not specs[chosen[-1]].required:
+    while _total(names, chosen, sizes) != target and not specs[chosen[-1]].required:
         chosen.pop()
-        sizes = _distribute(names, specs, chosen, target)
+        sizes = _distribute(names, specs, chosen, target, fixed)
     stamp = _dos_stamp(record.content_start)
     offset = 0
     members: list[MemberSpan] = []
@@ -342,6 +569,10 @@ def _layout(record: ProductRecord, target: int) -> ArchiveLayout:
                 data_offset=offset + header,
                 text=spec.text,
                 magic=spec.magic,
+                nibbles=spec.nibbles,
+                manifest=spec.manifest,
+                listed=spec.listed,
+                mime=spec.mime,
             )
         )
         offset += header + size
@@ -351,6 +582,7 @@ def _layout(record: ProductRecord, target: int) -> ArchiveLayout:
     )
     zip64_end = _needs_zip64_end(len(members), central_size, offset)
     length = offset + central_size + _end_size(len(members), central_size, offset)
+    moment = record.content_start.astimezone(timezone.utc)
     return ArchiveLayout(
         product_id=record.id,
         length=length,
@@ -360,7 +592,59 @@ def _layout(record: ProductRecord, target: int) -> ArchiveLayout:
         zip64_end=zip64_end,
         dos_time=stamp[0],
         dos_date=stamp[1],
+        manifest=frame,
+        root=root,
+        stamp=(
+            min(max(moment.year, 1980), 2107),
+            moment.month,
+            moment.day,
+            moment.hour,
+            moment.minute,
+            moment.second // 2 * 2,
+        ),
     )
+
+
+def _manifest_sizer(
+    frame: ManifestFrame | None,
+    specs: list[FileSpec],
+    names: list[bytes],
+    root: str,
+    manifest_index: int,
+) -> Callable[[dict[int, int]], int]:
+    """Bytes of the manifest as a function of the listed files' sizes.
+
+    Digests have a fixed width, so an entry's length is a constant plus the digits of its
+    size: the constants are measured once per layout.
+    """
+    assert frame is not None
+    fixed = len(frame.head) + len(frame.tail)
+    listed: list[tuple[int, int, int]] = []
+    skeleton = _entry_skeleton(frame.style)
+    for index, spec in enumerate(specs):
+        if index == manifest_index or not spec.listed:
+            continue
+        relative = names[index][len(root) :]
+        if b"&" in relative or b"<" in relative or b'"' in relative:
+            base = len(manifest_entry(frame.style, relative.decode(), 0, "", spec.mime)) - 1
+            base += MANIFEST_DIGESTS[frame.style][1]
+        else:
+            # The identifier and the href each spell the path once.
+            base = skeleton + 2 * len(relative) + len(spec.mime)
+        default = len(spec.text) if spec.text is not None else _MIN_DATA_BYTES
+        listed.append((index, base, default))
+
+    def size_of(sizes: dict[int, int]) -> int:
+        return fixed + sum(base + len(str(sizes.get(i, d))) for i, base, d in listed)
+
+    return size_of
+
+
+@functools.lru_cache(maxsize=4)
+def _entry_skeleton(style: str) -> int:
+    """Length of a manifest entry without its path (twice), mime type and size digits."""
+    digits = MANIFEST_DIGESTS[style][1]
+    return len(manifest_entry(style, "", 0, "0" * digits, "")) - 1
 
 
 def _needs_zip64_end(count: int, central_size: int, central_offset: int) -> bool:
@@ -378,44 +662,45 @@ def _central_extra_size(size: int, header_offset: int) -> int:
     return 4 + 8 * count if count else 0
 
 
-def _total(
-    names: list[bytes], specs: list[_FileSpec], chosen: list[int], sizes: dict[int, int]
-) -> int:
+def _total(names: list[bytes], chosen: list[int], sizes: dict[int, int]) -> int:
     """Archive length for these files at these sizes."""
     offset = 0
     central = 0
     for index in chosen:
-        spec = specs[index]
-        size = len(spec.text) if spec.text is not None else sizes[index]
+        size = sizes[index]
         central += _CENTRAL.size + len(names[index]) + _central_extra_size(size, offset)
         offset += _LOCAL.size + len(names[index]) + (20 if size >= _LIMIT32 else 0) + size
     return offset + central + _end_size(len(chosen), central, offset)
 
 
 def _distribute(
-    names: list[bytes], specs: list[_FileSpec], chosen: list[int], target: int
+    names: list[bytes],
+    specs: list[FileSpec],
+    chosen: list[int],
+    target: int,
+    fixed: dict[int, int],
 ) -> dict[int, int]:
-    """Sizes of the chosen files: text at its length, binary files share the rest by weight.
+    """Sizes of the chosen files: fixed ones as given, binary files share the rest by weight.
 
     Each binary file gets the floor plus its weighted share of what is left; the largest
     absorbs rounding and any ZIP64 fields its own size switches on, so the total lands
     exactly on ``target`` whenever the floor allows.
     """
-    sizes = {i: len(specs[i].text or b"") for i in chosen if specs[i].text is not None}
-    binary = [i for i in chosen if specs[i].text is None]
+    sizes = {i: fixed[i] for i in chosen if i in fixed}
+    binary = [i for i in chosen if i not in fixed]
     if not binary:
         return sizes
     for i in binary:
         sizes[i] = _MIN_DATA_BYTES
-    spare = max(0, target - _total(names, specs, chosen, sizes))
-    weight = sum(specs[i].weight for i in binary)
+    spare = max(0, target - _total(names, chosen, sizes))
+    weight = sum(specs[i].weight for i in binary) or 1.0
     filler = max(binary, key=lambda i: (specs[i].weight, -i))
     for i in binary:
         if i != filler:
             sizes[i] += int(spare * specs[i].weight / weight)
     sizes[filler] += spare - sum(sizes[i] - _MIN_DATA_BYTES for i in binary if i != filler)
     for _ in range(4):
-        gap = target - _total(names, specs, chosen, sizes)
+        gap = target - _total(names, chosen, sizes)
         if gap == 0 or sizes[filler] + gap < _MIN_DATA_BYTES:
             break
         sizes[filler] += gap
@@ -441,17 +726,38 @@ def _product_key(product_id: str) -> bytes:
 
 
 def _member_chunks(span: MemberSpan, key: bytes, chunk: int) -> Iterator[bytes]:
-    """A member's bytes in chunks: its text, or its magic number then keyed XOF output."""
+    """A binary or text member's bytes in chunks (never the manifest: it is rendered)."""
     if span.text is not None:
         yield span.text
         return
     stream = blake3.blake3(span.path.encode(), key=key)
     for start in range(0, span.size, chunk):
         data = stream.digest(length=min(chunk, span.size - start), seek=start)
+        if span.nibbles:
+            data = data.translate(_NIBBLES)
         if start < len(span.magic):
             head = span.magic[start : start + len(data)]
             data = head + data[len(head) :]
         yield data
+
+
+def _render_manifest(layout: ArchiveLayout, digests: dict[str, FileDigest], size: int) -> bytes:
+    """The manifest listing the archive's other files with their sizes and checksums."""
+    frame = layout.manifest
+    assert frame is not None
+    parts = [frame.head]
+    for span in layout.members:
+        if span.manifest is not None or not span.listed:
+            continue
+        digest = digests[span.path]
+        value = digest.sha3_256 if frame.style == "sha3" else digest.md5
+        relative = span.path[len(layout.root) :]
+        parts.append(manifest_entry(frame.style, relative, span.size, value, span.mime))
+    body = b"".join(parts)
+    slack = size - len(body) - len(frame.tail)
+    if slack < 0:
+        raise AssertionError("the manifest does not fit its planned size")
+    return body + b" " * slack + frame.tail
 
 
 def _local_header(layout: ArchiveLayout, span: MemberSpan, crc: int) -> bytes:
@@ -556,24 +862,44 @@ def _central_directory(layout: ArchiveLayout, crcs: list[int]) -> bytes:
     return data
 
 
+def _digest(span: MemberSpan, data: bytes | memoryview) -> FileDigest:
+    return FileDigest(
+        span.path,
+        span.size,
+        hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        hashlib.sha3_256(data).hexdigest(),
+    )
+
+
 def _build_in_memory(layout: ArchiveLayout) -> tuple[bytes, ArchiveInfo]:
     key = _product_key(layout.product_id)
     buffer = bytearray(layout.length)
     view = memoryview(buffer)
-    crcs: list[int] = []
+    crcs: dict[str, int] = {}
+    digests: dict[str, FileDigest] = {}
+    manifest: MemberSpan | None = None
     for span in layout.members:
+        if span.manifest is not None:
+            manifest = span
+            continue
         end = span.data_offset + span.size
-        if span.text is not None:
-            buffer[span.data_offset : end] = span.text
-        else:
-            stream = blake3.blake3(span.path.encode(), key=key)
-            buffer[span.data_offset : end] = stream.digest(length=span.size)
-            head = span.magic[: span.size]
-            buffer[span.data_offset : span.data_offset + len(head)] = head
-        crc = zlib.crc32(view[span.data_offset : end])
-        crcs.append(crc)
-        buffer[span.header_offset : span.data_offset] = _local_header(layout, span, crc)
-    buffer[layout.central_offset :] = _central_directory(layout, crcs)
+        position = span.data_offset
+        for data in _member_chunks(span, key, max(span.size, 1)):
+            buffer[position : position + len(data)] = data
+            position += len(data)
+        content = view[span.data_offset : end]
+        crcs[span.path] = zlib.crc32(content)
+        digests[span.path] = _digest(span, content)
+    if manifest is not None:
+        text = _render_manifest(layout, digests, manifest.size)
+        buffer[manifest.data_offset : manifest.data_offset + manifest.size] = text
+        crcs[manifest.path] = zlib.crc32(text)
+        digests[manifest.path] = _digest(manifest, text)
+    for span in layout.members:
+        buffer[span.header_offset : span.data_offset] = _local_header(layout, span, crcs[span.path])
+    buffer[layout.central_offset :] = _central_directory(
+        layout, [crcs[m.path] for m in layout.members]
+    )
     view.release()
     data = bytes(buffer)
     info = ArchiveInfo(
@@ -581,81 +907,143 @@ def _build_in_memory(layout: ArchiveLayout) -> tuple[bytes, ArchiveInfo]:
         md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
         blake3=blake3.blake3(data).hexdigest(),
         members=tuple((m.path, m.size) for m in layout.members),
+        files=tuple(digests[m.path] for m in layout.members),
     )
     return data, info
 
 
 class _Hasher(threading.Thread):
-    """MD5 and BLAKE3 in a second thread: MD5 (~750 MB/s) would otherwise set the pace."""
+    """Hashes a stream of chunks in a second thread (hashlib releases the GIL on big chunks).
 
-    def __init__(self) -> None:
+    Args:
+        names: ``"md5"``, ``"sha3"``, ``"blake3"``: the digests to compute.
+    """
+
+    def __init__(self, *names: str) -> None:
         super().__init__(name="emulator-archive-hash", daemon=True)
-        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.blake3 = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        self.chunks: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=16)
+        self.md5 = hashlib.md5(usedforsecurity=False) if "md5" in names else None
+        self.sha3 = hashlib.sha3_256() if "sha3" in names else None
+        self.blake3 = blake3.blake3(max_threads=blake3.blake3.AUTO) if "blake3" in names else None
 
     def run(self) -> None:
         while True:
             chunk = self.chunks.get()
             if chunk is None:
                 return
-            self.md5.update(chunk)
-            self.blake3.update(chunk)
+            for hasher in (self.md5, self.sha3, self.blake3):
+                if hasher is not None:
+                    hasher.update(chunk)
 
 
 def _build_on_disk(layout: ArchiveLayout, path: Path, sidecar: Path) -> ArchiveInfo:
-    """Write the archive to a temporary file, hash it on the way, then rename it in place."""
+    """Write every file in place (the manifest last), then hash the whole archive.
+
+    Each file is generated once; its CRC is taken on the way and its MD5 and SHA3-256 in
+    a second thread. Headers go in once the CRCs are known, the manifest once every
+    other digest is. A final read of the (page-cached) file gives the archive's MD5 and
+    BLAKE3. The temporary file is renamed into place only when complete.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     key = _product_key(layout.product_id)
-    hasher = _Hasher()
-    hasher.start()
-    crcs: list[int] = []
+    crcs: dict[str, int] = {}
+    digests: dict[str, FileDigest] = {}
     logger.debug("building %s (%d bytes)", path.name, layout.length)
     try:
         with temporary.open("wb") as file:
+            manifest: MemberSpan | None = None
             for span in layout.members:
+                if span.manifest is not None:
+                    manifest = span
+                    continue
+                file.seek(span.data_offset)
+                hasher = _Hasher("md5", "sha3")
+                hasher.start()
                 crc = 0
-                for data in _member_chunks(span, key, _GENERATE_CHUNK):
-                    crc = zlib.crc32(data, crc)
-                crcs.append(crc)
-                header = _local_header(layout, span, crc)
-                file.write(header)
-                hasher.chunks.put(header)
-                for data in _member_chunks(span, key, _GENERATE_CHUNK):
-                    file.write(data)
-                    hasher.chunks.put(data)
-            tail = _central_directory(layout, crcs)
-            file.write(tail)
-            hasher.chunks.put(tail)
-        hasher.chunks.put(None)
-        hasher.join()
+                try:
+                    for data in _member_chunks(span, key, _GENERATE_CHUNK):
+                        crc = zlib.crc32(data, crc)
+                        hasher.chunks.put(data)
+                        file.write(data)
+                finally:
+                    hasher.chunks.put(None)
+                    hasher.join()
+                assert hasher.md5 is not None and hasher.sha3 is not None
+                crcs[span.path] = crc
+                digests[span.path] = FileDigest(
+                    span.path, span.size, hasher.md5.hexdigest(), hasher.sha3.hexdigest()
+                )
+            if manifest is not None:
+                text = _render_manifest(layout, digests, manifest.size)
+                file.seek(manifest.data_offset)
+                file.write(text)
+                crcs[manifest.path] = zlib.crc32(text)
+                digests[manifest.path] = _digest(manifest, text)
+            for span in layout.members:
+                file.seek(span.header_offset)
+                file.write(_local_header(layout, span, crcs[span.path]))
+            file.seek(layout.central_offset)
+            file.write(_central_directory(layout, [crcs[m.path] for m in layout.members]))
         if temporary.stat().st_size != layout.length:
             raise OSError(f"{temporary} has the wrong size")
+        whole = _hash_file(temporary)
         os.replace(temporary, path)
     except BaseException:
-        hasher.chunks.put(None)
         temporary.unlink(missing_ok=True)
         raise
     info = ArchiveInfo(
         length=layout.length,
-        md5=hasher.md5.hexdigest(),
-        blake3=hasher.blake3.hexdigest(),
+        md5=whole.md5,
+        blake3=whole.blake3,
         members=tuple((m.path, m.size) for m in layout.members),
+        files=tuple(digests[m.path] for m in layout.members),
     )
-    side_temporary = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
-    side_temporary.write_text(
-        json.dumps(
-            {
-                "version": FORMAT_VERSION,
-                "length": info.length,
-                "md5": info.md5,
-                "blake3": info.blake3,
-            }
-        )
+    _write_json(
+        sidecar,
+        {
+            "version": FORMAT_VERSION,
+            "length": info.length,
+            "md5": info.md5,
+            "blake3": info.blake3,
+            "files": [[f.path, f.size, f.md5, f.sha3_256] for f in info.files],
+        },
     )
-    os.replace(side_temporary, sidecar)
     return info
+
+
+def _hash_file(path: Path) -> ArchiveInfo:
+    """Length, MD5 and BLAKE3 of a file (read in 4 MiB chunks, hashed in a second thread)."""
+    hasher = _Hasher("md5", "blake3")
+    hasher.start()
+    length = 0
+    try:
+        with path.open("rb", buffering=0) as file:
+            while True:
+                chunk = file.read(_GENERATE_CHUNK)
+                if not chunk:
+                    break
+                length += len(chunk)
+                hasher.chunks.put(chunk)
+    finally:
+        hasher.chunks.put(None)
+        hasher.join()
+    assert hasher.md5 is not None and hasher.blake3 is not None
+    return ArchiveInfo(length, hasher.md5.hexdigest(), hasher.blake3.hexdigest())
+
+
+def _digest_info(data: bytes) -> ArchiveInfo:
+    return ArchiveInfo(
+        len(data),
+        hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        blake3.blake3(data).hexdigest(),
+    )
+
+
+def _write_json(path: Path, payload: dict[str, object]) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.write_text(json.dumps(payload))
+    os.replace(temporary, path)
 
 
 def _read_sidecar(path: Path, sidecar: Path, layout: ArchiveLayout) -> ArchiveInfo | None:
@@ -669,6 +1057,8 @@ def _read_sidecar(path: Path, sidecar: Path, layout: ArchiveLayout) -> ArchiveIn
         or meta.get("version") != FORMAT_VERSION
         or meta.get("length") != layout.length
         or size != layout.length
+        or not isinstance(meta.get("files"), list)
+        or [f[0] for f in meta["files"]] != [m.path for m in layout.members]
     ):
         return None
     return ArchiveInfo(
@@ -676,340 +1066,20 @@ def _read_sidecar(path: Path, sidecar: Path, layout: ArchiveLayout) -> ArchiveIn
         md5=str(meta["md5"]),
         blake3=str(meta["blake3"]),
         members=tuple((m.path, m.size) for m in layout.members),
+        files=tuple(FileDigest(str(p), int(s), str(m), str(h)) for p, s, m, h in meta["files"]),
     )
 
 
-# What is inside each kind of product ---------------------------------------------------
-
-
-def _xml(root: str, body: str) -> bytes:
-    return _XML_HEAD + f"<{root}>\n{body}</{root}>\n".encode()
-
-
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _manifest(record: ProductRecord, root: str = "xfdu:XFDU") -> bytes:
-    """A small SAFE manifest naming the product and its acquisition time."""
-    body = (
-        f"  <informationPackageMap>\n"
-        f'    <contentUnit unitType="SAFE Archive Information Package"'
-        f' textInfo="{record.name}" dmdID="acquisitionPeriod platform"/>\n'
-        f"  </informationPackageMap>\n"
-        f"  <metadataSection>\n"
-        f'    <metadataObject ID="acquisitionPeriod"><startTime>{_iso(record.content_start)}'
-        f"</startTime></metadataObject>\n"
-        f'    <metadataObject ID="platform"><familyName>{record.collection}</familyName>'
-        f"<productType>{record.product_type}</productType></metadataObject>\n"
-        f'    <metadataObject ID="identifier"><uuid>{record.id}</uuid></metadataObject>\n'
-        f"  </metadataSection>\n"
-    )
-    return _xml(root, body)
-
-
-def _metadata(record: ProductRecord, root: str, extra: str = "") -> bytes:
-    body = (
-        f"  <General_Info>\n    <PRODUCT_URI>{record.name}</PRODUCT_URI>\n"
-        f"    <PRODUCT_TYPE>{record.product_type}</PRODUCT_TYPE>\n"
-        f"    <PRODUCT_START_TIME>{_iso(record.content_start)}</PRODUCT_START_TIME>\n"
-        f"    <SPACECRAFT_NAME>{record.name[:3]}</SPACECRAFT_NAME>\n{extra}  </General_Info>\n"
-    )
-    return _xml(root, body)
-
-
-def _orbit(record: ProductRecord) -> int:
-    return uuid.UUID(record.id).int % 90_000 + 10_000 if _is_uuid(record.id) else 12_345
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _compact(moment: datetime) -> str:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y%m%dT%H%M%S")
-
-
-def _file_specs(record: ProductRecord) -> tuple[str, list[_FileSpec]]:
-    """``(root prefix, files)`` for the product, most important files first."""
-    name = record.name
-    if name.endswith(".SAFE"):
-        if name.startswith("S2") or record.collection == "SENTINEL-2":
-            return name + "/", _sentinel2(record)
-        if name.startswith("S1") or record.collection == "SENTINEL-1":
-            return name + "/", _sentinel1(record)
-        return name + "/", _generic(record)
-    if name.endswith(".SEN3"):
-        return name + "/", _sentinel3(record)
-    if "." in name.rsplit("_", 1)[-1]:
-        # A single-file product (S5P .nc, S1 AUX .EOF, .tgz...): the zip holds that file.
-        magic = _HDF5 if name.endswith(".nc") else _XML_HEAD if name.endswith(".EOF") else b""
-        return "", [_FileSpec(name, magic=magic, required=True)]
-    if record.collection.startswith("LANDSAT"):
-        return name + "/", _landsat(record)
-    return name + "/", _generic(record)
-
-
-def _sentinel2(record: ProductRecord) -> list[_FileSpec]:
-    parts = record.name[: -len(".SAFE")].split("_")
-    level = "L2A" if len(parts) > 1 and "L2A" in parts[1] else "L1C"
-    start = parts[2] if len(parts) > 2 else _compact(record.content_start)
-    tile = parts[5][1:] if len(parts) > 5 and parts[5].startswith("T") else "32TQM"
-    discriminator = parts[6] if len(parts) > 6 else start
-    granule = f"GRANULE/{level}_T{tile}_A{_orbit(record):06d}_{discriminator}/"
-    stem = f"T{tile}_{start}"
-    files = [
-        _FileSpec("manifest.safe", text=_manifest(record), required=True),
-        _FileSpec(
-            f"MTD_MSI{level}.xml",
-            text=_metadata(record, f"n1:Level-{level[1:]}_User_Product"),
-            required=True,
-        ),
-    ]
-    bands: list[tuple[str, float]]
-    if level == "L2A":
-        bands = [
-            (f"IMG_DATA/R10m/{stem}_B04_10m.jp2", 1.0),
-            (f"IMG_DATA/R10m/{stem}_B03_10m.jp2", 1.0),
-            (f"IMG_DATA/R10m/{stem}_B02_10m.jp2", 1.0),
-            (f"IMG_DATA/R10m/{stem}_B08_10m.jp2", 1.0),
-            (f"IMG_DATA/R10m/{stem}_TCI_10m.jp2", 1.1),
-            (f"IMG_DATA/R10m/{stem}_AOT_10m.jp2", 0.1),
-            (f"IMG_DATA/R10m/{stem}_WVP_10m.jp2", 0.3),
-            (f"IMG_DATA/R20m/{stem}_B05_20m.jp2", 0.27),
-            (f"IMG_DATA/R20m/{stem}_B06_20m.jp2", 0.27),
-            (f"IMG_DATA/R20m/{stem}_B07_20m.jp2", 0.27),
-            (f"IMG_DATA/R20m/{stem}_B8A_20m.jp2", 0.27),
-            (f"IMG_DATA/R20m/{stem}_B11_20m.jp2", 0.27),
-            (f"IMG_DATA/R20m/{stem}_B12_20m.jp2", 0.27),
-            (f"IMG_DATA/R20m/{stem}_SCL_20m.jp2", 0.05),
-            (f"IMG_DATA/R60m/{stem}_B01_60m.jp2", 0.03),
-            (f"IMG_DATA/R60m/{stem}_B09_60m.jp2", 0.03),
-        ]
-    else:
-        bands = [
-            (f"IMG_DATA/{stem}_{band}.jp2", weight)
-            for band, weight in (
-                ("B04", 1.0),
-                ("B03", 1.0),
-                ("B02", 1.0),
-                ("B08", 1.0),
-                ("TCI", 1.1),
-                ("B05", 0.27),
-                ("B06", 0.27),
-                ("B07", 0.27),
-                ("B8A", 0.27),
-                ("B11", 0.27),
-                ("B12", 0.27),
-                ("B01", 0.03),
-                ("B09", 0.03),
-                ("B10", 0.03),
-            )
-        ]
-    files.append(_FileSpec(granule + bands[0][0], weight=bands[0][1], magic=_JP2, required=True))
-    files.append(
-        _FileSpec(
-            granule + "MTD_TL.xml",
-            text=_metadata(
-                record, "n1:Level-" + level[1:] + "_Tile_ID", f"    <TILE_ID>T{tile}</TILE_ID>\n"
-            ),
-        )
-    )
-    files += [_FileSpec(granule + path, weight=weight, magic=_JP2) for path, weight in bands[1:]]
-    return files
-
-
-def _sentinel1(record: ProductRecord) -> list[_FileSpec]:
-    parts = record.name[: -len(".SAFE")].split("_")
-    if len(parts) >= 9:
-        mission, mode, kind, klass = parts[0].lower(), parts[1].lower(), parts[2], parts[3]
-        start, stop, orbit, datatake = parts[4], parts[5], parts[6], parts[7]
-    else:
-        mission, mode, kind, klass = record.name[:3].lower(), "iw", "GRDH", "1SDV"
-        start = stop = _compact(record.content_start)
-        orbit, datatake = f"{_orbit(record):06d}", "000000"
-    product = kind[:3].lower().rstrip("_")
-    polarisation = {
-        "DV": ["vv", "vh"],
-        "DH": ["hh", "hv"],
-        "SV": ["vv"],
-        "SH": ["hh"],
-        "HH": ["hh"],
-        "VV": ["vv"],
-    }.get(klass[2:4], ["vv"])
-    if product == "slc" and mode in ("iw", "ew"):
-        swaths = [f"{mode}{n}" for n in range(1, 4 if mode == "iw" else 6)]
-    else:
-        swaths = [mode]
-    files = [_FileSpec("manifest.safe", text=_manifest(record), required=True)]
-    measurements: list[_FileSpec] = []
-    annotations: list[_FileSpec] = []
-    index = 1
-    for swath in swaths:
-        for pol in polarisation:
-            stem = (
-                f"{mission}-{swath}-{product}-{pol}-{start.lower()}-{stop.lower()}-"
-                f"{orbit.lower()}-{datatake.lower()}-{index:03d}"
-            )
-            measurements.append(
-                _FileSpec(f"measurement/{stem}.tiff", magic=_TIFF, required=index == 1)
-            )
-            annotation = _metadata(
-                record,
-                "product",
-                f"    <swath>{swath.upper()}</swath><polarisation>{pol.upper()}</polarisation>\n",
-            )
-            annotations.append(
-                _FileSpec(f"annotation/{stem}.xml", text=annotation, required=index == 1)
-            )
-            annotations.append(
-                _FileSpec(
-                    f"annotation/calibration/calibration-{stem}.xml",
-                    text=_xml(
-                        "calibration", f"  <adsHeader><swath>{swath.upper()}</swath></adsHeader>\n"
-                    ),
-                )
-            )
-            annotations.append(
-                _FileSpec(
-                    f"annotation/calibration/noise-{stem}.xml",
-                    text=_xml(
-                        "noise", f"  <adsHeader><swath>{swath.upper()}</swath></adsHeader>\n"
-                    ),
-                )
-            )
-            index += 1
-    files.append(measurements[0])
-    files.append(annotations[0])
-    files += measurements[1:]
-    files += annotations[1:]
-    files.append(_FileSpec("preview/quick-look.png", weight=0.001, magic=_PNG))
-    files.append(
-        _FileSpec("preview/map-overlay.kml", text=_xml("kml", f"  <name>{record.name}</name>\n"))
-    )
-    return files
-
-
-_S3_FILES: dict[str, list[str]] = {
-    "OL_1": [f"Oa{n:02d}_radiance.nc" for n in range(1, 22)]
-    + [
-        "geo_coordinates.nc",
-        "instrument_data.nc",
-        "qualityFlags.nc",
-        "tie_geo_coordinates.nc",
-        "tie_geometries.nc",
-        "tie_meteo.nc",
-        "time_coordinates.nc",
-    ],
-    "OL_2_W": [f"Oa{n:02d}_reflectance.nc" for n in range(1, 22)]
-    + [
-        "chl_nn.nc",
-        "chl_oc4me.nc",
-        "iop_nn.nc",
-        "iwv.nc",
-        "par.nc",
-        "trsp.nc",
-        "tsm_nn.nc",
-        "w_aer.nc",
-        "wqsf.nc",
-        "geo_coordinates.nc",
-        "time_coordinates.nc",
-    ],
-    "OL_2_L": [
-        "ogvi.nc",
-        "otci.nc",
-        "iwv.nc",
-        "rc_ogvi.nc",
-        "lqsf.nc",
-        "geo_coordinates.nc",
-        "tie_geo_coordinates.nc",
-        "tie_geometries.nc",
-        "tie_meteo.nc",
-        "time_coordinates.nc",
-    ],
-    "SL_1": [f"S{n}_radiance_an.nc" for n in range(1, 7)]
-    + [
-        "S7_BT_in.nc",
-        "S8_BT_in.nc",
-        "S9_BT_in.nc",
-        "F1_BT_fn.nc",
-        "F2_BT_in.nc",
-        "geodetic_an.nc",
-        "geodetic_in.nc",
-        "flags_an.nc",
-        "flags_in.nc",
-        "indices_an.nc",
-        "met_tx.nc",
-        "time_an.nc",
-        "viscal.nc",
-    ],
-    "SL_2_LST": [
-        "LST_in.nc",
-        "LST_ancillary_ds.nc",
-        "cartesian_in.nc",
-        "cartesian_tx.nc",
-        "flags_in.nc",
-        "geodetic_in.nc",
-        "geodetic_tx.nc",
-        "geometry_tn.nc",
-        "indices_in.nc",
-        "met_tx.nc",
-        "time_in.nc",
-    ],
-    "SR": ["enhanced_measurement.nc", "standard_measurement.nc", "reduced_measurement.nc"],
-    "SY_2_SYN": [f"Syn_Oa{n:02d}_reflectance.nc" for n in range(1, 22)]
-    + [f"Syn_S{n}N_reflectance.nc" for n in range(1, 7)]
-    + ["Syn_AMIN.nc", "geolocation.nc", "flags.nc", "time.nc", "tiepoints_olci.nc"],
-    "SY_2_V": ["B0.nc", "B2.nc", "B3.nc", "MIR.nc", "NDVI.nc", "geolocation.nc", "time.nc"],
-}
-
-
-def _sentinel3(record: ProductRecord) -> list[_FileSpec]:
-    product_type = record.name[4:15]
-    for prefix in ("OL_2_W", "OL_2_L", "SL_2_LST", "SY_2_SYN", "SY_2_V", "OL_1", "SL_1", "SR"):
-        if product_type.startswith(prefix):
-            names = _S3_FILES[prefix]
-            break
-    else:
-        names = ["measurement.nc", "geo_coordinates.nc", "time_coordinates.nc"]
-    files = [_FileSpec("xfdumanifest.xml", text=_manifest(record), required=True)]
-    files += [
-        _FileSpec(
-            n,
-            weight=0.2 if "geo" in n or "time" in n or "tie" in n else 1.0,
-            magic=_HDF5,
-            required=i == 0,
-        )
-        for i, n in enumerate(names)
-    ]
-    return files
-
-
-def _landsat(record: ProductRecord) -> list[_FileSpec]:
-    stem = record.name
-    files = [
-        _FileSpec(f"{stem}_MTL.xml", text=_metadata(record, "LANDSAT_METADATA_FILE"), required=True)
-    ]
-    files += [
-        _FileSpec(f"{stem}_B{n}.TIF", weight=1.0, magic=_TIFF, required=n == 1)
-        for n in range(1, 12)
-    ]
-    files.append(_FileSpec(f"{stem}_QA_PIXEL.TIF", weight=0.1, magic=_TIFF))
-    return files
-
-
-def _generic(record: ProductRecord) -> list[_FileSpec]:
-    return [
-        _FileSpec("manifest.safe", text=_manifest(record), required=True),
-        _FileSpec("measurement/data_01.tif", magic=_TIFF, required=True),
-        _FileSpec("measurement/data_02.tif", magic=_TIFF),
-        _FileSpec("measurement/data_03.tif", magic=_TIFF),
-    ]
+def _write_native(
+    layout: ArchiveLayout, out: io.BufferedIOBase | io.BytesIO, read: _ChunkReader
+) -> None:
+    """The native archive: the same files, deflated (level 1, fixed timestamps)."""
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for span in layout.members:
+            entry = zipfile.ZipInfo(span.path, date_time=layout.stamp)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = _FILE_MODE
+            entry.create_system = 3
+            with archive.open(entry, "w", force_zip64=span.size >= 1 << 31) as member:
+                for chunk in read(span):
+                    member.write(chunk)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CATALOGUE_NOW",
+    "COMPRESSED_LOCATION_STYLES",
     "DEMO_PASSWORD",
     "DEMO_USERNAME",
     "PATCHABLE_FIELDS",
@@ -16,6 +21,19 @@ __all__ = [
 
 DEMO_USERNAME = "demo@sentinel-fetch.test"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 (public demo account of the emulator)
+
+#: The emulator's default "now" for the archive (not for tokens): just after the last
+#: publication of the synthetic catalogue (which covers 2019-2025), so the products of its
+#: last month are inside Sentinel-1's 30-day native ``$zip`` window (cdse-api.md §5.8):
+#: about 1,100 Sentinel-1 GRD/SLC products, 1.1 % of them, with the default seed.
+CATALOGUE_NOW = datetime(2026, 1, 3, tzinfo=timezone.utc)
+
+#: Values of ``compressed_location`` (the compressed ``Locations`` entry's fields).
+COMPRESSED_LOCATION_STYLES = ("full", "no-eviction-date", "absent")
+
+
+def _catalogue_now() -> datetime:
+    return CATALOGUE_NOW
 
 
 def default_data_dir() -> Path:
@@ -86,6 +104,31 @@ class EmulatorConfig:
             ones are written once under ``data_dir`` and served from disk.
         archive_cache_bytes: memory budget of the in-memory archive cache (LRU).
         max_request_events: how many request events the stats keep (oldest dropped).
+        zipper_port, stac_port, quicklook_port, quicklook_files_port: the other origins
+            (0: free ports): the download host's old name serving the same paths (the
+            host of STAC's per-file URLs, spec §1, §9.6), the STAC API (§9), the
+            thumbnail host of STAC items and the second origin it redirects to (§5.9).
+        now: the archive's clock (UTC, aware): the ``$zip`` window counts against it.
+            Tests inject their own; tokens keep the wall clock.
+        compressed_window_days: how long after ``PublicationDate`` Sentinel-1 RAW/GRD/SLC
+            keep their native compressed form (spec §5.8: "one month").
+        compressed_location: fields of the compressed ``Locations`` entry, unconfirmed
+            (§5.8): ``full``, ``no-eviction-date`` or ``absent``.
+        compressed_expired_status: status of ``$zip`` after the window (unknown, §15).
+        node_range_supported: honour ``Range`` on Nodes ``$value`` (unknown, §5.7), on
+            top of ``range_supported``.
+        nodes_count_as_streams: a Nodes file GET takes one of the user's stream slots
+            ([INFERRED] §5.7: it shares the download quota).
+        stac_requests_per_s: per-client STAC rate (CDSE ≈ 5/s, §9.4); above it 429 with
+            the WAF body and ``Retry-After``; ``None`` switches the limiter off.
+        stac_retry_after_s: the ``Retry-After`` of that 429 (CDSE: 2).
+        stac_clock: monotonic seconds for the rate limiter (tests inject their own).
+        stac_default_limit / stac_max_limit: items per page when ``limit`` is absent, and
+            the cap a larger ``limit`` is cut to (stac-fastapi-pgstac: 10 and 10 000).
+        stac_malformed_metadata_checksums: metadata XML assets carry the MD5 multihash
+            code with a 32-byte (SHA3-256) digest, as CDSE's do (§9.7); off: a real MD5.
+        quicklook_failure_share: share of products whose STAC thumbnail answers 403 or
+            404 (§5.9: "some quicklooks answer 403 or 404"), chosen by product id.
     """
 
     seed: int = 20231001
@@ -118,6 +161,23 @@ class EmulatorConfig:
     memory_archive_max_bytes: int = 8 * 1024 * 1024
     archive_cache_bytes: int = 256 * 1024 * 1024
     max_request_events: int = 10_000
+    zipper_port: int = 0
+    stac_port: int = 0
+    quicklook_port: int = 0
+    quicklook_files_port: int = 0
+    now: Callable[[], datetime] = _catalogue_now
+    compressed_window_days: float = 30.0
+    compressed_location: str = "full"
+    compressed_expired_status: int = 404
+    node_range_supported: bool = True
+    nodes_count_as_streams: bool = True
+    stac_requests_per_s: float | None = 5.0
+    stac_retry_after_s: float = 2.0
+    stac_clock: Callable[[], float] = time.monotonic
+    stac_default_limit: int = 10
+    stac_max_limit: int = 10_000
+    stac_malformed_metadata_checksums: bool = True
+    quicklook_failure_share: float = 0.0
 
     def patch(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply run-time changes (the admin endpoint's ``PATCH config``).
@@ -166,10 +226,26 @@ PATCHABLE_FIELDS: dict[str, str] = {
     "offline_status": "int",
     "count_offset": "signed int",
     "catalogue_quoted_keys": "bool",
+    "compressed_window_days": "float",
+    "compressed_location": "choice:" + ",".join(COMPRESSED_LOCATION_STYLES),
+    "compressed_expired_status": "int",
+    "node_range_supported": "bool",
+    "nodes_count_as_streams": "bool",
+    "stac_requests_per_s": "float?",
+    "stac_retry_after_s": "float",
+    "stac_default_limit": "int",
+    "stac_max_limit": "int",
+    "stac_malformed_metadata_checksums": "bool",
+    "quicklook_failure_share": "float",
 }
 
 
 def _coerce(name: str, value: Any, kind: str) -> Any:
+    if kind.startswith("choice:"):
+        choices = kind.removeprefix("choice:").split(",")
+        if value in choices:
+            return value
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     if kind.endswith("?"):
         if value is None:
             return None

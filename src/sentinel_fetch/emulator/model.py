@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 __all__ = [
     "ArchiveInfo",
     "ArchiveSource",
+    "CompressedArchives",
+    "FileDigest",
     "Handler",
     "ProductRecord",
     "ProductStore",
@@ -89,6 +91,8 @@ class ProductRecord:
         online: ``False`` for Deferred Available Data (not downloadable).
         legacy: an older product whose catalogue entry has ``Checksum: []`` and
             ``ContentLength: 0`` (the bytes are still served, with a Content-Length).
+        publication: ``PublicationDate`` (UTC, aware), when the store knows it; the
+            Sentinel-1 native ``$zip`` window counts from it (cdse-api.md §5.8).
     """
 
     id: str
@@ -99,6 +103,24 @@ class ProductRecord:
     nominal_size: int
     online: bool = True
     legacy: bool = False
+    publication: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """One file of a product archive: where it is and the digests of exactly its bytes.
+
+    Attributes:
+        path: path inside the zip (``<Name>/GRANULE/…/B04_10m.jp2``).
+        size: bytes.
+        md5: lower-case hex MD5.
+        sha3_256: lower-case hex SHA3-256 (what STAC ``file:checksum`` encodes, §9.7).
+    """
+
+    path: str
+    size: int
+    md5: str
+    sha3_256: str
 
 
 @dataclass(frozen=True)
@@ -110,6 +132,8 @@ class ArchiveInfo:
     blake3: str
     #: ``(path inside the zip, size)`` of every file, for the Nodes listing.
     members: tuple[tuple[str, int], ...] = ()
+    #: Per-file digests, in archive order (empty where a source does not compute them).
+    files: tuple[FileDigest, ...] = ()
 
 
 class ProductStore(Protocol):
@@ -131,4 +155,18 @@ class ArchiveSource(Protocol):
         self, record: ProductRecord, start: int, end: int, chunk_size: int
     ) -> Iterator[memoryview]:
         """Bytes ``start``..``end - 1`` of the archive, in chunks of at most ``chunk_size``."""
+        ...
+
+
+@runtime_checkable
+class CompressedArchives(Protocol):
+    """An archive source that also has Sentinel-1's native compressed form (``$zip``, §5.8)."""
+
+    def compressed_location(self, record: ProductRecord, base_url: str) -> dict[str, object] | None:
+        """The second ``Locations`` entry of a product inside its window, else ``None``.
+
+        Args:
+            record: the product.
+            base_url: ``scheme://host:port/odata/v1`` the ``DownloadLink`` points at.
+        """
         ...

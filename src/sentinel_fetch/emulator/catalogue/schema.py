@@ -81,6 +81,7 @@ class ProductRow(NamedTuple):
             nominal_size=self.nominal_size,
             online=bool(self.online),
             legacy=bool(self.legacy),
+            publication=to_datetime(self.publication_us),
         )
 
 
