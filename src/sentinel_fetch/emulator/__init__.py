@@ -108,6 +108,8 @@ class Emulator:
         identity_url: realm base, ``…/auth/realms/CDSE``.
         catalogue_url: ``…/odata/v1`` on the catalogue host.
         download_url: ``…/odata/v1`` on the download host.
+        zipper_url: ``…/odata/v1`` on the download host's second origin (the host of the
+            per-file URLs in STAC items, spec §1, §9.6): same app, same stream slots.
         ca_bundle: PEM file of the CA to trust, or ``None`` over plain HTTP.
     """
 
@@ -125,6 +127,7 @@ class Emulator:
         self.identity_url = ""
         self.catalogue_url = ""
         self.download_url = ""
+        self.zipper_url = ""
         self.ca_bundle: Path | None = None
         self._given_store = store
         self._catalogue_factory = catalogue
@@ -162,10 +165,12 @@ class Emulator:
             identity_origin = server.bind("identity", config.identity_port)
             catalogue_origin = server.bind("catalogue", config.catalogue_port)
             download_origin = server.bind("download", config.download_port)
+            zipper_origin = server.bind("zipper", config.zipper_port)
             identity.set_base_url(identity_origin)
             self.identity_url = identity_origin + REALM_PATH
             self.catalogue_url = catalogue_origin + "/odata/v1"
             self.download_url = download_origin + "/odata/v1"
+            self.zipper_url = zipper_origin + "/odata/v1"
             self._catalogue_origin = catalogue_origin
             download = DownloadHost(
                 config,
@@ -178,6 +183,7 @@ class Emulator:
             server.mount("identity", PureApp(identity.handle))
             server.mount("catalogue", PureApp(catalogue_handler(download_origin)))
             server.mount("download", download)
+            server.mount("zipper", download)
             server.mount_admin(
                 AdminApp(config=config, faults=self.faults, stats=self.stats, identity=identity)
             )

@@ -1,14 +1,26 @@
 """The download host ("zipper", spec §5, §6): product archives and single files (Nodes).
 
+The same app answers on two origins, ``download`` and ``zipper`` (the host's old name,
+which STAC items still use for their per-file URLs, spec §1, §9.6); both share one
+stream limiter, so a user's slots are counted across them.
+
 Routes, on ``/odata/v1``:
 
 - ``GET|HEAD Products(<id>)/$value``: the product's zip. Needs a token (``Authorization:
   Bearer`` or ``?token=``, spec §5.1).
+- ``GET|HEAD Products(<id>)/$zip``: the Sentinel-1 native compressed archive, inside
+  ``compressed_window_days`` of publication (§5.8); after it
+  ``compressed_expired_status`` (the real answer is unknown, §15), and 404 for products
+  that have no native form.
 - ``GET Products(<id>)/Nodes``, ``…/Nodes(<name>)/Nodes``…: the folder tree, key
-  ``result``, files with ``ChildrenNumber`` 0, listing a file gives an empty list; no
-  token needed (spec §5.1).
-- ``GET|HEAD Products(<id>)/Nodes(<name>)/…/Nodes(<file>)/$value``: one file's bytes
-  (token needed, counts against the stream limit like a product).
+  ``result``: folders with ``ContentLength`` 0 and their ``ChildrenNumber``, files with
+  their size and ``ChildrenNumber`` 0; listing a file gives an empty list; no token
+  needed (spec §5.7).
+- ``GET|HEAD Products(<id>)/Nodes(<name>)/…/Nodes(<file>)/$value``: one file's bytes,
+  exactly those inside the zip (token needed; counts against the stream limit like a
+  product unless ``nodes_count_as_streams`` is off; ``Range`` as ``range_supported``
+  and ``node_range_supported`` allow). Node names are unquoted: ``Nodes('<name>')`` is
+  400 ``DAT-ZIP-104`` "Malformed OData request path" (§5.7, quoted from CDSE).
 
 Checks, in this order [INFERRED: the zipper is a FastAPI-style service, whose auth
 dependency runs before path validation]: token (401 ``DAT-ZIP-604`` "Token not found" when
@@ -170,6 +182,8 @@ class _Served:
     content_type: str
     filename: str
     etag: str
+    #: ``$value``, ``$zip`` or the file's path inside the archive (for the stats).
+    resource: str
 
 
 class DownloadHost:
@@ -214,17 +228,23 @@ class DownloadHost:
         rest = match["rest"]
         nodes = _NODE.findall(rest)
         tail = _NODE.sub("", rest)
-        if tail not in ("/$value", "/Nodes") or (tail == "/$value" and rest.endswith(")")):
+        if rest == "/$zip":
+            tail = rest
+        elif tail not in ("/$value", "/Nodes") or (tail == "/$value" and rest.endswith(")")):
             exchange.respond(Response.json(404, {"detail": "Not Found"}))
             return
         if request.method not in ("GET", "HEAD"):
             exchange.respond(Response.json(405, {"detail": "Method Not Allowed"}))
             return
-        names = [n.strip("'") for n in nodes]
+        if any(n.startswith("'") or n.endswith("'") for n in nodes):
+            exchange.respond(
+                Response.json(400, error_body("DAT-ZIP-104", "Malformed OData request path"))
+            )
+            return
         if tail == "/Nodes":
-            self._list_nodes(exchange, product_id, names)
+            self._list_nodes(exchange, product_id, nodes)
         else:
-            self._value(exchange, product_id, names)
+            self._value(exchange, product_id, nodes, native=tail == "/$zip")
 
     # Nodes -------------------------------------------------------------------------
 
@@ -270,7 +290,9 @@ class DownloadHost:
 
     # $value --------------------------------------------------------------------------
 
-    def _value(self, exchange: Exchange, product_id: str, names: list[str]) -> None:
+    def _value(
+        self, exchange: Exchange, product_id: str, names: list[str], *, native: bool = False
+    ) -> None:
         request = exchange.request
         token = bearer_token(request)
         check = self._identity.check_access_token(token)
@@ -301,7 +323,12 @@ class DownloadHost:
                 )
             )
             return
-        served = self._resolve(record, names)
+        if native:
+            served = self._resolve_native(exchange, record)
+            if served is None:
+                return
+        else:
+            served = self._resolve(record, names)
         if served is None:
             exchange.respond(_not_found("Node not found"))
             return
@@ -318,8 +345,10 @@ class DownloadHost:
                 "application/zip",
                 f"{record.name}.zip",
                 f'"{info.md5}"',
+                "$value",
             )
-        span = self._archives.member_span(record, "/".join(names))
+        path = "/".join(names)
+        span = self._archives.member_span(record, path)
         if span is None:
             return None
         return _Served(
@@ -330,6 +359,37 @@ class DownloadHost:
             "application/octet-stream",
             names[-1],
             f'"{info.md5}-{span.data_offset:x}"',
+            path,
+        )
+
+    def _resolve_native(self, exchange: Exchange, record: ProductRecord) -> _Served | None:
+        """The native archive, or ``None`` after answering that there is none (now)."""
+        end = self._archives.native_window_end(record)
+        if end is None:
+            exchange.respond(_not_found("Product has no compressed form"))
+            return None
+        if not self._archives.native_available(record):
+            exchange.respond(
+                Response.json(
+                    self._config.compressed_expired_status,
+                    error_body(
+                        None,
+                        "The compressed product is offered only during the first month "
+                        "after publication: download $value instead",
+                    ),
+                )
+            )
+            return None
+        info = self._archives.native_info(record)
+        return _Served(
+            record,
+            info,
+            0,
+            info.length,
+            "application/zip",
+            f"{record.name}.zip",
+            f'"{info.md5}"',
+            "$zip",
         )
 
     def _send(self, exchange: Exchange, served: _Served, user: str, token: str) -> None:
@@ -342,10 +402,12 @@ class DownloadHost:
             ("Content-Disposition", content_disposition(served.filename)),
             ("ETag", served.etag),
         ]
-        if config.range_supported:
+        node = served.resource not in ("$value", "$zip")
+        ranges = config.range_supported and (config.node_range_supported or not node)
+        if ranges:
             headers.append(("Accept-Ranges", "bytes"))
         wanted = None
-        if config.range_supported:
+        if ranges:
             if_range = request.headers.get("if-range")
             if if_range is None or if_range.strip() == served.etag:
                 wanted = parse_range(request.headers.get("range"), total)
@@ -383,7 +445,8 @@ class DownloadHost:
         if request.method == "HEAD":
             exchange.send_head(status, headers, final=True)
             return
-        if not self.limiter.acquire(user, config.max_concurrent_downloads):
+        counted = config.nodes_count_as_streams or not node
+        if counted and not self.limiter.acquire(user, config.max_concurrent_downloads):
             extra = []
             if config.retry_after_s is not None:
                 extra.append(("Retry-After", str(max(0, int(-(-config.retry_after_s // 1))))))
@@ -393,7 +456,10 @@ class DownloadHost:
             return
         # Taken only once the stream is sure to start, so a refused request uses up no rule.
         faults += self._faults.take_body(target)
-        body = self._archives.body(served.record)
+        if served.resource == "$zip":
+            body = self._archives.native_body(served.record)
+        else:
+            body = self._archives.body(served.record)
         source: memoryview | Path | None = body.memory if body.memory is not None else body.path
         assert source is not None
         first, after = served.offset + start, served.offset + end
@@ -420,12 +486,13 @@ class DownloadHost:
             # The slot is given back just before the last write: a client that starts its
             # next download the moment one completes must never meet a stale count.
             nonlocal released
-            if not released:
+            if not released and counted:
                 released = True
                 self.limiter.release(user)
                 self._stats.stream_finished(user)
 
-        self._stats.stream_started(user)
+        if counted:
+            self._stats.stream_started(user)
         try:
             exchange.send_head(status, headers)
             exchange.send_body(
@@ -443,6 +510,7 @@ class DownloadHost:
                     before_last_write=release,
                     chunked=chunked,
                     extra_bytes=trailing_bytes,
+                    file_path=served.resource,
                 ),
             )
         finally:

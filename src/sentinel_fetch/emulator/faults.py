@@ -108,7 +108,7 @@ __all__ = [
 ]
 
 #: The emulator's hosts, as fault rules name them.
-HOSTS = ("identity", "catalogue", "download")
+HOSTS = ("identity", "catalogue", "download", "zipper", "stac", "quicklook", "quicklook-files")
 
 #: What a ``status`` rule's ``echo`` may quote from the request.
 ECHOES = ("password", "authorization")
@@ -130,7 +130,8 @@ class Fault:
     """Common fields of every fault rule.
 
     Attributes:
-        host: ``identity``, ``catalogue`` or ``download`` (default).
+        host: ``identity``, ``catalogue``, ``download`` (default), ``zipper``, ``stac``,
+            ``quicklook`` or ``quicklook-files``.
         times: how many matching requests the rule fires for; ``-1`` = always.
         product: only requests for this product (id or name).
         path_contains: only requests whose path contains this text.

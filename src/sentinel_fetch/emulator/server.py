@@ -145,6 +145,8 @@ class StreamOptions:
             that header instead of ``Content-Length``).
         extra_bytes: bytes (zeros) sent after the body inside the chunked stream; ``-1``
             until the client goes away (``chunked`` only).
+        file_path: bytes sent are also counted for this file of the product (a Nodes
+            path, ``$value`` or ``$zip``), so tests can tell which files were fetched.
     """
 
     faults: Sequence[Fault] = ()
@@ -155,6 +157,7 @@ class StreamOptions:
     before_last_write: Callable[[], None] | None = None
     chunked: bool = False
     extra_bytes: int = 0
+    file_path: str | None = None
 
 
 def encode_body(
@@ -704,7 +707,7 @@ class Exchange:
                 if options.product_id is not None:
                     # Counted before the write, so the count is complete when the client
                     # has the bytes; a write that fails over-counts by at most one chunk.
-                    self.server.stats.add_product_bytes(options.product_id, size)
+                    self.server.stats.add_product_bytes(options.product_id, size, options.file_path)
                 if last:
                     self.bytes_sent = total
                     if options.before_last_write is not None:
@@ -1113,7 +1116,7 @@ def status_fault_response(
         quoted = f"{fault.message or _reason(status)} ({_echoed(fault.echo, request)})"
         return Response.json(status, error_body(fault.code, quoted), headers)
     if fault.code is None and fault.message is None:
-        if status == 429 and host == "catalogue":
+        if status == 429 and host in ("catalogue", "stac"):
             return Response.json(
                 status, {"error": "WAF", "message": "Rate limit exceeded", "status": 429}, headers
             )

@@ -25,7 +25,8 @@ class RequestEvent:
 
     Attributes:
         time: wall-clock time the answer finished (``time.time()``).
-        host: ``identity``, ``catalogue`` or ``download``.
+        host: ``identity``, ``catalogue``, ``download``, ``zipper``, ``stac``,
+            ``quicklook`` or ``quicklook-files``.
         method: HTTP method.
         path: URL path (percent-decoded), without the query.
         status: status sent (0 if the connection died before any status was sent).
@@ -65,6 +66,7 @@ class Stats:
         self._refreshes: Counter[str] = Counter()
         self._requests: Counter[tuple[str, int]] = Counter()
         self._bytes: Counter[str] = Counter()
+        self._file_bytes: Counter[tuple[str, str]] = Counter()
         self._current_streams: Counter[str] = Counter()
         self._peak_streams: Counter[str] = Counter()
         self._current_total = 0
@@ -110,11 +112,26 @@ class Stats:
                 del self._current_streams[user]
             self._current_total -= 1
 
-    def add_product_bytes(self, product_id: str, count: int) -> None:
-        """``count`` more bytes of this product were handed to a socket."""
+    def add_product_bytes(self, product_id: str, count: int, file_path: str | None = None) -> None:
+        """``count`` more bytes of this product were handed to a socket.
+
+        Args:
+            product_id: the product.
+            count: bytes.
+            file_path: which file they belong to: a path inside the archive (Nodes),
+                ``$value`` (the archive) or ``$zip`` (the native archive).
+        """
         if count:
             with self._lock:
                 self._bytes[product_id] += count
+                if file_path is not None:
+                    self._file_bytes[(product_id, file_path)] += count
+
+    def add_file_bytes(self, product_id: str, file_path: str, count: int) -> None:
+        """Bytes of one file sent outside the product streams (thumbnails)."""
+        if count:
+            with self._lock:
+                self._file_bytes[(product_id, file_path)] += count
 
     def record_request(self, event: RequestEvent) -> None:
         """One answered request (the status counters and the log)."""
@@ -176,6 +193,29 @@ class Stats:
             if product_id is None:
                 return sum(self._bytes.values())
             return self._bytes[product_id]
+
+    def bytes_by_file(self, product_id: str | None = None) -> dict[str, dict[str, int]]:
+        """Bytes sent per product and file: ``{product id: {file: bytes}}``.
+
+        A file is a path inside the archive (a Nodes ``$value`` or a STAC asset href),
+        ``$value`` for the whole archive or ``$zip`` for the native archive. So a test
+        can assert exactly which files a band-level download fetched.
+        """
+        with self._lock:
+            found: dict[str, dict[str, int]] = {}
+            for (product, path), count in sorted(self._file_bytes.items()):
+                if product_id is None or product == product_id:
+                    found.setdefault(product, {})[path] = count
+            return found
+
+    def requests_by_host(self) -> dict[str, int]:
+        """Answered requests per host (``identity``, ``catalogue``, ``download``, ``zipper``,
+        ``stac``, ``quicklook``, ``quicklook-files``)."""
+        with self._lock:
+            totals: Counter[str] = Counter()
+            for (host, _), count in self._requests.items():
+                totals[host] += count
+            return dict(sorted(totals.items()))
 
     @property
     def throttled(self) -> int:
@@ -245,6 +285,10 @@ class Stats:
                 },
                 "requests": by_host,
                 "bytes_served": dict(self._bytes),
+                "bytes_by_file": {
+                    f"{product}/{path}": count
+                    for (product, path), count in sorted(self._file_bytes.items())
+                },
                 "throttled": self._throttled,
                 "range_requests": self._range_requests,
                 "events": [asdict(e) for e in recent],
@@ -259,6 +303,7 @@ class Stats:
             self._refreshes.clear()
             self._requests.clear()
             self._bytes.clear()
+            self._file_bytes.clear()
             self._peak_streams = Counter(self._current_streams)
             self._peak_total = self._current_total
             self._throttled = 0

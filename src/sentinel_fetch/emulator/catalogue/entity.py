@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sentinel_fetch.emulator.model import ArchiveSource
+from sentinel_fetch.emulator.model import ArchiveSource, CompressedArchives
 
 from . import quirks
 from .attributes import render_attributes
@@ -182,7 +182,7 @@ class EntityRenderer:
                     }
                 ]
             else:
-                entity["Locations"] = [
+                locations: list[dict[str, object]] = [
                     {
                         "FormatType": "Extracted",
                         "DownloadLink": f"{self._base}/Products({product_id})/$value",
@@ -191,4 +191,10 @@ class EntityRenderer:
                         "S3Path": path,
                     }
                 ]
+                # Sentinel-1 inside its first month adds the native compressed form (§5.8).
+                if isinstance(self._archives, CompressedArchives):
+                    compressed = self._archives.compressed_location(row.record(), self._base)
+                    if compressed is not None:
+                        locations.append(compressed)
+                entity["Locations"] = locations
         return entity

@@ -2,7 +2,7 @@
 
 Routes (cdse-api.md §3.1): ``GET Products?…`` search, ``GET Products(<id>)`` entity
 (a bare UUID; the quoted ``Products('<id>')`` only with ``catalogue_quoted_keys``),
-``GET|HEAD Products(<id>)/$value`` redirect to the download host, ``POST
+``GET|HEAD Products(<id>)/$value`` (and ``/$zip``) redirect to the download host, ``POST
 Products/OData.CSC.FilterList``, ``GET Attributes(<COLLECTION>)``, ``GET Assets(<id>)/$value``.
 Anything else is a 404 JSON body.
 
@@ -241,8 +241,8 @@ class _Catalogue:
             key, _, rest = resource[len("Products(") :].partition(")")
             if rest == "":
                 return self._entity(request, self._product_id(key))
-            if rest == "/$value":
-                return self._redirect(request, self._product_id(key))
+            if rest in ("/$value", "/$zip"):
+                return self._redirect(request, self._product_id(key), rest)
             raise _not_found()
         if resource.startswith("Attributes(") and resource.endswith(")") and reading:
             listing = attribute_listing(_unquote_key(resource[len("Attributes(") : -1]))
@@ -363,10 +363,10 @@ class _Catalogue:
         entity.update(renderer.render(row, select, expand))
         return Response.json(200, entity)
 
-    def _redirect(self, request: Request, product_id: str) -> Response:
-        # The catalogue hands downloads to the download host (§5.2); whether the product
-        # exists is the download host's business, as on CDSE.
-        location = f"{self.download_base_url}{PREFIX}Products({product_id})/$value"
+    def _redirect(self, request: Request, product_id: str, rest: str = "/$value") -> Response:
+        # The catalogue hands downloads (and the S1 native $zip, §5.8) to the download
+        # host (§5.2); whether the product exists is the download host's business, as on CDSE.
+        location = f"{self.download_base_url}{PREFIX}Products({product_id}){rest}"
         if request.raw_query:
             location += "?" + request.raw_query
         return Response(301, [("Location", location), ("Content-Length", "0")], b"")
