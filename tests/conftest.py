@@ -35,13 +35,26 @@ _SWITCHES = (
     "count_offset",
     "session_limit_answer",
     "catalogue_quoted_keys",
+    "now",
+    "compressed_location",
+    "compressed_expired_status",
+    "node_range_supported",
+    "nodes_count_as_streams",
+    "stac_requests_per_s",
+    "stac_clock",
+    "stac_default_limit",
+    "stac_max_limit",
+    "stac_malformed_metadata_checksums",
+    "quicklook_failure_share",
 )
 
 
 @pytest.fixture(scope="session")
 def cdse_session() -> Iterator[Emulator]:
     """The session's emulator (HTTPS, real synthetic catalogue)."""
-    with Emulator(EmulatorConfig(size_scale=TEST_SIZE_SCALE)) as emulator:
+    # STAC's rate limit (5 requests/s) is off here: only its own tests switch it on.
+    config = EmulatorConfig(size_scale=TEST_SIZE_SCALE, stac_requests_per_s=None)
+    with Emulator(config) as emulator:
         yield emulator
 
 

@@ -212,7 +212,7 @@ def test_start_and_stop_leave_no_threads_or_sockets(tmp_path: Path) -> None:
     streaming.start()
     idle = socket.create_connection(address(emulator.catalogue_url))
     assert emulator.stats.wait_for(lambda s: s.current_streams() == 1)
-    assert len(listening_ports() - ports_before) == 4
+    assert len(listening_ports() - ports_before) == 7
 
     began = time.monotonic()
     emulator.stop()

@@ -1,4 +1,4 @@
-"""A real HTTP server that behaves like CDSE (identity, catalogue, download).
+"""A real HTTP server that behaves like CDSE (identity, catalogue, download, STAC).
 
 Every client test, the demo and every benchmark talk to this emulator over loopback
 sockets: it follows our specification of CDSE (``shared/cdse-api.md``), never the client,
@@ -48,9 +48,10 @@ from .faults import (
     fault_from_dict,
 )
 from .identity import REALM_PATH, IdentityProvider, totp_code
-from .model import ArchiveSource, Handler, ProductStore
+from .model import ArchiveSource, Handler, ProductStore, Request, Response
 from .server import EmulatorServer, PureApp
 from .stats import RequestEvent, Stats
+from .thumbnails import files_handler, redirect_handler
 from .tls import load_or_create, server_context
 
 __all__ = [
@@ -89,7 +90,10 @@ CatalogueFactory = Callable[[ProductStore, ArchiveSource, str], Handler]
 
 
 class Emulator:
-    """The three CDSE hosts on loopback ports, with faults, stats and an admin endpoint.
+    """The CDSE hosts on loopback ports, with faults, stats and an admin endpoint.
+
+    Seven origins: identity, catalogue, download and its old name zipper, STAC, and the
+    two thumbnail hosts of STAC items (the one they name, and the one it redirects to).
 
     The constructor does no I/O; :meth:`start` opens the catalogue, binds the ports and
     starts serving (archives are built lazily, when first listed or downloaded).
@@ -110,6 +114,9 @@ class Emulator:
         download_url: ``…/odata/v1`` on the download host.
         zipper_url: ``…/odata/v1`` on the download host's second origin (the host of the
             per-file URLs in STAC items, spec §1, §9.6): same app, same stream slots.
+        stac_url: ``…/v1`` of the STAC API (spec §9).
+        quicklook_url: ``…/odata/v1`` of the thumbnail host STAC items point at; it
+            redirects to a second origin that serves the images (spec §5.9).
         ca_bundle: PEM file of the CA to trust, or ``None`` over plain HTTP.
     """
 
@@ -128,6 +135,8 @@ class Emulator:
         self.catalogue_url = ""
         self.download_url = ""
         self.zipper_url = ""
+        self.stac_url = ""
+        self.quicklook_url = ""
         self.ca_bundle: Path | None = None
         self._given_store = store
         self._catalogue_factory = catalogue
@@ -140,7 +149,7 @@ class Emulator:
     # Lifecycle ---------------------------------------------------------------------
 
     def start(self) -> Emulator:
-        """Open the catalogue, bind the three ports and start serving; returns ``self``."""
+        """Open the catalogue, bind the ports and start serving; returns ``self``."""
         if self._server is not None:
             return self
         config = self.config
@@ -166,11 +175,16 @@ class Emulator:
             catalogue_origin = server.bind("catalogue", config.catalogue_port)
             download_origin = server.bind("download", config.download_port)
             zipper_origin = server.bind("zipper", config.zipper_port)
+            stac_origin = server.bind("stac", config.stac_port)
+            quicklook_origin = server.bind("quicklook", config.quicklook_port)
+            files_origin = server.bind("quicklook-files", config.quicklook_files_port)
             identity.set_base_url(identity_origin)
             self.identity_url = identity_origin + REALM_PATH
             self.catalogue_url = catalogue_origin + "/odata/v1"
             self.download_url = download_origin + "/odata/v1"
             self.zipper_url = zipper_origin + "/odata/v1"
+            self.stac_url = stac_origin + "/v1"
+            self.quicklook_url = quicklook_origin + "/odata/v1"
             self._catalogue_origin = catalogue_origin
             download = DownloadHost(
                 config,
@@ -184,6 +198,12 @@ class Emulator:
             server.mount("catalogue", PureApp(catalogue_handler(download_origin)))
             server.mount("download", download)
             server.mount("zipper", download)
+            server.mount("stac", PureApp(self._stac(store, identity_origin)))
+            server.mount("quicklook", PureApp(redirect_handler(files_origin)))
+            server.mount(
+                "quicklook-files",
+                PureApp(files_handler(config, store, self.archives, self.stats)),
+            )
             server.mount_admin(
                 AdminApp(config=config, faults=self.faults, stats=self.stats, identity=identity)
             )
@@ -258,6 +278,7 @@ class Emulator:
             "SENTINEL_FETCH_IDENTITY_URL": self.identity_url,
             "SENTINEL_FETCH_CATALOGUE_URL": self.catalogue_url,
             "SENTINEL_FETCH_DOWNLOAD_URL": self.download_url,
+            "SENTINEL_FETCH_STAC_URL": self.stac_url,
             "CDSE_USERNAME": DEMO_USERNAME,
             "CDSE_PASSWORD": password,
         }
@@ -305,6 +326,36 @@ class Emulator:
         return store, lambda origin: make_catalogue_handler(
             catalogue_store, self.archives, origin, self.config
         )
+
+    def _stac(self, store: ProductStore, identity_origin: str) -> Handler:
+        """The STAC API over the real catalogue; without it, every request is a 503.
+
+        Imported here, like the catalogue, so that importing the emulator stays cheap.
+        """
+        from .catalogue import CatalogueStore
+
+        if not isinstance(store, CatalogueStore):
+
+            def unavailable(request: Request) -> Response:
+                return Response.json(
+                    503,
+                    {
+                        "code": "ServiceUnavailable",
+                        "description": "this emulator runs without the synthetic catalogue",
+                    },
+                )
+
+            return unavailable
+        from .stac import ItemLinks, StacApp
+
+        links = ItemLinks(
+            stac="",
+            zipper=self.zipper_url,
+            download=self.download_url,
+            quicklook=self.quicklook_url,
+            realm=identity_origin + REALM_PATH,
+        )
+        return StacApp(self.config, store, self.archives, links)
 
     def _close_store(self, store: ProductStore) -> None:
         if store is self._given_store:

@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line of the standalone emulator."""
     parse = argparse.ArgumentParser(
         prog="python -m sentinel_fetch.emulator",
-        description="Run a local CDSE emulator (identity, catalogue, download) until Ctrl+C.",
+        description="Run a local CDSE emulator (identity, catalogue, download, STAC) until Ctrl+C.",
     )
     parse.add_argument("--no-tls", action="store_true", help="serve plain HTTP instead of HTTPS")
     parse.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -52,7 +52,10 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="identity on N, catalogue on N+1, download on N+2 (default: free ports)",
+        help=(
+            "identity on N, catalogue N+1, download N+2, zipper N+3, STAC N+4, quicklook "
+            "N+5 and N+6 (default: free ports)"
+        ),
     )
     parse.add_argument("--scale", type=float, metavar="F", help="archive size = nominal × F")
     parse.add_argument(
@@ -64,6 +67,12 @@ def parser() -> argparse.ArgumentParser:
     parse.add_argument("--no-range", action="store_true", help="ignore Range headers")
     parse.add_argument(
         "--max-downloads", type=int, metavar="N", help="concurrent streams per user (default 4)"
+    )
+    parse.add_argument(
+        "--stac-rate",
+        type=float,
+        metavar="N",
+        help="STAC requests per second per client before 429 (CDSE: about 5; 0: no limit)",
     )
     parse.add_argument("--data-dir", type=Path, metavar="D", help="cache folder")
     parse.add_argument("--seed", type=int, help="seed of the synthetic catalogue")
@@ -82,6 +91,10 @@ def config_from(arguments: argparse.Namespace) -> EmulatorConfig:
         config.identity_port = arguments.port_base
         config.catalogue_port = arguments.port_base + 1
         config.download_port = arguments.port_base + 2
+        config.zipper_port = arguments.port_base + 3
+        config.stac_port = arguments.port_base + 4
+        config.quicklook_port = arguments.port_base + 5
+        config.quicklook_files_port = arguments.port_base + 6
     if arguments.scale is not None:
         config.size_scale = arguments.scale
     if arguments.product_size is not None:
@@ -92,6 +105,8 @@ def config_from(arguments: argparse.Namespace) -> EmulatorConfig:
         config.range_supported = False
     if arguments.max_downloads is not None:
         config.max_concurrent_downloads = arguments.max_downloads
+    if arguments.stac_rate is not None:
+        config.stac_requests_per_s = arguments.stac_rate or None
     if arguments.data_dir is not None:
         config.data_dir = arguments.data_dir
     if arguments.seed is not None:

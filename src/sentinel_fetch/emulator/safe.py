@@ -49,6 +49,8 @@ from .images import thumbnail_jpeg, thumbnail_png
 from .model import ProductRecord
 
 __all__ = [
+    "L1C_IMAGES",
+    "L2A_IMAGES",
     "MANIFEST_DIGESTS",
     "FileSpec",
     "ManifestFrame",
@@ -282,7 +284,7 @@ def _simple_manifest(record: ProductRecord, root: str = "xfdu:XFDU") -> bytes:
 # Sentinel-2 ---------------------------------------------------------------------------
 
 #: Reference sizes (MB) of the L2A image files of cdse-api.md §8.5, per resolution folder.
-_L2A_IMAGES: dict[int, tuple[tuple[str, float], ...]] = {
+L2A_IMAGES: dict[int, tuple[tuple[str, float], ...]] = {
     10: (
         ("B02", 135.0),
         ("B03", 135.0),
@@ -328,7 +330,7 @@ _L2A_IMAGES: dict[int, tuple[tuple[str, float], ...]] = {
 }
 
 #: L1C bands at their native resolution (one IMG_DATA folder), reference sizes in MB.
-_L1C_IMAGES = (
+L1C_IMAGES = (
     ("B01", 3.5),
     ("B02", 110.0),
     ("B03", 110.0),
@@ -424,7 +426,7 @@ def _sentinel2(record: ProductRecord) -> list[FileSpec]:
     ]
     masks: tuple[tuple[str, float], ...]
     if level == "L2A":
-        for resolution, bands in _L2A_IMAGES.items():
+        for resolution, bands in L2A_IMAGES.items():
             files += [
                 FileSpec(
                     f"{granule}IMG_DATA/R{resolution}m/{stem}_{band}_{resolution}m.jp2",
@@ -445,7 +447,7 @@ def _sentinel2(record: ProductRecord) -> list[FileSpec]:
     else:
         files += [
             FileSpec(f"{granule}IMG_DATA/{stem}_{band}.jp2", weight=weight, magic=_JP2)
-            for band, weight in _L1C_IMAGES
+            for band, weight in L1C_IMAGES
         ]
         masks = (("MSK_CLASSI_B00.jp2", 0.05), (f"{stem}_PVI.jp2", 0.9))
         reports = ("GENERAL_QUALITY.xml", "FORMAT_CORRECTNESS.xml", "SENSOR_QUALITY.xml")

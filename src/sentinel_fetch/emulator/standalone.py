@@ -31,6 +31,9 @@ def describe(emulator: Emulator) -> list[str]:
         f"  identity:  {emulator.identity_url}",
         f"  catalogue: {emulator.catalogue_url}",
         f"  download:  {emulator.download_url}",
+        f"  zipper:    {emulator.zipper_url}",
+        f"  STAC:      {emulator.stac_url}",
+        f"  quicklook: {emulator.quicklook_url}",
         f"  admin:     {emulator.admin_url}/",
         f"  account:   {env['CDSE_USERNAME']} / {env['CDSE_PASSWORD']}",
     ]
