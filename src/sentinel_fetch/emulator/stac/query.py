@@ -724,6 +724,16 @@ PROPERTIES: dict[str, tuple[str, str]] = {
     ),
 }
 _NULL_SORT = {"string": "''", "number": "-1e308", "timestamp": "-9000000000000000000"}
+# NOT NULL columns sort as they are (and an index on them can serve the order).
+_NEVER_NULL = {
+    "p.start_us",
+    "p.end_us",
+    "p.origin_us",
+    "p.modification_us",
+    "p.publication_us",
+    "p.processing_us",
+    "p.product_type",
+}
 
 
 def _literal(name: str, kind: str, literal: tuple[str, Any]) -> Any:
@@ -847,7 +857,10 @@ def compile_search(search: Search) -> CompiledSearch:
         known = PROPERTIES.get(name)
         if known is None:
             continue
-        keys.append((f"COALESCE({known[0]}, {_NULL_SORT[known[1]]})", ascending))
+        sql = (
+            known[0] if known[0] in _NEVER_NULL else f"COALESCE({known[0]}, {_NULL_SORT[known[1]]})"
+        )
+        keys.append((sql, ascending))
     last = keys[-1][1] if keys else False
     keys.append(("p.name", last))
     order = ", ".join(f"{sql} {'ASC' if up else 'DESC'}" for sql, up in keys)
