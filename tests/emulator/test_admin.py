@@ -150,6 +150,29 @@ def test_patch_config(emulator: Emulator, admin: requests.Session) -> None:
     assert inexact.json()["count_offset"] == -3
 
 
+def test_patch_the_unconfirmed_behaviours_of_nodes_zip_and_stac(
+    emulator: Emulator, admin: requests.Session
+) -> None:
+    changes = {
+        "compressed_location": "no-eviction-date",
+        "compressed_expired_status": 410,
+        "node_range_supported": False,
+        "nodes_count_as_streams": False,
+        "stac_requests_per_s": None,
+        "stac_malformed_metadata_checksums": False,
+        "quicklook_failure_share": 0.25,
+    }
+    before = admin.get(f"{emulator.admin_url}/config").json()
+    try:
+        patched = admin.patch(f"{emulator.admin_url}/config", json=changes).json()
+        live = {name: getattr(emulator.config, name) for name in changes}
+    finally:
+        admin.patch(f"{emulator.admin_url}/config", json={name: before[name] for name in changes})
+
+    assert {name: patched[name] for name in changes} == changes == live
+    assert before["compressed_location"] == "full" and before["stac_requests_per_s"] == 5.0
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -160,6 +183,8 @@ def test_patch_config(emulator: Emulator, admin: requests.Session) -> None:
         {"count_offset": 1.5},
         {"count_offset": True},
         {"session_limit_answer": "xml"},
+        {"compressed_location": "sometimes"},
+        {"now": "2026-01-01"},
     ],
 )
 def test_patch_config_rejects_fixed_or_ill_typed_fields(
