@@ -1,4 +1,4 @@
-"""The emulator's HTTP/1.1 server: three hosts, one thread per connection, raw sockets.
+"""The emulator's HTTP/1.1 server: one port per host, one thread per connection, raw sockets.
 
 Why not ``http.server``: the download host must stream a 1 GiB archive at the speed of the
 loopback (``os.sendfile`` on plain sockets, 1 MiB ``sendall`` over TLS: http-throughput.md
@@ -6,11 +6,11 @@ shows smaller writes cost 2×), cut a connection after exactly N body bytes, sta
 to a bandwidth cap and notice a client that vanished, all of which needs the socket
 itself. The parsing needed for the requests CDSE clients send is small.
 
-Each host (identity, catalogue, download) listens on its own port, so the three are
-different origins as on CDSE (spec §1): a client that forwards ``Authorization`` across
-a redirect to another host is caught. Connections are kept alive (HTTP/1.1 default) and
-each runs in its own thread, which does the TLS handshake too (a slow handshake never
-holds up ``accept``).
+Each host (identity, catalogue, download and zipper, STAC, the two thumbnail hosts)
+listens on its own port, so they are different origins as on CDSE (spec §1): a client
+that forwards ``Authorization`` across a redirect to another host is caught. Connections
+are kept alive (HTTP/1.1 default) and each runs in its own thread, which does the TLS
+handshake too (a slow handshake never holds up ``accept``).
 
 Before a request reaches its host, the server applies ``config.latency_s`` and the fault
 rules that fire before dispatch (:mod:`.faults`); while a body is sent it applies the
@@ -906,7 +906,7 @@ class _Binding:
 
 
 class EmulatorServer:
-    """Listens for the three hosts and runs one thread per connection.
+    """Listens for the hosts and runs one thread per connection.
 
     Args:
         config: read on every request (latency, idle timeout, bandwidth...).
