@@ -120,7 +120,7 @@ def test_held_streams_are_released_over_http(emulator: Emulator, admin: requests
     reader.join()
 
     assert released.status_code == 200
-    assert statuses == [10_000]
+    assert statuses == [SIZE]
 
 
 def test_patch_config(emulator: Emulator, admin: requests.Session) -> None:

@@ -285,7 +285,7 @@ def test_clearing_the_plan_releases_held_streams(emulator: Emulator, access: str
     emulator.faults.clear()
     reader.join()
 
-    assert len(bodies) == 1 and len(bodies[0]) == 20_000
+    assert len(bodies) == 1 and len(bodies[0]) == SIZE
 
 
 def test_expire_token_before_dispatch(emulator: Emulator, access: str) -> None:
@@ -576,7 +576,7 @@ def _body_reads(emulator: Emulator, url: str, headers: dict[str, str]) -> list[b
 def test_trickle_sends_the_rest_of_the_body_a_few_bytes_at_a_time(
     emulator: Emulator, access: str, good: bytes
 ) -> None:
-    emulator.faults.add(TrickleFault(after_bytes=19_990, bytes_per_write=2, interval_s=0.01))
+    emulator.faults.add(TrickleFault(after_bytes=SIZE - 10, bytes_per_write=2, interval_s=0.01))
 
     pieces = _body_reads(emulator, product_url(emulator, S2), bearer(access))
 
