@@ -571,6 +571,41 @@ def test_a_host_that_compresses_anyway_still_yields_the_archive(
     assert {f.product_id for f in fired} == {p.id for p in products}
 
 
+def test_a_compressed_body_that_decodes_past_the_size_is_bounded(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    """A gzip body of a few KiB that decodes to 16 MiB more than the product.
+
+    The size is counted on the decoded bytes, so the part file stops at the catalogue's
+    size and the byte budget ends the product, whether the host announces the compressed
+    length or sends it chunked.
+    """
+    products = _products(settings, 2)
+    for product, chunked_body in zip(products, (True, False), strict=True):
+        cdse.faults.add(
+            GzipFault(
+                product=product.id,
+                ignore_accept_encoding=True,
+                chunked=chunked_body,
+                extra_bytes=16 << 20,
+                times=-1,
+            )
+        )
+    settings = with_limits(settings, max_total_attempts=4)
+    total = sum(p.size for p in products)
+    report = _run_watched(_engine(settings, credentials), products, cdse, 40, 50 * total)
+    for result in report.results:
+        assert result.status == "failed"
+        assert "more than" in (result.error or "")
+        assert result.bytes_received <= 3 * result.product.size, "the byte budget ends it"
+    for product in products:
+        assert not (settings.finish_path / product.file_name).exists()
+    largest = max(p.size for p in products)
+    assert all(f.stat().st_size <= largest for f in settings.temp_path.rglob("*") if f.is_file())
+    fired = {f.product_id for f in cdse.faults.fired if f.fault.kind == "gzip"}
+    assert {p.id for p in products} <= fired
+
+
 def test_a_body_trickling_below_the_minimum_rate_is_abandoned_and_resumed(
     cdse: Emulator, settings: Settings, credentials: Credentials
 ) -> None:

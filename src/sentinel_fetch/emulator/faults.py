@@ -464,11 +464,20 @@ class GzipFault(Fault):
         ignore_accept_encoding: compress even when the request does not accept gzip
             (``Accept-Encoding: identity``), as a misconfigured server or proxy does.
         chunked: send chunked (nginx's gzip filter) rather than with a length.
+        extra_bytes: zero bytes appended to the resource before compressing, so the
+            body decodes to more than the catalogue's size while only a few bytes more
+            cross the wire (a decompression bomb: 64 MiB of zeros compress to 64 KiB).
     """
 
     kind: ClassVar[str] = "gzip"
     ignore_accept_encoding: bool = False
     chunked: bool = True
+    extra_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.extra_bytes < 0:
+            raise ValueError(f"extra_bytes must be >= 0, got {self.extra_bytes}")
 
     @property
     def moment(self) -> str:

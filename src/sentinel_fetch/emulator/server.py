@@ -24,6 +24,7 @@ import contextlib
 import email.utils
 import gzip
 import http
+import io
 import ipaddress
 import json
 import logging
@@ -175,7 +176,7 @@ def encode_body(
     shaped = list(headers)
     chunked = chunking is not None
     if compress is not None:
-        payload = gzip.compress(payload, mtime=0)
+        payload = _compressed(payload, compress.extra_bytes)
         # nginx serves no ranges of what it compresses: the whole resource, as a 200.
         dropped = ("content-length", "content-range", "accept-ranges")
         shaped = [(n, v) for n, v in shaped if n.lower() not in dropped]
@@ -188,6 +189,19 @@ def encode_body(
         shaped.append(("Transfer-Encoding", "chunked"))
     extra = chunking.extra_bytes if chunking is not None else 0
     return payload, shaped, chunked, extra
+
+
+def _compressed(payload: bytes, extra_zeros: int) -> bytes:
+    """``payload`` then ``extra_zeros`` zero bytes, gzip-compressed a MiB at a time."""
+    sink = io.BytesIO()
+    with gzip.GzipFile(fileobj=sink, mode="wb", mtime=0) as stream:
+        stream.write(payload)
+        zeros = bytes(min(extra_zeros, 1 << 20))
+        left = extra_zeros
+        while left > 0:
+            stream.write(zeros[:left])
+            left -= len(zeros)
+    return sink.getvalue()
 
 
 class _ClientGone(Exception):
