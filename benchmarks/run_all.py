@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from archive_info import archive_info
 from downloads import (
     download_parallel,
     download_single,
@@ -110,6 +111,7 @@ BENCHMARKS = [
     Benchmark("search_listing", search_listing, "8"),
     Benchmark("startup", startup, "9"),
     Benchmark("emulator_curl", emulator_curl, "10"),
+    Benchmark("archive_info", archive_info, "11"),
 ]
 #: Names that select the benchmark which measures them.
 ALIASES = {
