@@ -25,8 +25,11 @@ Decisions:
   encoded twice) are decoded twice: a filter decoded once cannot legitimately consist
   of percent escapes with no space and no quote.
 * **Mapping to fields is exact**: each top-level ``and`` condition that has precisely
-  the form :mod:`.query` renders for a field fills that field; everything else stays
-  in ``Query.extra_filters`` word for word (in canonical spelling). So
+  the form a field is rendered in fills that field; everything else stays in
+  ``Query.extra_filters`` word for word (in canonical spelling). This module only finds
+  the ``$filter`` and ``$orderby`` in the URL: the mapping between fields and OData
+  conditions, both ways, lives in :mod:`.conditions` (its table lists every field),
+  and the checks of each field's value in :mod:`.inputs`. So
   ``ContentDate/Start le X`` and ``gt X`` stay extra filters rather than being shifted
   by a microsecond into ``end``/``start``, and a second ``contains(Name,...)`` stays
   ANDed rather than joining an OR group. Date literals are compared by instant, so the
@@ -52,6 +55,7 @@ from pathlib import Path
 from urllib.parse import SplitResult, parse_qsl, unquote, unquote_plus, urlsplit
 
 from sentinel_fetch.catalogue.filter import find_placeholder
+from sentinel_fetch.catalogue.odata import SEARCH_PATH
 from sentinel_fetch.catalogue.query import Query
 from sentinel_fetch.errors import BrowserURLError
 from sentinel_fetch.settings import CDSE_CATALOGUE_URL, Endpoints, origin_of, url_problem
@@ -65,7 +69,7 @@ __all__ = [
 ]
 
 _CDSE_HOST = urlsplit(CDSE_CATALOGUE_URL).hostname or ""
-_CDSE_SEARCH_PATH = urlsplit(CDSE_CATALOGUE_URL).path + "/Products"
+_CDSE_SEARCH_PATH = urlsplit(CDSE_CATALOGUE_URL).path + SEARCH_PATH
 _EXPECTED = (
     "paste the catalogue request https://catalogue.dataspace.copernicus.eu/odata/v1/"
     "Products?$filter=... from the browser's developer tools (Network tab)"
@@ -231,7 +235,7 @@ def _check_address(parts: SplitResult, endpoints: Endpoints) -> None:
         raise BrowserURLError(f"this is not an http(s) URL: {_EXPECTED}")
     path = unquote(parts.path).rstrip("/")
     url = parts.geturl()
-    configured_path = urlsplit(endpoints.catalogue).path.rstrip("/") + "/Products"
+    configured_path = urlsplit(endpoints.catalogue).path.rstrip("/") + SEARCH_PATH
     search_paths = []
     if host == _CDSE_HOST:
         search_paths.append(_CDSE_SEARCH_PATH)

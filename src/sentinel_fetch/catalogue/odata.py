@@ -1,6 +1,11 @@
 """Render a :class:`~sentinel_fetch.catalogue.query.Query` as OData: filter text, query
 parameters and a search URL. Pure functions; nothing here touches the network.
 
+What each field means as a condition is not decided here but in :mod:`.conditions`
+(the one field <-> OData mapping, which also reads pasted filters back); this module
+joins those conditions and adds the page mechanics (``$top``, ``$skip``, ``$count``,
+``$expand``, ``$orderby``) and the address (:data:`SEARCH_PATH`).
+
 The filter is canonical: the same Query always gives the same text, and
 :func:`~sentinel_fetch.catalogue.browser_url.parse_search_url` reads a URL from
 :func:`search_url` back into an equal Query.
@@ -30,12 +35,17 @@ __all__ = [
     "DEFAULT_EXPAND",
     "MAX_SKIP",
     "MAX_TOP",
+    "SEARCH_PATH",
     "encode_params",
     "filter_expression",
+    "products_url",
     "render_filter",
     "search_params",
     "search_url",
 ]
+
+#: Where the product search is, below the catalogue's base URL (``.../odata/v1``; §3.1).
+SEARCH_PATH = "/Products"
 
 #: Expansions a search asks for: attributes (cloud cover, tile, orbit...) and assets
 #: (the quicklook), as the Copernicus Browser does (§3.4, §4).
@@ -54,9 +64,8 @@ def filter_expression(query: Query) -> Expression:
 def render_filter(query: Query) -> str:
     """The query's ``$filter`` text, canonical.
 
-    Order: collections, product types, dates, area, cloud cover, tiles, orbits,
-    direction, platforms, online, name tests, baselines, names/ids, extra filters.
-    Several values of one field form a parenthesised ``or`` group.
+    Order: the fields in the order of :mod:`.conditions`' table, then the extra
+    filters. Several values of one field form a parenthesised ``or`` group.
 
     Example:
         >>> render_filter(Query(tiles=("32TQM", "33TUL")))  # doctest: +NORMALIZE_WHITESPACE
@@ -151,4 +160,14 @@ def search_url(
         'https://catalogue.dataspace.copernicus.eu/odata/v1/Products?$filter=Online+eq+true&$top=10'
     """
     params = search_params(query, top=top, skip=skip, count=count, expand=expand, orderby=orderby)
-    return f"{endpoints.catalogue}/Products?{encode_params(params)}"
+    return f"{products_url(endpoints)}?{encode_params(params)}"
+
+
+def products_url(endpoints: Endpoints) -> str:
+    """The product search URL without parameters.
+
+    Example:
+        >>> products_url(Endpoints())
+        'https://catalogue.dataspace.copernicus.eu/odata/v1/Products'
+    """
+    return endpoints.catalogue + SEARCH_PATH

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from sentinel_fetch.catalogue.filter import format_datetime, parse_datetime
-from sentinel_fetch.catalogue.query import KNOWN_COLLECTIONS
+from sentinel_fetch.catalogue.inputs import KNOWN_COLLECTIONS, MISSION_ABBREVIATIONS
 from sentinel_fetch.errors import ResultFileError, UnreadableEntryError
 
 __all__ = ["AttributeValue", "Product", "is_product_id", "is_product_name"]
@@ -35,13 +35,6 @@ __all__ = ["AttributeValue", "Product", "is_product_id", "is_product_name"]
 #: A typed attribute value: String, Integer, Double, Boolean or DateTimeOffset (§3.3).
 AttributeValue: TypeAlias = str | int | float | bool | datetime | None
 
-_NAME_PREFIXES = {
-    "S1": "SENTINEL-1",
-    "S2": "SENTINEL-2",
-    "S3": "SENTINEL-3",
-    "S5P": "SENTINEL-5P",
-    "S6": "SENTINEL-6",
-}
 # Product types the download service does not zip (Copernicus Browser, ODataTypes.js
 # ODataProductTypeExtension): orbit files come as the .EOF itself, some AUX as .tgz.
 _SERVED_AS_IS = frozenset(
@@ -553,4 +546,4 @@ def _collection(name: str, attributes: Mapping[str, AttributeValue]) -> str | No
     if isinstance(platform, str) and platform.upper() in KNOWN_COLLECTIONS:
         return platform.upper()
     prefix = name[:3].upper()
-    return _NAME_PREFIXES.get(prefix) or _NAME_PREFIXES.get(prefix[:2])
+    return MISSION_ABBREVIATIONS.get(prefix) or MISSION_ABBREVIATIONS.get(prefix[:2])
