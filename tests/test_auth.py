@@ -12,9 +12,15 @@ import requests
 
 from sentinel_fetch.auth import Credentials, TokenManager
 from sentinel_fetch.emulator import DEMO_USERNAME, BodyFault, Emulator, StatusFault
-from sentinel_fetch.errors import AuthError, InvalidCredentialsError, SessionLimitError
+from sentinel_fetch.errors import (
+    AuthError,
+    InvalidCredentialsError,
+    SessionLimitError,
+    StoppedError,
+)
 from sentinel_fetch.http import Transport
 from sentinel_fetch.settings import Settings
+from tests.conftest import with_limits
 
 
 def _tokens(settings: Settings, credentials: Credentials) -> TokenManager:
@@ -238,3 +244,59 @@ def test_a_deeply_nested_refusal_is_still_a_refusal(
 
     with pytest.raises(InvalidCredentialsError):
         _patient_tokens(settings, credentials).access_token()
+
+
+def test_token_waits_never_exceed_the_configured_backoff_maximum(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    """A Retry-After of ten minutes waits backoff_max_s (0.4 s here), not a fixed cap."""
+    cdse.faults.add(StatusFault(host="identity", status=503, retry_after_s=600, times=2))
+    waits: list[float] = []
+    tokens = TokenManager(Transport(settings), settings.endpoints, credentials, sleep=waits.append)
+    assert _token_works(cdse, settings, tokens.access_token())
+    assert len(waits) == 2
+    assert all(wait <= settings.limits.backoff_max_s for wait in waits), waits
+
+
+def test_token_requests_stop_after_the_configured_attempts(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    cdse.faults.add(StatusFault(host="identity", status=503, times=-1))
+    bounded = with_limits(settings, max_attempts=3)
+    tokens = TokenManager(
+        Transport(bounded), bounded.endpoints, credentials, sleep=lambda seconds: None
+    )
+    with pytest.raises(AuthError, match="could not obtain a CDSE token"):
+        tokens.access_token()
+    assert cdse.stats.requests("identity", 503) == 3
+
+
+@pytest.mark.parametrize("given_to", ["manager", "call"])
+def test_a_stop_event_ends_a_wait_between_token_requests(
+    cdse: Emulator, settings: Settings, credentials: Credentials, given_to: str
+) -> None:
+    cdse.faults.add(StatusFault(host="identity", status=503, retry_after_s=600, times=-1))
+    patient = with_limits(settings, backoff_base_s=600.0, backoff_max_s=600.0)
+    stop = threading.Event()
+    tokens = TokenManager(
+        Transport(patient),
+        patient.endpoints,
+        credentials,
+        stop=stop if given_to == "manager" else None,
+    )
+    outcome: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            tokens.access_token(stop=stop if given_to == "call" else None)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    assert cdse.stats.wait_for(lambda stats: stats.requests("identity", 503) >= 1)
+    stop.set()
+    thread.join(60)  # a safety net only: without the stop the wait is ten minutes
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], StoppedError), outcome
+    assert cdse.stats.requests("identity", 503) == 1

@@ -24,7 +24,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sentinel_fetch.errors import (
     AuthError,
@@ -34,7 +34,7 @@ from sentinel_fetch.errors import (
 )
 from sentinel_fetch.http import Transport, error_from_response, read_json
 from sentinel_fetch.redact import register_secret
-from sentinel_fetch.retry import Backoff
+from sentinel_fetch.retry import Backoff, RetryPolicy, Sleep, retrying
 from sentinel_fetch.settings import Endpoints
 from sentinel_fetch.untrusted import UntrustedJSONError
 
@@ -100,10 +100,15 @@ class TokenManager:
             prompt only happens when a token is really needed).
         refresh_margin_s: refresh when less than this remains, capped at 20 % of the
             token's lifetime so short-lived test tokens behave like real ones.
-        max_attempts: tries for transient identity-server failures (5xx, 429, resets).
-        backoff: waits between those tries.
+        max_attempts: tries for transient identity-server failures (5xx, 429, resets);
+            by default the settings' ``max_attempts``.
+        backoff: waits between those tries; by default the settings' backoff, so no
+            wait exceeds ``backoff_max_s``, whatever a ``Retry-After`` asks.
         clock: monotonic clock (tests may substitute it).
-        sleep: how to wait between tries.
+        sleep: how to wait between tries, instead of waiting on the stop event (tests).
+        stop: setting it ends a wait between tries at once
+            (:class:`~sentinel_fetch.errors.StoppedError`); :meth:`access_token` may
+            be given another for one call.
     """
 
     def __init__(
@@ -113,10 +118,11 @@ class TokenManager:
         credentials: Credentials | Callable[[], Credentials],
         *,
         refresh_margin_s: float = 60.0,
-        max_attempts: int = 5,
+        max_attempts: int | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Sleep | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self._transport = transport
         self._endpoints = endpoints
@@ -125,10 +131,13 @@ class TokenManager:
             credentials if isinstance(credentials, Credentials) else None
         )
         self._margin_s = refresh_margin_s
-        self._max_attempts = max_attempts
-        self._backoff = backoff or Backoff(base_s=1.0, max_s=30.0)
+        policy = RetryPolicy.from_limits(transport.settings.limits)
+        if max_attempts is not None:
+            policy = replace(policy, max_attempts=max_attempts)
+        self._policy = replace(policy, backoff=backoff) if backoff is not None else policy
         self._clock = clock
         self._sleep = sleep
+        self._stop = stop
         self._lock = threading.Lock()
         self._access_token: str | None = None
         self._access_expiry = 0.0
@@ -151,28 +160,39 @@ class TokenManager:
         """The account name (resolving credentials if needed)."""
         return self._resolve_credentials().username
 
-    def access_token(self) -> str:
-        """A token valid for at least the refresh margin; refreshes or logs in if needed."""
+    def access_token(self, *, stop: threading.Event | None = None) -> str:
+        """A token valid for at least the refresh margin; refreshes or logs in if needed.
+
+        Args:
+            stop: ends a wait between tries at once, for this call (a download batch
+                passes its own); without it, the manager's.
+
+        Raises:
+            StoppedError: the stop event was set while waiting to try again.
+        """
         with self._lock:
-            if self._refusal is not None:
-                raise self._refusal
-            now = self._clock()
-            if self._access_token and now < self._access_expiry - self._access_margin:
-                return self._access_token
-            if self._refresh_token and now < self._refresh_expiry - self._refresh_margin:
-                try:
-                    self._grant_refresh()
-                    assert self._access_token is not None
-                    return self._access_token
-                except _RefreshRejectedError:
-                    log.info("refresh token no longer accepted; logging in again")
-            try:
-                self._grant_password()
-            except (InvalidCredentialsError, SessionLimitError) as exc:
-                self._refusal = exc
-                raise
-            assert self._access_token is not None
+            return self._access_token_locked(stop or self._stop)
+
+    def _access_token_locked(self, stop: threading.Event | None) -> str:
+        if self._refusal is not None:
+            raise self._refusal
+        now = self._clock()
+        if self._access_token and now < self._access_expiry - self._access_margin:
             return self._access_token
+        if self._refresh_token and now < self._refresh_expiry - self._refresh_margin:
+            try:
+                self._grant_refresh(stop)
+                assert self._access_token is not None
+                return self._access_token
+            except _RefreshRejectedError:
+                log.info("refresh token no longer accepted; logging in again")
+        try:
+            self._grant_password(stop)
+        except (InvalidCredentialsError, SessionLimitError) as exc:
+            self._refusal = exc
+            raise
+        assert self._access_token is not None
+        return self._access_token
 
     def invalidate(self, token: str) -> None:
         """The server called ``token`` expired: the next caller gets a fresh one.
@@ -199,7 +219,7 @@ class TokenManager:
             self._credentials = source()
         return self._credentials
 
-    def _grant_password(self) -> None:
+    def _grant_password(self, stop: threading.Event | None) -> None:
         credentials = self._resolve_credentials()
         form = {
             "client_id": CLIENT_ID,
@@ -219,7 +239,7 @@ class TokenManager:
                 "refresh window closed) but a one-time TOTP code cannot be reused; "
                 "configure totp_secret for unattended runs"
             )
-        payload = self._post(form, grant="password")
+        payload = self._post(form, grant="password", stop=stop)
         self._one_time_code_used = bool(credentials.totp)
         self.logins += 1
         self._store(payload)
@@ -227,14 +247,14 @@ class TokenManager:
             "logged in to CDSE as %s (session %d of this run)", credentials.username, self.logins
         )
 
-    def _grant_refresh(self) -> None:
+    def _grant_refresh(self, stop: threading.Event | None) -> None:
         assert self._refresh_token is not None
         form = {
             "client_id": CLIENT_ID,
             "grant_type": "refresh_token",
             "refresh_token": self._refresh_token,
         }
-        payload = self._post(form, grant="refresh")
+        payload = self._post(form, grant="refresh", stop=stop)
         self.refreshes += 1
         self._store(payload)
         log.debug("access token refreshed")
@@ -257,38 +277,45 @@ class TokenManager:
             self._refresh_expiry = now + refresh_in
             self._refresh_margin = min(self._margin_s, 0.2 * refresh_in)
 
-    def _post(self, form: dict[str, str], *, grant: str) -> dict[str, object]:
-        last_error: ServiceError | None = None
-        for attempt in range(1, self._max_attempts + 1):
+    def _post(
+        self, form: dict[str, str], *, grant: str, stop: threading.Event | None
+    ) -> dict[str, object]:
+        def attempt() -> dict[str, object]:
             try:
                 response = self._transport.request(
                     "POST", self._endpoints.token_url, data=form, stream=True
                 )
             except ServiceError as exc:  # connection-level failure
-                last_error = exc
-            else:
-                with response:
-                    if response.status_code == 200:
-                        try:
-                            payload = read_json(response, max_bytes=_MAX_TOKEN_ANSWER_BYTES)
-                        except UntrustedJSONError as flaw:
-                            raise AuthError(
-                                f"the identity server sent an unreadable token answer: {flaw}"
-                            ) from None
-                        if not isinstance(payload, dict):
-                            raise AuthError("the identity server sent an unreadable token answer")
-                        return payload
-                    error = error_from_response(response)
-                    self._raise_for_grant_error(error, grant)
-                    last_error = error
-            if attempt < self._max_attempts and last_error.transient:
-                delay = self._backoff.delay_s(attempt, retry_after_s=last_error.retry_after_s)
-                log.warning("identity server: %s; retrying in %.1f s", last_error, delay)
-                self._sleep(delay)
-                continue
-            break
-        assert last_error is not None
-        raise AuthError(f"could not obtain a CDSE token: {last_error}") from None
+                if not exc.transient:  # a certificate that does not verify stays that way
+                    raise AuthError(f"could not obtain a CDSE token: {exc}") from None
+                raise
+            with response:
+                if response.status_code == 200:
+                    try:
+                        payload = read_json(response, max_bytes=_MAX_TOKEN_ANSWER_BYTES)
+                    except UntrustedJSONError as flaw:
+                        raise AuthError(
+                            f"the identity server sent an unreadable token answer: {flaw}"
+                        ) from None
+                    if not isinstance(payload, dict):
+                        raise AuthError("the identity server sent an unreadable token answer")
+                    return payload
+                error = error_from_response(response)
+            self._raise_for_grant_error(error, grant)
+            raise error
+
+        def retried(error: Exception, delay_s: float) -> None:
+            log.warning("identity server: %s; retrying in %.1f s", error, delay_s)
+
+        return retrying(
+            attempt,
+            self._policy,
+            classify=lambda error: isinstance(error, ServiceError) and error.transient,
+            give_up=lambda error, attempts: AuthError(f"could not obtain a CDSE token: {error}"),
+            stop=stop,
+            sleep=self._sleep,
+            on_retry=retried,
+        )
 
     def _raise_for_grant_error(self, error: ServiceError, grant: str) -> None:
         """Turn a definite refusal into the right error; return for transient ones."""

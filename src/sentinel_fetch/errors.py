@@ -38,6 +38,7 @@ stays hidden wherever the error is printed, logged or stored.
     │   ├── UnsafeNameError            a name from the server would escape the save folder
     │   └── InvalidProductIdError      an id that is not a UUID would change the download URL
     ├── SearchIncompleteError          paging failed after retries: no silently short list
+    ├── StoppedError                   a stop was asked for (Ctrl-C, a stop event): not a failure
     └── StorageError                   the disk refused (full, read-only, permission)
 """
 
@@ -70,6 +71,7 @@ __all__ = [
     "SentinelFetchError",
     "ServiceError",
     "SessionLimitError",
+    "StoppedError",
     "StorageError",
     "TransferError",
     "UnreadableEntryError",
@@ -293,6 +295,19 @@ class InvalidProductIdError(TransferError):
 
 class SearchIncompleteError(SentinelFetchError):
     """Paging through results failed after retries; a partial list is never returned."""
+
+
+class StoppedError(SentinelFetchError):
+    """A stop was asked for (a stop event set, Ctrl-C) while waiting or transferring.
+
+    Attributes:
+        bytes_received: bytes an interrupted transfer had written (they stay on disk).
+    """
+
+    bytes_received: int = 0
+
+    def __init__(self, message: str = "stopped before it finished") -> None:
+        super().__init__(message)
 
 
 class StorageError(SentinelFetchError):

@@ -1,18 +1,47 @@
-"""When to try again, how long to wait, and when to stop trying.
+"""When to try again, how long to wait, and when to stop trying: the one retry loop.
 
-Pure functions: the callers (search paging, token requests, transfers) own the loops
-and the sleeping, so a stop request can interrupt any wait. :class:`ProductBudget`
-decides when a product has cost enough: every loop is bounded in attempts AND bytes.
+:func:`retrying` is the loop every request that may fail transiently goes through
+(token requests in :mod:`~sentinel_fetch.auth`, catalogue pages in
+:mod:`~sentinel_fetch.catalogue.search`): it owns the attempts, the waits between them
+(:class:`Backoff`, honouring a capped ``Retry-After``, never beyond the settings'
+``backoff_max_s``) and their interruption by a stop event (:func:`pause`, which raises
+nothing: the loop raises :class:`~sentinel_fetch.errors.StoppedError`). One
+:class:`RetryPolicy`, built from the settings' :class:`~sentinel_fetch.settings.Limits`,
+says how many attempts and how long the waits.
+
+A product download keeps its own loop (:func:`~sentinel_fetch.downloads.transfer.download_product`)
+because its attempts are not interchangeable: one that received bytes is resumed at once
+and is not a failure in a row, and the product is bounded in bytes as well as attempts
+(:class:`ProductBudget`). It waits with the same :class:`Backoff` and :func:`pause`.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
-__all__ = ["Backoff", "ProductBudget", "fetch_budget_bytes", "parse_retry_after"]
+from sentinel_fetch.errors import StoppedError
+from sentinel_fetch.settings import Limits
+
+__all__ = [
+    "Backoff",
+    "ProductBudget",
+    "RetryPolicy",
+    "fetch_budget_bytes",
+    "parse_retry_after",
+    "pause",
+    "retrying",
+]
+
+T = TypeVar("T")
+#: Waits up to the seconds given; a true answer means "stop" (tests substitute one that
+#: returns at once).
+Sleep = Callable[[float], object]
 
 # A server asking for more than this is treated as asking for this: a wrong header must
 # not park a worker for a day. Waits are capped again by the configured backoff maximum.
@@ -139,3 +168,109 @@ class ProductBudget:
         if attempts_without_progress >= self.max_in_a_row:
             return f"{attempts_without_progress} attempts in a row without progress"
         return None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often to try one request and how long to wait in between.
+
+    Attributes:
+        max_attempts: tries in all, the first included.
+        backoff: the waits between tries.
+    """
+
+    max_attempts: int = 8
+    backoff: Backoff = field(default_factory=Backoff)
+
+    @classmethod
+    def from_limits(cls, limits: Limits) -> RetryPolicy:
+        """The policy the settings ask for: ``max_attempts``, ``backoff_base_s`` and
+        ``backoff_max_s`` (the longest any wait may be, a server's ``Retry-After`` too).
+
+        Example:
+            >>> RetryPolicy.from_limits(Limits(max_attempts=3, backoff_max_s=5.0))
+            RetryPolicy(max_attempts=3, backoff=Backoff(base_s=2.0, max_s=5.0))
+        """
+        return cls(limits.max_attempts, Backoff(limits.backoff_base_s, limits.backoff_max_s))
+
+
+def pause(
+    seconds: float, *, stop: threading.Event | None = None, sleep: Sleep | None = None
+) -> bool:
+    """Wait up to ``seconds``; return ``True`` if ``stop`` is set (before, during or after).
+
+    Without a ``sleep`` the wait is ``stop.wait``, so setting the event ends it at once.
+
+    Example:
+        >>> stop = threading.Event()
+        >>> stop.set()
+        >>> pause(3600, stop=stop)
+        True
+        >>> pause(0.0)
+        False
+    """
+    if stop is not None and stop.is_set():
+        return True
+    if sleep is not None:
+        stopped = bool(sleep(seconds))
+    else:
+        stopped = (stop or threading.Event()).wait(seconds)
+    return stopped or (stop is not None and stop.is_set())
+
+
+def retrying(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    classify: Callable[[Exception], bool],
+    give_up: Callable[[Exception, int], Exception],
+    stop: threading.Event | None = None,
+    sleep: Sleep | None = None,
+    on_retry: Callable[[Exception, float], None] | None = None,
+) -> T:
+    """Call ``call`` until it returns, retrying the failures ``classify`` calls transient.
+
+    Args:
+        call: one attempt; returns the result or raises.
+        policy: attempts and waits.
+        classify: whether an exception ``call`` raised is worth another attempt; any
+            other exception propagates as it is.
+        give_up: the exception to raise when the attempts are spent, from the last
+            failure and the number of attempts made.
+        stop: setting it ends a wait at once (and no attempt starts after it).
+        sleep: how to wait, instead of waiting on ``stop`` (tests).
+        on_retry: told each failure about to be retried and the wait before it (callers
+            log it).
+
+    Raises:
+        StoppedError: ``stop`` was set while waiting.
+
+    Example:
+        >>> answers = iter([TimeoutError("slow"), TimeoutError("slow"), "page"])
+        >>> def call():
+        ...     answer = next(answers)
+        ...     if isinstance(answer, Exception):
+        ...         raise answer
+        ...     return answer
+        >>> retrying(call, RetryPolicy(3, Backoff(0.01, 0.01)),
+        ...          classify=lambda error: isinstance(error, TimeoutError),
+        ...          give_up=lambda error, attempts: RuntimeError(f"{attempts}: {error}"))
+        'page'
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except Exception as error:
+            if not classify(error):
+                raise
+            if attempt >= policy.max_attempts:
+                raise give_up(error, attempt) from None
+            asked = getattr(error, "retry_after_s", None)
+            retry_after_s = float(asked) if isinstance(asked, (int, float)) else None
+            delay = policy.backoff.delay_s(attempt, retry_after_s=retry_after_s)
+            if on_retry is not None:
+                on_retry(error, delay)
+        if pause(delay, stop=stop, sleep=sleep):
+            raise StoppedError("stopped while waiting to try again")

@@ -8,6 +8,7 @@ same products, and paging delivers every one of them once.
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -18,9 +19,15 @@ from sentinel_fetch.api import search
 from sentinel_fetch.catalogue.query import build_query
 from sentinel_fetch.catalogue.search import Search
 from sentinel_fetch.emulator import BodyFault, Emulator, EntityFault, StatusFault
-from sentinel_fetch.errors import CatalogueError, QueryError, SearchIncompleteError
+from sentinel_fetch.errors import (
+    CatalogueError,
+    QueryError,
+    SearchIncompleteError,
+    StoppedError,
+)
 from sentinel_fetch.http import Transport
 from sentinel_fetch.settings import Settings
+from tests.conftest import with_limits
 
 DATA = Path(__file__).parent / "data"
 EUROPE = "POLYGON((-10 35, 30 35, 30 70, -10 70, -10 35))"
@@ -397,3 +404,42 @@ def test_products_are_addressed_by_bare_uuid_keys_only(cdse: Emulator, settings:
     assert {event.host for event in keyed} == {"download"}
     bare = re.compile(r".*/Products\([0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\)(/.*)?")
     assert all(bare.fullmatch(event.path) for event in keyed), [e.path for e in keyed]
+
+
+# --- retries: the settings' policy, interruptible -------------------------------------------
+
+
+def test_catalogue_waits_follow_the_settings_backoff_maximum(
+    cdse: Emulator, settings: Settings
+) -> None:
+    cdse.faults.add(StatusFault(host="catalogue", status=503, retry_after_s=600, times=2))
+    waits: list[float] = []
+    result = Search(JULY_32TPS, transport=Transport(settings), sleep=waits.append)
+    assert list(result)
+    assert len(waits) == 2
+    assert all(wait <= settings.limits.backoff_max_s for wait in waits), waits
+
+
+def test_a_stop_event_ends_a_wait_between_catalogue_requests(
+    cdse: Emulator, settings: Settings
+) -> None:
+    cdse.faults.add(StatusFault(host="catalogue", status=503, retry_after_s=600, times=-1))
+    patient = with_limits(settings, backoff_base_s=600.0, backoff_max_s=600.0)
+    stop = threading.Event()
+    result = Search(JULY_32TPS, transport=Transport(patient), stop=stop)
+    outcome: list[BaseException] = []
+
+    def page() -> None:
+        try:
+            list(result)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=page)
+    thread.start()
+    assert cdse.stats.wait_for(lambda stats: stats.requests("catalogue", 503) >= 1)
+    stop.set()
+    thread.join(60)  # a safety net only: without the stop the wait is ten minutes
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], StoppedError), outcome
+    assert cdse.stats.requests("catalogue", 503) == 1

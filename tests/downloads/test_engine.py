@@ -322,6 +322,23 @@ def test_stop_keeps_partial_files_and_the_finish_folder_clean(
     assert len(cdse.stats.events("download", lambda e: e.status == 206)) == 4
 
 
+@pytest.mark.parametrize("host", ["download", "identity"])
+def test_a_stop_ends_a_batch_waiting_to_try_again(
+    cdse: Emulator, settings: Settings, credentials: Credentials, host: str
+) -> None:
+    """A worker waiting out a Retry-After, for a product or for a token, stops at once."""
+    products = _products(settings, 2)
+    cdse.faults.add(StatusFault(host=host, status=503, retry_after_s=600, times=-1))
+    patient = with_limits(settings, backoff_base_s=600.0, backoff_max_s=600.0)
+    engine = _engine(patient, credentials)
+    finished = _run_in_background(engine, products)
+    assert cdse.stats.wait_for(lambda stats: stats.requests(host, 503) >= 1)
+    engine.stop.set()
+    report = finished()
+    assert {r.status for r in report.results} == {"stopped"}
+    assert not any(patient.finish_path.iterdir())
+
+
 def test_wrong_credentials_stop_everything_after_one_attempt(
     cdse: Emulator, settings: Settings
 ) -> None:

@@ -10,7 +10,9 @@ one go. :class:`Search` therefore:
    until every window is reachable, then pages the windows in time order; a window
    whose paging still reaches the ``$skip`` cap (its count was too low) is split too;
 3. drops duplicates by Id (products published while paging can shift pages), checks
-   every window against its count, and retries transient catalogue errors with backoff.
+   every window against its count, and retries transient catalogue errors through
+   :func:`~sentinel_fetch.retry.retrying`, the settings' retry policy (a stop event
+   ends a wait at once).
 
 The count is a guide, not a proof (cdse-api.md §3.7): a window that delivers another
 number is counted and paged again, and when two pagings return the same products those
@@ -26,13 +28,19 @@ Nothing is sent until the search is iterated (or counted).
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-from sentinel_fetch.catalogue.odata import DEFAULT_EXPAND, MAX_SKIP, encode_params, search_params
+from sentinel_fetch.catalogue.odata import (
+    DEFAULT_EXPAND,
+    MAX_SKIP,
+    encode_params,
+    products_url,
+    search_params,
+)
 from sentinel_fetch.catalogue.product import Product, is_product_id, is_product_name
 from sentinel_fetch.catalogue.query import Query
 from sentinel_fetch.errors import (
@@ -43,7 +51,7 @@ from sentinel_fetch.errors import (
     UnreadableEntryError,
 )
 from sentinel_fetch.http import Transport, error_from_response, read_json
-from sentinel_fetch.retry import Backoff
+from sentinel_fetch.retry import Backoff, RetryPolicy, Sleep, retrying
 from sentinel_fetch.untrusted import UntrustedJSONError
 
 __all__ = ["MISSION_START", "RejectedEntry", "Search", "Window"]
@@ -114,10 +122,14 @@ class Search:
         transport: the network road.
         page_size: products per page (max 1000, the catalogue's limit).
         expand: ``$expand`` values (attributes for cloud cover etc., assets for quicklooks).
-        max_attempts: tries per request for transient failures (5xx, 429, resets).
-        backoff: waits between tries.
-        sleep: how to wait (tests substitute it).
+        max_attempts: tries per request for transient failures (5xx, 429, resets); by
+            default the settings' ``max_attempts``.
+        backoff: waits between tries; by default the settings' (capped by
+            ``backoff_max_s``).
+        sleep: how to wait, instead of waiting on ``stop`` (tests substitute it).
         now: the current time (the open end of a search without an end date).
+        stop: setting it ends a wait between tries at once: the search raises
+            :class:`~sentinel_fetch.errors.StoppedError`.
 
     Example:
         >>> search = Search(query, transport=transport)   # doctest: +SKIP
@@ -133,10 +145,11 @@ class Search:
         transport: Transport,
         page_size: int = 1000,
         expand: tuple[str, ...] = DEFAULT_EXPAND,
-        max_attempts: int = 8,
+        max_attempts: int | None = None,
         backoff: Backoff | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Sleep | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        stop: threading.Event | None = None,
     ) -> None:
         if not 1 <= page_size <= 1000:
             raise QueryError(f"page size {page_size} is outside 1..1000")
@@ -144,9 +157,12 @@ class Search:
         self._transport = transport
         self._page_size = page_size
         self._expand = expand
-        self._max_attempts = max_attempts
-        self._backoff = backoff or Backoff(base_s=1.0, max_s=60.0)
+        policy = RetryPolicy.from_limits(transport.settings.limits)
+        if max_attempts is not None:
+            policy = replace(policy, max_attempts=max_attempts)
+        self._policy = replace(policy, backoff=backoff) if backoff is not None else policy
         self._sleep = sleep
+        self._stop = stop
         self._now = now
         #: Catalogue requests sent so far (pages and counts).
         self.requests = 0
@@ -398,48 +414,59 @@ class Search:
         return key
 
     def _get(self, query_string: str) -> dict[str, Any]:
-        url = f"{self._transport.settings.endpoints.catalogue}/Products?{query_string}"
-        last: ServiceError | None = None
-        for attempt in range(1, self._max_attempts + 1):
+        url = f"{products_url(self._transport.settings.endpoints)}?{query_string}"
+
+        def attempt() -> dict[str, Any]:
             self.requests += 1
             try:
                 response = self._transport.request("GET", url, stream=True)
             except ServiceError as exc:
                 if not exc.transient:  # a certificate that does not verify stays that way
                     raise
-                last = exc
-            else:
-                with response:
-                    if response.status_code == 200:
-                        try:
-                            body = read_json(response, max_bytes=_MAX_PAGE_BYTES)
-                        except UntrustedJSONError as flaw:
-                            unreadable = CatalogueError(f"the catalogue sent {flaw}", status=200)
-                            if flaw.hostile:
-                                raise unreadable from None
-                            last = unreadable
-                        except ServiceError as exc:
-                            last = exc
-                        else:
-                            if isinstance(body, dict):
-                                return body
-                            last = CatalogueError(
-                                "the catalogue sent an unexpected answer", status=200
-                            )
-                    else:
-                        error = error_from_response(response, CatalogueError)
-                        if error.status in (400, 422):
-                            raise QueryError(f"the catalogue refused the search: {error}")
-                        if not error.transient:
-                            raise error
-                        last = error
-            if attempt < self._max_attempts:
-                delay = self._backoff.delay_s(attempt, retry_after_s=last.retry_after_s)
-                log.warning("catalogue: %s; retrying in %.1f s", last, delay)
-                self._sleep(delay)
-        raise SearchIncompleteError(
-            f"the search could not be completed after {self._max_attempts} attempts: {last}"
+                raise _Retry(exc) from None
+            with response:
+                if response.status_code != 200:
+                    error = error_from_response(response, CatalogueError)
+                    if error.status in (400, 422):
+                        raise QueryError(f"the catalogue refused the search: {error}")
+                    if not error.transient:
+                        raise error
+                    raise _Retry(error)
+                try:
+                    body = read_json(response, max_bytes=_MAX_PAGE_BYTES)
+                except UntrustedJSONError as flaw:
+                    unreadable = CatalogueError(f"the catalogue sent {flaw}", status=200)
+                    if flaw.hostile:
+                        raise unreadable from None
+                    raise _Retry(unreadable) from None
+                except ServiceError as exc:  # the connection failed mid-body
+                    raise _Retry(exc) from None
+            if not isinstance(body, dict):
+                raise _Retry(CatalogueError("the catalogue sent an unexpected answer", status=200))
+            return body
+
+        def retried(failure: Exception, delay_s: float) -> None:
+            log.warning("catalogue: %s; retrying in %.1f s", failure, delay_s)
+
+        return retrying(
+            attempt,
+            self._policy,
+            classify=lambda failure: isinstance(failure, _Retry),
+            give_up=lambda failure, attempts: SearchIncompleteError(
+                f"the search could not be completed after {attempts} attempts: {failure}"
+            ),
+            stop=self._stop,
+            sleep=self._sleep,
+            on_retry=retried,
         )
+
+
+class _Retry(Exception):
+    """A catalogue failure worth another try (the error says what it was)."""
+
+    def __init__(self, error: ServiceError) -> None:
+        super().__init__(str(error))
+        self.retry_after_s = error.retry_after_s
 
 
 def _count_of(body: dict[str, Any]) -> int:

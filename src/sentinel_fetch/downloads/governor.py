@@ -14,17 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from sentinel_fetch.errors import StoppedError
+
 __all__ = ["Governor", "StoppedError"]
-
-
-class StoppedError(Exception):
-    """The job is stopping; no new request should start.
-
-    Attributes:
-        bytes_received: bytes the interrupted transfer had written (they stay on disk).
-    """
-
-    bytes_received: int = 0
 
 
 class Governor:

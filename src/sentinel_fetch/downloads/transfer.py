@@ -47,7 +47,7 @@ import urllib3
 
 from sentinel_fetch.auth import TokenManager
 from sentinel_fetch.downloads.checksum import Expected, StreamVerifier
-from sentinel_fetch.downloads.governor import Governor, StoppedError
+from sentinel_fetch.downloads.governor import Governor
 from sentinel_fetch.downloads.partfile import PartWriter
 from sentinel_fetch.downloads.paths import Layout
 from sentinel_fetch.downloads.rate import MinimumRate, Watchdog
@@ -57,13 +57,14 @@ from sentinel_fetch.errors import (
     IntegrityError,
     ProductOfflineError,
     ServiceError,
+    StoppedError,
     StorageError,
     TransferError,
 )
 from sentinel_fetch.http import Transport, error_from_response
 from sentinel_fetch.progress import BytesReceived, ProductStarted, ProductWaiting, Progress
 from sentinel_fetch.redact import redact_url
-from sentinel_fetch.retry import Backoff, ProductBudget, fetch_budget_bytes
+from sentinel_fetch.retry import ProductBudget, RetryPolicy, Sleep, fetch_budget_bytes, pause
 from sentinel_fetch.settings import Limits
 
 __all__ = ["Downloadable", "TransferContext", "TransferOutcome", "download_product"]
@@ -104,15 +105,13 @@ class TransferContext:
     limits: Limits
     progress: Progress
     stop: threading.Event
-    sleep: Callable[[float], bool] | None = None
+    sleep: Sleep | None = None
     #: Monotonic clock of the minimum-rate guard.
     clock: Callable[[], float] = time.monotonic
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; return ``True`` if the job is stopping."""
-        if self.sleep is not None:
-            return self.sleep(seconds)
-        return self.stop.wait(seconds)
+        return pause(seconds, stop=self.stop, sleep=self.sleep)
 
 
 @dataclass(frozen=True)
@@ -291,7 +290,8 @@ class _Attempt:
         self.token: str | None = None
 
     def _bearer(self) -> str:
-        self.token = self.context.tokens.access_token()
+        # A token request that waits between tries ends when the batch stops.
+        self.token = self.context.tokens.access_token(stop=self.context.stop)
         return self.token
 
     def _size_bound(self) -> int:
@@ -637,6 +637,14 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
     its size), whatever mix of failures it meets. An attempt that received bytes is
     resumed at once, without backoff, but still counts against those bounds.
 
+    This is the one loop that is not :func:`~sentinel_fetch.retry.retrying`, because a
+    product's attempts are not interchangeable as a page's or a token's are: one that
+    made progress is not a failure in a row and resumes without a wait, a refused token
+    is refreshed and resumed at once, and bytes are budgeted as well as attempts (CDSE
+    counts every byte against the account's quota). Its waits are the same pieces:
+    the settings' :class:`~sentinel_fetch.retry.RetryPolicy` backoff (capped by
+    ``backoff_max_s``) and :func:`~sentinel_fetch.retry.pause` on the batch's stop event.
+
     Raises:
         TransferError: the product failed for good (after retries, or a permanent error).
         StorageError: the disk refused; the batch should stop.
@@ -647,7 +655,7 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
     limits = context.limits
     url = context.transport.settings.endpoints.product_url(product.id)
     expected = Expected.from_catalogue(product.size, product.checksums)
-    backoff = Backoff(limits.backoff_base_s, limits.backoff_max_s)
+    backoff = RetryPolicy.from_limits(limits).backoff
     attempts_without_progress = 0
     attempts = 0
     auth_retries = 0
