@@ -21,6 +21,7 @@ from sentinel_fetch.errors import (
 from sentinel_fetch.http import Transport
 from sentinel_fetch.settings import Settings
 from tests.conftest import with_limits
+from tests.interrupting import raised_when_stopped
 
 
 def _tokens(settings: Settings, credentials: Credentials) -> TokenManager:
@@ -284,19 +285,9 @@ def test_a_stop_event_ends_a_wait_between_token_requests(
         credentials,
         stop=stop if given_to == "manager" else None,
     )
-    outcome: list[BaseException] = []
-
-    def ask() -> None:
-        try:
-            tokens.access_token(stop=stop if given_to == "call" else None)
-        except BaseException as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=ask)
-    thread.start()
-    assert cdse.stats.wait_for(lambda stats: stats.requests("identity", 503) >= 1)
-    stop.set()
-    thread.join(60)  # a safety net only: without the stop the wait is ten minutes
-    assert not thread.is_alive()
+    call_stop = stop if given_to == "call" else None
+    outcome = raised_when_stopped(
+        lambda: tokens.access_token(stop=call_stop), stop, cdse, "identity"
+    )
     assert len(outcome) == 1 and isinstance(outcome[0], StoppedError), outcome
     assert cdse.stats.requests("identity", 503) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from datetime import datetime, timedelta, timezone
@@ -80,8 +81,7 @@ class _Flaky:
         return "done"
 
 
-def _transient(error: Exception) -> bool:
-    return isinstance(error, ServiceError) and error.transient
+_LOG = logging.getLogger("tests.retry")
 
 
 def _gave_up(error: Exception, attempts: int) -> Exception:
@@ -92,7 +92,7 @@ def test_retrying_returns_once_an_attempt_succeeds() -> None:
     call = _Flaky(2, ServiceError("busy", status=503))
     waits: list[float] = []
     policy = RetryPolicy(5, Backoff(1.0, 4.0))
-    result = retrying(call, policy, classify=_transient, give_up=_gave_up, sleep=waits.append)
+    result = retrying(call, policy, give_up=_gave_up, what="test", logger=_LOG, sleep=waits.append)
     assert result == "done" and call.calls == 3 and len(waits) == 2
 
 
@@ -101,14 +101,16 @@ def test_retrying_makes_at_most_max_attempts_and_raises_what_give_up_makes() -> 
     waits: list[float] = []
     policy = RetryPolicy(4, Backoff(1.0, 4.0))
     with pytest.raises(SearchIncompleteError, match="4 attempts: busy"):
-        retrying(call, policy, classify=_transient, give_up=_gave_up, sleep=waits.append)
+        retrying(call, policy, give_up=_gave_up, what="test", logger=_LOG, sleep=waits.append)
     assert call.calls == 4 and len(waits) == 3
 
 
 def test_retrying_lets_a_permanent_failure_through_at_once() -> None:
     call = _Flaky(100, ServiceError("gone", status=404))
     with pytest.raises(ServiceError, match="gone"):
-        retrying(call, RetryPolicy(5), classify=_transient, give_up=_gave_up, sleep=lambda s: None)
+        retrying(
+            call, RetryPolicy(5), give_up=_gave_up, what="test", logger=_LOG, sleep=lambda s: None
+        )
     assert call.calls == 1
 
 
@@ -116,7 +118,7 @@ def test_retrying_caps_a_servers_retry_after_at_the_policys_maximum() -> None:
     call = _Flaky(3, ServiceError("slow down", status=429, retry_after_s=600.0))
     waits: list[float] = []
     policy = RetryPolicy.from_limits(Limits(backoff_base_s=0.1, backoff_max_s=0.5))
-    retrying(call, policy, classify=_transient, give_up=_gave_up, sleep=waits.append)
+    retrying(call, policy, give_up=_gave_up, what="test", logger=_LOG, sleep=waits.append)
     assert waits and all(wait == 0.5 for wait in waits)
 
 
@@ -132,7 +134,7 @@ def test_a_stop_event_ends_a_wait_of_the_retry_loop() -> None:
     def run() -> None:
         policy = RetryPolicy(5, Backoff(600.0, 600.0))
         try:
-            retrying(attempt, policy, classify=_transient, give_up=_gave_up, stop=stop)
+            retrying(attempt, policy, give_up=_gave_up, what="test", logger=_LOG, stop=stop)
         except BaseException as error:
             outcome.append(error)
 

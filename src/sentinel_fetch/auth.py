@@ -304,17 +304,14 @@ class TokenManager:
             self._raise_for_grant_error(error, grant)
             raise error
 
-        def retried(error: Exception, delay_s: float) -> None:
-            log.warning("identity server: %s; retrying in %.1f s", error, delay_s)
-
         return retrying(
             attempt,
             self._policy,
-            classify=lambda error: isinstance(error, ServiceError) and error.transient,
             give_up=lambda error, attempts: AuthError(f"could not obtain a CDSE token: {error}"),
+            what="identity server",
+            logger=log,
             stop=stop,
             sleep=self._sleep,
-            on_retry=retried,
         )
 
     def _raise_for_grant_error(self, error: ServiceError, grant: str) -> None:

@@ -17,6 +17,7 @@ and is not a failure in a row, and the product is bounded in bytes as well as at
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from sentinel_fetch.errors import StoppedError
+from sentinel_fetch.errors import ServiceError, StoppedError
 from sentinel_fetch.settings import Limits
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ProductBudget",
     "RetryPolicy",
     "fetch_budget_bytes",
+    "is_transient",
     "parse_retry_after",
     "pause",
     "retrying",
@@ -218,42 +220,49 @@ def pause(
     return stopped or (stop is not None and stop.is_set())
 
 
+def is_transient(error: Exception) -> bool:
+    """Whether trying again later may help: a transient :class:`ServiceError` (connection
+    failures, 408, 425, 429, 5xx, or one its maker marked transient)."""
+    return isinstance(error, ServiceError) and error.transient
+
+
 def retrying(
     call: Callable[[], T],
     policy: RetryPolicy,
     *,
-    classify: Callable[[Exception], bool],
     give_up: Callable[[Exception, int], Exception],
+    what: str,
+    logger: logging.Logger,
+    classify: Callable[[Exception], bool] = is_transient,
     stop: threading.Event | None = None,
     sleep: Sleep | None = None,
-    on_retry: Callable[[Exception, float], None] | None = None,
 ) -> T:
     """Call ``call`` until it returns, retrying the failures ``classify`` calls transient.
 
     Args:
         call: one attempt; returns the result or raises.
         policy: attempts and waits.
-        classify: whether an exception ``call`` raised is worth another attempt; any
-            other exception propagates as it is.
         give_up: the exception to raise when the attempts are spent, from the last
             failure and the number of attempts made.
+        what: who failed, for the warning logged before each wait (``catalogue``).
+        logger: where that warning goes (the caller's logger).
+        classify: whether an exception ``call`` raised is worth another attempt; any
+            other exception propagates as it is.
         stop: setting it ends a wait at once (and no attempt starts after it).
         sleep: how to wait, instead of waiting on ``stop`` (tests).
-        on_retry: told each failure about to be retried and the wait before it (callers
-            log it).
 
     Raises:
         StoppedError: ``stop`` was set while waiting.
 
     Example:
-        >>> answers = iter([TimeoutError("slow"), TimeoutError("slow"), "page"])
+        >>> answers = iter([ServiceError("busy", status=503), "page"])
         >>> def call():
         ...     answer = next(answers)
         ...     if isinstance(answer, Exception):
         ...         raise answer
         ...     return answer
-        >>> retrying(call, RetryPolicy(3, Backoff(0.01, 0.01)),
-        ...          classify=lambda error: isinstance(error, TimeoutError),
+        >>> retrying(call, RetryPolicy(3, Backoff(0.01, 0.01)), what="catalogue",
+        ...          logger=logging.getLogger("example"),
         ...          give_up=lambda error, attempts: RuntimeError(f"{attempts}: {error}"))
         'page'
     """
@@ -270,7 +279,6 @@ def retrying(
             asked = getattr(error, "retry_after_s", None)
             retry_after_s = float(asked) if isinstance(asked, (int, float)) else None
             delay = policy.backoff.delay_s(attempt, retry_after_s=retry_after_s)
-            if on_retry is not None:
-                on_retry(error, delay)
+            logger.warning("%s: %s; retrying in %.1f s", what, error, delay)
         if pause(delay, stop=stop, sleep=sleep):
             raise StoppedError("stopped while waiting to try again")

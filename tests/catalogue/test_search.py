@@ -28,6 +28,7 @@ from sentinel_fetch.errors import (
 from sentinel_fetch.http import Transport
 from sentinel_fetch.settings import Settings
 from tests.conftest import with_limits
+from tests.interrupting import raised_when_stopped
 
 DATA = Path(__file__).parent / "data"
 EUROPE = "POLYGON((-10 35, 30 35, 30 70, -10 70, -10 35))"
@@ -427,19 +428,6 @@ def test_a_stop_event_ends_a_wait_between_catalogue_requests(
     patient = with_limits(settings, backoff_base_s=600.0, backoff_max_s=600.0)
     stop = threading.Event()
     result = Search(JULY_32TPS, transport=Transport(patient), stop=stop)
-    outcome: list[BaseException] = []
-
-    def page() -> None:
-        try:
-            list(result)
-        except BaseException as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=page)
-    thread.start()
-    assert cdse.stats.wait_for(lambda stats: stats.requests("catalogue", 503) >= 1)
-    stop.set()
-    thread.join(60)  # a safety net only: without the stop the wait is ten minutes
-    assert not thread.is_alive()
+    outcome = raised_when_stopped(lambda: list(result), stop, cdse, "catalogue")
     assert len(outcome) == 1 and isinstance(outcome[0], StoppedError), outcome
     assert cdse.stats.requests("catalogue", 503) == 1

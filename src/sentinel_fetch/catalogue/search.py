@@ -47,7 +47,6 @@ from sentinel_fetch.errors import (
     CatalogueError,
     QueryError,
     SearchIncompleteError,
-    ServiceError,
     UnreadableEntryError,
 )
 from sentinel_fetch.http import Transport, error_from_response, read_json
@@ -418,55 +417,38 @@ class Search:
 
         def attempt() -> dict[str, Any]:
             self.requests += 1
-            try:
-                response = self._transport.request("GET", url, stream=True)
-            except ServiceError as exc:
-                if not exc.transient:  # a certificate that does not verify stays that way
-                    raise
-                raise _Retry(exc) from None
+            # Raises transient errors to be retried, anything else to stop the search.
+            response = self._transport.request("GET", url, stream=True)
             with response:
                 if response.status_code != 200:
                     error = error_from_response(response, CatalogueError)
                     if error.status in (400, 422):
                         raise QueryError(f"the catalogue refused the search: {error}")
-                    if not error.transient:
-                        raise error
-                    raise _Retry(error)
+                    raise error
                 try:
                     body = read_json(response, max_bytes=_MAX_PAGE_BYTES)
                 except UntrustedJSONError as flaw:
-                    unreadable = CatalogueError(f"the catalogue sent {flaw}", status=200)
-                    if flaw.hostile:
-                        raise unreadable from None
-                    raise _Retry(unreadable) from None
-                except ServiceError as exc:  # the connection failed mid-body
-                    raise _Retry(exc) from None
+                    # Cut short or garbled may be a glitch; too large or too deep is not.
+                    raise CatalogueError(
+                        f"the catalogue sent {flaw}", status=200, transient=not flaw.hostile
+                    ) from None
             if not isinstance(body, dict):
-                raise _Retry(CatalogueError("the catalogue sent an unexpected answer", status=200))
+                raise CatalogueError(
+                    "the catalogue sent an unexpected answer", status=200, transient=True
+                )
             return body
-
-        def retried(failure: Exception, delay_s: float) -> None:
-            log.warning("catalogue: %s; retrying in %.1f s", failure, delay_s)
 
         return retrying(
             attempt,
             self._policy,
-            classify=lambda failure: isinstance(failure, _Retry),
             give_up=lambda failure, attempts: SearchIncompleteError(
                 f"the search could not be completed after {attempts} attempts: {failure}"
             ),
+            what="catalogue",
+            logger=log,
             stop=self._stop,
             sleep=self._sleep,
-            on_retry=retried,
         )
-
-
-class _Retry(Exception):
-    """A catalogue failure worth another try (the error says what it was)."""
-
-    def __init__(self, error: ServiceError) -> None:
-        super().__init__(str(error))
-        self.retry_after_s = error.retry_after_s
 
 
 def _count_of(body: dict[str, Any]) -> int:
