@@ -78,6 +78,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("sentinel_fetch.emulator")
+# One line per answered request (``--verbose``); the query is logged with tokens masked.
+request_logger = logging.getLogger("sentinel_fetch.emulator.requests")
 
 _MAX_LINE = 16 * 1024
 _MAX_HEADERS = 200
@@ -1096,6 +1098,16 @@ class EmulatorServer:
         user = exchange.user
         if user is None:
             user = self.hooks.user_for(request)
+        query = _TOKEN_IN_QUERY.sub(r"\1***", request.raw_query)
+        request_logger.debug(
+            "%s %s %s%s -> %d (%d bytes)",
+            exchange.host,
+            request.method,
+            request.path,
+            f"?{query}" if query else "",
+            exchange.status,
+            exchange.bytes_sent,
+        )
         self.stats.record_request(
             RequestEvent(
                 time=time.time(),
@@ -1108,7 +1120,7 @@ class EmulatorServer:
                 authorization="authorization" in request.headers,
                 bytes_sent=exchange.bytes_sent,
                 product_id=exchange.product_id,
-                query=_TOKEN_IN_QUERY.sub(r"\1***", request.raw_query),
+                query=query,
             )
         )
 
