@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -67,18 +66,30 @@ def test_many_threads_share_one_login(
     assert _token_works(cdse, settings, seen[0])
 
 
+class _ManualClock:
+    """A clock both the client and the emulator read, moved only by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_refresh_before_expiry_then_login_when_the_window_closes(
     cdse: Emulator, settings: Settings, credentials: Credentials
 ) -> None:
+    """4.2 s of token use in 0.1 s steps, on a clock that moves only when told to."""
     cdse.config.access_token_lifetime_s = 1.0
     cdse.config.refresh_token_lifetime_s = 3.0
-    tokens = _tokens(settings, credentials)
+    clock = _ManualClock()
+    tokens = TokenManager(Transport(settings), settings.endpoints, credentials, clock=clock)
     _any_product(cdse)
-    started = time.monotonic()
-    while time.monotonic() - started < 4.2:
-        token = tokens.access_token()
-        assert _token_works(cdse, settings, token), "a token handed out must be valid"
-        time.sleep(0.1)
+    with cdse.identity.clock_for_test(clock):
+        for _ in range(42):
+            token = tokens.access_token()
+            assert _token_works(cdse, settings, token), "a token handed out must be valid"
+            clock.now += 0.1
     # Refreshed within each 3 s window, one new login when the first window closed.
     assert tokens.refreshes >= 3
     assert tokens.logins == 2

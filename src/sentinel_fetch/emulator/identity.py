@@ -43,6 +43,7 @@ the download host refuses with 401 DAT-ZIP-609 (spec §2.1).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -50,7 +51,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -517,6 +518,21 @@ class IdentityProvider:
             return record is not None and self._clock() < record.expires_at
 
         return alive
+
+    @contextlib.contextmanager
+    def clock_for_test(self, clock: Callable[[], float]) -> Iterator[None]:
+        """Read lifetimes on ``clock`` instead of the wall clock, for the ``with`` body.
+
+        Token lifetimes are the one place the emulator reads time; a test that drives a
+        token through its refresh window moves this clock (and the client's) by hand
+        instead of waiting for seconds to pass.
+        """
+        previous = self._clock
+        self._clock = clock
+        try:
+            yield
+        finally:
+            self._clock = previous
 
     def expire_token(self, token: str) -> bool:
         """Make one access token expire now; returns whether it was known."""
