@@ -16,7 +16,7 @@
   left undone.
 
 The caller holds the folder lock (:mod:`~sentinel_fetch.downloads.folderlock`) for the
-whole run; :func:`sentinel_fetch.api.download` takes it.
+whole run; :meth:`sentinel_fetch.client.Client.download` takes it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from typing import Protocol
 
 from sentinel_fetch.auth import TokenManager
 from sentinel_fetch.downloads.governor import Governor, StoppedError
-from sentinel_fetch.downloads.paths import Layout, assign_file_names
+from sentinel_fetch.downloads.paths import Layout
+from sentinel_fetch.downloads.plan import Action, PlannedProduct, is_offline, plan
 from sentinel_fetch.downloads.transfer import Downloadable, TransferContext, download_product
 from sentinel_fetch.errors import (
     AuthError,
@@ -60,11 +61,6 @@ __all__ = ["BatchReport", "DownloadEngine", "JobRecorder", "ProductResult", "is_
 log = logging.getLogger("sentinel_fetch.download")
 
 OFFLINE_HINT = "offline (Deferred Available Data): order it in the CDSE Data Workspace, then rerun"
-
-
-class _MaybeOnline(Protocol):
-    @property
-    def online(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -168,15 +164,6 @@ class _Batch:
     file_names: dict[str, str] = field(default_factory=dict)
 
 
-def is_offline(product: object) -> bool:
-    """Whether a product is known to be offline (``online`` is ``False``).
-
-    Unknown (``None``, or no ``online`` at all) means try: the download host answers
-    for an offline product, while skipping one that is online would lose it.
-    """
-    return getattr(product, "online", None) is False
-
-
 def _reason(product: Downloadable, error: Exception) -> str:
     """An error's message without the product name in front (reports show it already)."""
     return redact(str(error)).removeprefix(f"{product.name}: ")
@@ -231,23 +218,14 @@ class DownloadEngine:
                 batch.fatal = error
         self.stop.set()
 
-    def file_names(self, products: Iterable[Downloadable]) -> dict[str, str]:
-        """``product id -> file name`` in the temp and finish folders, for this job.
+    def plan(self, products: Iterable[Downloadable]) -> list[PlannedProduct]:
+        """What this run does with each product (:func:`~sentinel_fetch.downloads.plan.plan`).
 
-        Names recorded by earlier runs are kept; see
+        File names recorded by earlier runs are kept; see
         :func:`~sentinel_fetch.downloads.paths.assign_file_names` for the rest.
         """
         recorded = self.recorder.file_names() if self.recorder is not None else {}
-        return assign_file_names(((p.id, p.file_name) for p in products), recorded)
-
-    def already_finished(self, product: Downloadable, file_name: str) -> Path | None:
-        """The verified file of ``product`` if it is in the finish folder (no network)."""
-        path = self.layout.finished(file_name)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            return None
-        return path if not product.size or size == product.size else None
+        return plan(products, self.layout, recorded)
 
     def run(self, products: Iterable[Downloadable]) -> BatchReport:
         """Download every product; return one result per distinct product (by id).
@@ -258,18 +236,19 @@ class DownloadEngine:
         started = time.monotonic()
         self.layout.prepare()
         queue = self._dedupe(products)
-        batch = _Batch(file_names=self.file_names(queue))
+        logins_before = self.tokens.logins
+        planned = self.plan(queue)
+        batch = _Batch(file_names={item.product.id: item.file_name for item in planned})
         to_fetch: list[Downloadable] = []
-        for product in queue:
+        for item in planned:
+            product = item.product
             batch.order.append(product.id)
-            if is_offline(product):
+            if item.action is Action.OFFLINE:
                 self._finish(batch, ProductResult(product, "offline", error=OFFLINE_HINT))
-                continue
-            path = self.already_finished(product, batch.file_names[product.id])
-            if path is not None:
-                self._finish(batch, ProductResult(product, "skipped", path=path))
-                continue
-            to_fetch.append(product)
+            elif item.action is Action.SKIP:
+                self._finish(batch, ProductResult(product, "skipped", path=item.path))
+            else:
+                to_fetch.append(product)
         total_bytes = sum(max(p.size, 0) for p in to_fetch)
         self.progress(BatchStarted(len(queue), total_bytes, len(queue) - len(to_fetch)))
         try:
@@ -290,7 +269,8 @@ class DownloadEngine:
             results,
             time.monotonic() - started,
             interrupted=interrupted,
-            logins=self.tokens.logins,
+            # A Client's token manager outlives a run: count this run's logins only.
+            logins=self.tokens.logins - logins_before,
             peak_connections=self.governor.peak,
         )
         self.progress(
