@@ -76,10 +76,13 @@ __all__ = [
     "AuditReport",
     "BatchReport",
     "Client",
+    "Credentials",
     "LedgerSummary",
     "PlannedProduct",
+    "Product",
     "ProductResult",
     "ProductSelection",
+    "Query",
     "is_offline",
     "lock_folders",
     "make_query",
@@ -632,8 +635,8 @@ class Client:
 
     # -- the account --------------------------------------------------------------------
 
-    def login(self, *, save: bool = False) -> Credentials:
-        """Log in now to check the account; optionally store it in the system keyring.
+    def login(self) -> Credentials:
+        """Log in now to check the account; returns it (``source`` says where it came from).
 
         A successful check opens one CDSE session, which later downloads of this Client
         reuse.
@@ -641,11 +644,19 @@ class Client:
         Raises:
             CredentialsMissingError: no source has an account.
             InvalidCredentialsError: CDSE rejected it.
-            ConfigError: ``save`` without a usable keyring.
         """
         self._check_open()
         self._tokens.access_token()
-        credentials = self._tokens.credentials
-        if save:
-            store_in_keyring(credentials.username, credentials.password)
+        return self._tokens.credentials
+
+    def save_login(self) -> Credentials:
+        """Check the account (:meth:`login`), then store it in the system keyring.
+
+        Later runs find it there and need no password in the environment.
+
+        Raises:
+            ConfigError: no keyring package, or no usable keyring backend.
+        """
+        credentials = self.login()
+        store_in_keyring(credentials.username, credentials.password)
         return credentials

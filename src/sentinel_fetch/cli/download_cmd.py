@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,14 +11,9 @@ from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
 
 if TYPE_CHECKING:
-    from sentinel_fetch.catalogue.product import Product
-    from sentinel_fetch.catalogue.search import RejectedEntry
-    from sentinel_fetch.downloads.engine import BatchReport, ProductResult
-    from sentinel_fetch.settings import Settings
+    from sentinel_fetch.client import BatchReport, Client, PlannedProduct, Product
 
-__all__ = ["REPORT_FILE", "download"]
-
-REPORT_FILE = "sentinel-fetch-report.csv"
+__all__ = ["download"]
 
 
 @click.command(cls=Command)
@@ -100,6 +92,7 @@ def download(
       sentinel-fetch download --out D:/sentinel --retry-failed
     """
     from sentinel_fetch.cli.render import total_size
+    from sentinel_fetch.errors import ProductNotFoundError
 
     config = context.config(
         {
@@ -112,205 +105,79 @@ def download(
         }
     )
     settings = config.settings()
-    if not dry_run:
-        _check_folders(settings)
-    rejected: list[RejectedEntry] = []
-    wanted = _collect(settings, products, from_files, retry_failed, options, rejected)
-    unreadable = _unreadable_results(rejected)
-    if not wanted:
-        context.info("nothing to download" + ("" if retry_failed else ": no product matched"))
-        return _report_problems(settings, unreadable)
-    sizes = [product.size for product in wanted]
-    context.info(f"{len(wanted)} products, {total_size(sizes)}; saving to {settings.finish_path}")
-    if dry_run:
-        return _dry_run(context, settings, wanted)
+    query = query_from_options(
+        options, settings, required=not (products or from_files or retry_failed)
+    )
+    with context.client(config, totp=totp) as client:
+        if not dry_run:
+            client.check_folders()
+        try:
+            selection = client.products(
+                query, names=products, files=from_files, retry_failed=retry_failed
+            )
+        except ProductNotFoundError as exc:
+            raise click.BadParameter(str(exc), param_hint="NAME_OR_ID") from None
+        wanted = selection.products
+        if not wanted:
+            context.info("nothing to download" + ("" if retry_failed else ": no product matched"))
+            if not selection.rejected:
+                return 0
+            _tell_report(client.write_report(None, selection.rejected))
+            return 1
+        sizes = [product.size for product in wanted]
+        context.info(
+            f"{len(wanted)} products, {total_size(sizes)}; saving to {settings.finish_path}"
+        )
+        if dry_run:
+            return _dry_run(context, client.plan(wanted))
+        report = _run(context, client, wanted)
+        return _summarise(
+            context,
+            report,
+            client.write_report(report, selection.rejected),
+            len(selection.rejected),
+        )
 
-    from sentinel_fetch.api import download as run_download
+
+def _run(context: CliContext, client: Client, wanted: list[Product]) -> BatchReport:
+    """The download, with bars on a terminal or a log line now and then elsewhere."""
     from sentinel_fetch.cli.render import BarProgress, LogProgress
 
-    credentials = context.credentials(config, totp=totp)
     if context.interactive:
         from rich.console import Console
 
         with BarProgress(Console(stderr=True)) as bars:
-            report = run_download(wanted, settings=settings, credentials=credentials, progress=bars)
-    else:
-        report = run_download(
-            wanted,
-            settings=settings,
-            credentials=credentials,
-            progress=None if context.quiet else LogProgress(),
-        )
-    return _summarise(context, settings, report, unreadable)
+            return client.download(wanted, progress=bars)
+    return client.download(wanted, progress=None if context.quiet else LogProgress())
 
 
-def _check_folders(settings: Settings) -> None:
-    """Refuse now, before a search and a login, what the run would refuse later.
-
-    The run itself checks again and locks the folders (``api.download``); this only
-    spares the wait, and creates nothing.
-    """
-    from sentinel_fetch.api import run_folders
-    from sentinel_fetch.downloads.folderlock import FolderLock
-    from sentinel_fetch.downloads.paths import Layout
-
-    Layout(settings.temp_path, settings.finish_path).check()
-    FolderLock.check_free(run_folders(settings))
-
-
-def _collect(
-    settings: Settings,
-    names_or_ids: tuple[str, ...],
-    from_files: tuple[str, ...],
-    retry_failed: bool,
-    options: dict[str, Any],
-    rejected: list[RejectedEntry],
-) -> list[Product]:
-    """Every product asked for, in order, without duplicates.
-
-    Catalogue entries the searches could not read are added to ``rejected``.
-    """
-    from sentinel_fetch.api import search as run_search
-    from sentinel_fetch.catalogue.query import build_query
-    from sentinel_fetch.catalogue.results import read_name_list, read_products
-
-    collected: list[Product] = []
-    query = query_from_options(
-        options, settings, required=not (names_or_ids or from_files or retry_failed)
-    )
-
-    def found_by(search_query: Any) -> list[Product]:
-        result = run_search(search_query, settings=settings)
-        products = list(result)
-        rejected.extend(entry for entry in result.rejected if entry not in rejected)
-        return products
-
-    if query is not None:
-        collected.extend(found_by(query))
-    for file in from_files:
-        if Path(file).suffix.lower() == ".txt":
-            collected.extend(found_by(read_name_list(file)))
-        else:
-            collected.extend(read_products(file))
-    if names_or_ids:
-        ids = [value for value in names_or_ids if _is_uuid(value)]
-        names = [value for value in names_or_ids if not _is_uuid(value)]
-        found = found_by(build_query(names=names, ids=ids))
-        known = {p.id for p in found} | {p.name for p in found}
-        # A name whose entry was unreadable is in the catalogue: it is reported as failed.
-        known |= {value for entry in rejected for value in (entry.id, entry.name) if value}
-        missing = [
-            value for value in names_or_ids if value.lower() not in known and value not in known
-        ]
-        if missing:
-            raise click.BadParameter(
-                f"not in the catalogue: {', '.join(missing[:5])}"
-                + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
-                param_hint="NAME_OR_ID",
-            )
-        collected.extend(found)
-    if retry_failed:
-        collected.extend(_failed_products(settings.save_path))
-    unique: dict[str, Product] = {}
-    for product in collected:
-        unique.setdefault(product.id, product)
-    return list(unique.values())
-
-
-def _failed_products(save_path: Path) -> list[Product]:
-    """The catalogue entries the ledger stored for the products that failed."""
-    from sentinel_fetch.catalogue.product import Product
-    from sentinel_fetch.errors import LedgerFileError, ResultFileError
-    from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
-
-    with JobLedger.open(save_path, read_only=True) as ledger:
-        entries = ledger.product_dicts(["failed"])
-    products = []
-    for entry in entries:
-        try:
-            products.append(Product.from_dict(entry))
-        except ResultFileError:
-            which = entry.get("id") or entry.get("name") or "(no id)"
-            raise LedgerFileError(
-                f"the job ledger {save_path / LEDGER_FILE_NAME} holds a damaged catalogue entry"
-                f" for product {str(which)[:80]}: it was changed by something other than"
-                " sentinel-fetch"
-            ) from None
-    return products
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _dry_run(context: CliContext, settings: Settings, products: list[Product]) -> int:
+def _dry_run(context: CliContext, planned: list[PlannedProduct]) -> int:
     from sentinel_fetch.cli.render import human_bytes
-    from sentinel_fetch.downloads.engine import is_offline
-    from sentinel_fetch.downloads.paths import Layout, assign_file_names
-    from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
+    from sentinel_fetch.client import Action
     from sentinel_fetch.text import printable
 
-    layout = Layout(settings.temp_path, settings.finish_path)
-    recorded: dict[str, str] = {}
-    if (settings.save_path / LEDGER_FILE_NAME).exists():
-        with JobLedger.open(settings.save_path, read_only=True) as ledger:
-            recorded = ledger.file_names()
-    # The names the run would use: those the ledger recorded, else the same rule.
-    file_names = assign_file_names(((p.id, p.file_name) for p in products), recorded)
-    to_fetch = 0
-    for product in products:
-        finished = layout.finished(file_names[product.id])
-        partial = layout.partial(file_names[product.id])
-        # The run's own rule: only a product known to be offline is left out.
-        if is_offline(product):
-            action = "offline (order in the Data Workspace)"
-        elif finished.exists() and (not product.size or finished.stat().st_size == product.size):
-            action = "skip (already verified)"
-        elif partial.exists():
-            action = f"resume ({human_bytes(partial.stat().st_size)} on disk)"
-            to_fetch += product.size - partial.stat().st_size
-        else:
-            action = "fetch"
-            to_fetch += product.size
+    for item in planned:
+        action = {
+            Action.OFFLINE: "offline (order in the Data Workspace)",
+            Action.SKIP: "skip (already verified)",
+            Action.RESUME: f"resume ({human_bytes(item.on_disk_bytes)} on disk)",
+            Action.FETCH: "fetch",
+        }[item.action]
+        product = item.product
         click.echo(f"{action:<40} {printable(product.name)}  {human_bytes(product.size)}")
-    context.info(f"dry run: {human_bytes(max(to_fetch, 0))} would be fetched")
+    to_fetch = sum(item.bytes_to_fetch for item in planned)
+    context.info(f"dry run: {human_bytes(to_fetch)} would be fetched")
     return 0
 
 
-def _unreadable_results(rejected: list[RejectedEntry]) -> list[ProductResult]:
-    """Catalogue entries no search could read, as failed products of the report."""
-    from sentinel_fetch.catalogue.product import Product
-    from sentinel_fetch.downloads.engine import ProductResult
-
-    return [
-        ProductResult(
-            Product(id=entry.id or "", name=entry.name or ""),
-            "failed",
-            error=f"the catalogue entry could not be read: {entry.reason}",
-        )
-        for entry in rejected
-    ]
-
-
-def _report_problems(settings: Settings, problems: list[ProductResult]) -> int:
-    """Write the report of products that were not downloaded; the exit status."""
-    report_path = settings.save_path / REPORT_FILE
-    if not problems:
-        return 0
-    _write_report(report_path, problems)
-    click.echo(f"not downloaded, with reasons: {report_path}", err=True)
-    return 1
+def _tell_report(path: Path | None) -> None:
+    if path is not None:
+        # Even with -q: the user must know something is missing and where the list is.
+        click.echo(f"not downloaded, with reasons: {path}", err=True)
 
 
 def _summarise(
-    context: CliContext,
-    settings: Settings,
-    report: BatchReport,
-    unreadable: list[ProductResult],
+    context: CliContext, report: BatchReport, report_path: Path | None, unreadable: int
 ) -> int:
     from sentinel_fetch.cli.render import human_bytes
 
@@ -322,66 +189,18 @@ def _summarise(
         if report.count(status):
             parts.append(f"{report.count(status)} {status}")
     if unreadable:
-        noun = "entry" if len(unreadable) == 1 else "entries"
-        parts.append(f"{len(unreadable)} unreadable catalogue {noun}")
+        noun = "entry" if unreadable == 1 else "entries"
+        parts.append(f"{unreadable} unreadable catalogue {noun}")
     rate = report.bytes_received / report.elapsed_s if report.elapsed_s > 0 else 0.0
     context.info(
         f"{', '.join(parts)}; {human_bytes(report.bytes_received)} in {report.elapsed_s:.0f} s "
         f"({human_bytes(rate)}/s), {report.logins} login(s)"
     )
-    problems = unreadable + [
-        r for r in report.results if r.status in ("failed", "offline", "stopped")
-    ]
-    report_path = settings.save_path / REPORT_FILE
-    if problems:
-        _write_report(report_path, problems)
-        # Even with -q: the user must know something is missing and where the list is.
-        click.echo(f"not downloaded, with reasons: {report_path}", err=True)
-        if report.count("failed") or report.count("stopped"):
-            context.info("rerun the same command to retry (finished products are skipped)")
-    else:
-        # A report from an earlier run would describe problems that no longer exist.
-        for stale in (report_path, report_path.with_suffix(".json")):
-            stale.unlink(missing_ok=True)
+    _tell_report(report_path)
+    if report_path is not None and (report.count("failed") or report.count("stopped")):
+        context.info("rerun the same command to retry (finished products are skipped)")
     if report.interrupted:
         from sentinel_fetch.cli.stopping import interrupted_exit_status
 
         return interrupted_exit_status()
     return 0 if report.ok and not unreadable else 1
-
-
-def _write_report(path: Path, problems: list[Any]) -> None:
-    """A CSV a user can act on: what, why, and what to do; the same as JSON for programs.
-
-    Reasons quote servers, so they are masked in both files. CSV cells are guarded so a
-    spreadsheet shows a name like ``=HYPERLINK(...)`` rather than evaluating it; the
-    JSON keeps names exact.
-    """
-    from sentinel_fetch.redact import redact
-    from sentinel_fetch.text import spreadsheet_cell
-
-    advice = {
-        "failed": "rerun to retry; if it keeps failing, see the reason",
-        "offline": "order it in the CDSE Data Workspace, then rerun",
-        "stopped": "rerun to resume",
-    }
-    rows = [
-        {
-            "name": r.product.name,
-            "id": r.product.id,
-            "status": r.status,
-            "reason": redact(r.error) if r.error else None,
-            "attempts": r.attempts,
-            "advice": advice[r.status],
-        }
-        for r in problems
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["name", "id", "status", "reason", "attempts", "what to do"])
-        for row in rows:
-            writer.writerow(
-                [spreadsheet_cell("" if value is None else value) for value in row.values()]
-            )
-    path.with_suffix(".json").write_text(json.dumps(rows, indent=2), encoding="utf-8")

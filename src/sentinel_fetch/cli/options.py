@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from sentinel_fetch.catalogue.query import Query
+    from sentinel_fetch.client import Query
     from sentinel_fetch.settings import Settings
 
 __all__ = [
@@ -201,8 +201,7 @@ def query_from_options(
     Raises:
         click.UsageError: nothing to search for (when ``required``), or both --url and --url-file.
     """
-    from sentinel_fetch.api import make_query
-    from sentinel_fetch.catalogue.browser_url import read_search_url_file
+    from sentinel_fetch.client import make_query, read_search_url_file
 
     url = options.get("url")
     url_file = options.get("url_file")

@@ -52,27 +52,24 @@ def search(
           --area 11,46,12,47 --cloud 20
       sentinel-fetch search -c S1 -t GRD --area aoi.geojson -s 2024-01-01 --count
     """
-    from sentinel_fetch.api import search as run_search
     from sentinel_fetch.cli.render import total_size
-    from sentinel_fetch.downloads.engine import is_offline
+    from sentinel_fetch.client import is_offline, write_products
 
-    settings = context.settings({"proxy": proxy, "ca_bundle": ca_bundle})
-    query = query_from_options(options, settings)
+    config = context.config({"proxy": proxy, "ca_bundle": ca_bundle})
+    query = query_from_options(options, config.settings())
     assert query is not None
-    result = run_search(query, settings=settings)
-    if count_only:
-        click.echo(result.count())
-        return 0
-
-    products = []
-    for product in result:
-        products.append(product)
-        if limit is not None and len(products) >= limit:
-            break
+    with context.client(config) as client:
+        result = client.search(query)
+        if count_only:
+            click.echo(result.count())
+            return 0
+        products = []
+        for product in result:
+            products.append(product)
+            if limit is not None and len(products) >= limit:
+                break
 
     if output:
-        from sentinel_fetch.catalogue.results import write_products
-
         path = write_products(products, output, query=query)
         context.info(f"wrote {len(products)} products to {path}")
     elif sys.stdout.isatty():

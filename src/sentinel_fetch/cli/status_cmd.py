@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -25,12 +24,11 @@ def status(context: CliContext, save_path: str | None, as_json: bool) -> int:
     (never changes it): safe to run while a download is going on.
     """
     from sentinel_fetch.cli.render import human_bytes
-    from sentinel_fetch.ledger import JobLedger
     from sentinel_fetch.text import for_display
 
-    folder = Path(save_path) if save_path else context.settings().save_path
-    with JobLedger.open(folder, read_only=True) as ledger:
-        summary = ledger.summary()
+    with context.client(context.config({"save_path": save_path})) as client:
+        folder = client.settings.save_path
+        summary = client.status()
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
         return 0
