@@ -7,13 +7,13 @@ import json
 import click
 
 from sentinel_fetch.cli.context import CliContext
-from sentinel_fetch.cli.options import Command
+from sentinel_fetch.cli.options import Command, json_option
 
 __all__ = ["config"]
 
 
 @click.command(cls=Command)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def config(context: CliContext, as_json: bool) -> int:
     """Show the effective settings and where each came from (secrets masked).

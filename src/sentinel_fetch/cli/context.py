@@ -83,11 +83,20 @@ def setup_logging(*, verbose: int, quiet: bool, log_file: str | None) -> None:
 
 @dataclass
 class CliContext:
-    """Global options and lazily built shared objects."""
+    """Global options and lazily built shared objects.
+
+    Global options may come before the command and after it (``-q download ...`` and
+    ``download ... -q``); each one seen updates this object and the logging set-up.
+    """
 
     verbose: int = 0
     quiet: bool = False
     config_file: str | None = None
+    log_file: str | None = None
+
+    def set_up_logging(self) -> None:
+        """Configure logging for the global options seen so far (:func:`setup_logging`)."""
+        setup_logging(verbose=self.verbose, quiet=self.quiet, log_file=self.log_file)
 
     def config(self, command_line: dict[str, Any] | None = None) -> EffectiveConfig:
         """The merged configuration with this command's options on top."""

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from sentinel_fetch.cli.context import CliContext
-from sentinel_fetch.cli.options import Command
+from sentinel_fetch.cli.options import Command, out_option
 
 __all__ = ["demo"]
 
@@ -29,15 +29,7 @@ _BROWSER_QUERY = (
 
 
 @click.command(cls=Command)
-@click.option(
-    "-o",
-    "--out",
-    "save_path",
-    default="sentinel-fetch-demo",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Save folder for the demo's products.",
-)
+@out_option(default="sentinel-fetch-demo", help="Save folder for the demo's products.")
 @click.option(
     "--products",
     default=6,

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sentinel_fetch.cli.context import CliContext
-from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
+from sentinel_fetch.cli.options import (
+    Command,
+    finish_dir_option,
+    network_options,
+    out_option,
+    query_from_options,
+    search_options,
+    totp_option,
+)
 
 if TYPE_CHECKING:
     from sentinel_fetch.client import BatchReport, Client, PlannedProduct, Product
@@ -30,21 +38,11 @@ __all__ = ["download"]
 @click.option(
     "--retry-failed", is_flag=True, help="Also retry the products that failed in this save folder."
 )
-@click.option(
-    "-o",
-    "--out",
-    "save_path",
-    type=click.Path(file_okay=False),
-    help="Save folder (default: ./sentinel-data).",
-)
+@out_option(help="Save folder (default: ./sentinel-data).")
 @click.option(
     "--temp-dir", type=click.Path(file_okay=False), help="In-progress files (default: <out>/Temp)."
 )
-@click.option(
-    "--finish-dir",
-    type=click.Path(file_okay=False),
-    help="Verified products (default: <out>/Finish).",
-)
+@finish_dir_option("Verified products (default: <out>/Finish).")
 @click.option(
     "-w",
     "--workers",
@@ -53,9 +51,7 @@ __all__ = ["download"]
     help="Products at once, 1-32 (default 4: a free CDSE account allows 4 connections).",
 )
 @network_options
-@click.option(
-    "--totp", metavar="CODE", help="6-digit code for an account with two-factor authentication."
-)
+@totp_option
 @click.option("--dry-run", is_flag=True, help="Show what would be downloaded; fetch nothing.")
 @click.pass_obj
 def download(
@@ -84,12 +80,14 @@ def download(
     size and BLAKE3/MD5 checksum match. Rerunning the same command fetches only what is
     missing: finished products are skipped without a request, partial ones resume.
 
+    Behind a proxy, add --proxy socks5h://127.0.0.1:7890 (or http://host:port).
+
     \b
     Examples:
-      sentinel-fetch download --url-file SearchURL.txt --out D:/sentinel
-      sentinel-fetch download --from results.json --workers 2 --proxy socks5h://127.0.0.1:7890
-      sentinel-fetch download S2B_MSIL2A_20231001T103019_N0509_R108_T32TQM_20231001T132714.SAFE
-      sentinel-fetch download --out D:/sentinel --retry-failed
+      sentinel-fetch download --url-file SearchURL.txt --out data
+      sentinel-fetch download --from results.json --workers 2 --out data
+      sentinel-fetch download S2A_MSIL2A_20230704T101427_N0509_R051_T32TPS_20230704T122703.SAFE
+      sentinel-fetch download --out data --retry-failed
     """
     from sentinel_fetch.cli.render import total_size
     from sentinel_fetch.errors import ProductNotFoundError

@@ -5,16 +5,14 @@ from __future__ import annotations
 import click
 
 from sentinel_fetch.cli.context import CliContext
-from sentinel_fetch.cli.options import Command
+from sentinel_fetch.cli.options import Command, totp_option
 
 __all__ = ["login"]
 
 
 @click.command(cls=Command)
 @click.option("--save", is_flag=True, help="Store the username and password in the system keyring.")
-@click.option(
-    "--totp", metavar="CODE", help="6-digit code for an account with two-factor authentication."
-)
+@totp_option
 @click.pass_obj
 def login(context: CliContext, save: bool, totp: str | None) -> int:
     """Log in to CDSE once to check your account; optionally save it in the keyring.

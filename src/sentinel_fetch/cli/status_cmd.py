@@ -7,17 +7,20 @@ import json
 import click
 
 from sentinel_fetch.cli.context import CliContext
-from sentinel_fetch.cli.options import Command
+from sentinel_fetch.cli.options import Command, json_option, out_option
 
 __all__ = ["status"]
 
 
 @click.command(cls=Command)
-@click.argument("save_path", required=False, type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.argument(
+    "save_path_argument", metavar="[OUT]", required=False, type=click.Path(file_okay=False)
+)
+@out_option(help="The save folder of the job (default: the configured one).")
+@json_option
 @click.pass_obj
 def status(context: CliContext, save_path: str | None, as_json: bool) -> int:
-    """Summarise the download job in SAVE_PATH (default: the configured save folder).
+    """Summarise the download job in the save folder (--out, or given as OUT).
 
     Shows products by state, bytes, every failure with its reason, and the offline
     products that must be ordered in the CDSE Data Workspace. Only reads the ledger

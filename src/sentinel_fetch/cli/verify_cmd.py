@@ -8,28 +8,27 @@ from pathlib import Path
 import click
 
 from sentinel_fetch.cli.context import CliContext
-from sentinel_fetch.cli.options import Command
+from sentinel_fetch.cli.options import Command, finish_dir_option, json_option, out_option
 
 __all__ = ["verify"]
 
 
 @click.command(cls=Command)
-@click.argument("save_path", required=False, type=click.Path(file_okay=False))
-@click.option(
-    "--finish-dir",
-    type=click.Path(file_okay=False),
-    help="The finish folder, if it is not SAVE_PATH/Finish.",
+@click.argument(
+    "save_path_argument", metavar="[OUT]", required=False, type=click.Path(file_okay=False)
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@out_option(help="The save folder of the job (default: the configured one).")
+@finish_dir_option("The finish folder, if it is not <out>/Finish.")
+@json_option
 @click.pass_obj
 def verify(
     context: CliContext, save_path: str | None, finish_dir: str | None, as_json: bool
 ) -> int:
-    """Re-check every file in the finish folder of SAVE_PATH.
+    """Re-check every file in the finish folder of the job in --out (or given as OUT).
 
     Each file is hashed again and compared with the catalogue's BLAKE3/MD5 checksum
     (products whose catalogue entry has none get a zip CRC test). Bad files are moved to
-    SAVE_PATH/Corrupt and marked failed in the job ledger, so the next download run
+    <out>/Corrupt and marked failed in the job ledger, so the next download run
     fetches them again. The ledger says which file is which product's; files it does not
     know are looked up by name. Refused while a download runs in the folder. Exit
     status 1 if any file was bad.
