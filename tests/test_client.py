@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -269,3 +270,33 @@ def test_a_broken_proxy_fails_the_login_once(
         with pytest.raises(ProxyError) as second:
             client.login()
     assert second.value is first.value
+
+
+def readme_python_blocks(path: Path) -> list[str]:
+    """The fenced Python blocks of a README's Python API section."""
+    text = path.read_text(encoding="utf-8")
+    heading = "## Python API" if path.name == "README.md" else "## Python 接口"
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    return [block.split("\n", 1)[1] for block in section.split("```python")[1:]]
+
+
+@pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])
+def test_the_readme_client_example_runs(
+    cdse: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    readme: str,
+) -> None:
+    """The Client example both READMEs open their Python section with, as written."""
+    for name, value in cdse.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    block = readme_python_blocks(Path(__file__).resolve().parent.parent / readme)[0]
+    code = block.split("```", 1)[0]
+    assert "sf.Client()" in code
+    script = tmp_path / "example.py"
+    script.write_text(code, encoding="utf-8")
+    runpy.run_path(str(script))
+    assert cdse.stats.logins == {DEMO_USERNAME: 1}
+    assert "True" in capsys.readouterr().out
