@@ -300,3 +300,17 @@ def test_the_readme_client_example_runs(
     runpy.run_path(str(script))
     assert cdse.stats.logins == {DEMO_USERNAME: 1}
     assert "True" in capsys.readouterr().out
+
+
+def test_progress_events_name_their_product_by_id(client: Client) -> None:
+    """Bars are kept by product id: two products may share a name, never an id."""
+    from sentinel_fetch.progress import BytesReceived, ProductFinished, ProductStarted
+
+    products = few_products(client, 2)
+    events: list[object] = []
+    client.download(products, progress=events.append)
+    per_product = [
+        e for e in events if isinstance(e, (ProductStarted, BytesReceived, ProductFinished))
+    ]
+    assert per_product
+    assert {e.product_id for e in per_product} == {p.id for p in products}  # type: ignore[attr-defined]

@@ -30,28 +30,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import inspect
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from sentinel_fetch.auth import Credentials, TokenManager
-from sentinel_fetch.catalogue.browser_url import parse_search_url, read_search_url_file
-from sentinel_fetch.catalogue.product import Product
-from sentinel_fetch.catalogue.query import Query, build_query
-from sentinel_fetch.catalogue.results import read_name_list, read_products, write_products
-from sentinel_fetch.catalogue.search import RejectedEntry, Search
-from sentinel_fetch.credentials import PromptFn, find_credentials, store_in_keyring
-from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, AuditReport, audit_finished
-from sentinel_fetch.downloads.engine import BatchReport, DownloadEngine, JobRecorder, ProductResult
 from sentinel_fetch.downloads.folderlock import FolderLock
 from sentinel_fetch.downloads.paths import Layout, make_folder
-from sentinel_fetch.downloads.plan import Action, PlannedProduct, is_offline, plan
-from sentinel_fetch.downloads.report import problems_of, write_report
-from sentinel_fetch.downloads.transfer import Downloadable
 from sentinel_fetch.errors import (
     ClientClosedError,
     ConfigError,
@@ -61,14 +51,26 @@ from sentinel_fetch.errors import (
     QueryError,
     ResultFileError,
 )
-from sentinel_fetch.http import Transport
-from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger, LedgerSummary
-from sentinel_fetch.progress import Progress
-from sentinel_fetch.retry import Backoff
+from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger, LedgerSummary, StoredProduct
+from sentinel_fetch.progress import ProductState, Progress
 from sentinel_fetch.settings import Settings
 
+# The network, the catalogue and the checksums load on first use: ``status`` needs none
+# of them and starts as fast as the ledger opens.
 if TYPE_CHECKING:
+    from sentinel_fetch.auth import Credentials, TokenManager
+    from sentinel_fetch.catalogue.browser_url import read_search_url_file
+    from sentinel_fetch.catalogue.product import Product
+    from sentinel_fetch.catalogue.query import Query
+    from sentinel_fetch.catalogue.results import write_products
+    from sentinel_fetch.catalogue.search import RejectedEntry, Search
     from sentinel_fetch.config import EffectiveConfig
+    from sentinel_fetch.credentials import PromptFn
+    from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, AuditReport
+    from sentinel_fetch.downloads.engine import BatchReport, ProductResult
+    from sentinel_fetch.downloads.plan import Action, PlannedProduct, is_offline
+    from sentinel_fetch.downloads.transfer import Downloadable
+    from sentinel_fetch.http import Transport
 
 __all__ = [
     "CORRUPT_FOLDER",
@@ -91,16 +93,39 @@ __all__ = [
     "write_products",
 ]
 
+#: What this module hands on from the library, loaded when first asked for.
+_LAZY = {
+    "CORRUPT_FOLDER": "sentinel_fetch.downloads.audit",
+    "Action": "sentinel_fetch.downloads.plan",
+    "AuditReport": "sentinel_fetch.downloads.audit",
+    "BatchReport": "sentinel_fetch.downloads.engine",
+    "Credentials": "sentinel_fetch.auth",
+    "PlannedProduct": "sentinel_fetch.downloads.plan",
+    "Product": "sentinel_fetch.catalogue.product",
+    "ProductResult": "sentinel_fetch.downloads.engine",
+    "Query": "sentinel_fetch.catalogue.query",
+    "is_offline": "sentinel_fetch.downloads.plan",
+    "read_search_url_file": "sentinel_fetch.catalogue.browser_url",
+    "write_products": "sentinel_fetch.catalogue.results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 log = logging.getLogger("sentinel_fetch.client")
 
-#: Keyword fields :func:`make_query` takes: those of build_query.
-_SEARCH_KEYWORDS = tuple(inspect.signature(build_query).parameters)
-_QUERY_FIELDS = tuple(f.name for f in dataclasses.fields(Query))
 #: What a download needs of each product (the transfer's Downloadable).
 _PRODUCT_ATTRIBUTES = ("id", "name", "size", "checksums", "file_name")
 #: What :class:`Client` accepts as the account: one, or a callable that finds one on
 #: first use (a prompt then only happens when a token is really needed).
-CredentialsSource = Credentials | Callable[[], Credentials]
+CredentialsSource: TypeAlias = "Credentials | Callable[[], Credentials]"
 
 
 def checked_settings(settings: object) -> Settings:
@@ -156,6 +181,9 @@ def make_query(
     Raises:
         QueryError: a misspelled field, or a search that is neither a Query nor a URL.
     """
+    from sentinel_fetch.catalogue.browser_url import parse_search_url
+    from sentinel_fetch.catalogue.query import Query, build_query
+
     settings = checked_settings(settings)
     _check_fields(fields)
     base: Query | None
@@ -170,16 +198,32 @@ def make_query(
     if not fields:
         return base
     refined = build_query(**fields)
-    changes = {name: getattr(refined, name) for name in fields if name in _QUERY_FIELDS}
+    changes = {name: getattr(refined, name) for name in fields if name in _query_fields()}
     return base.with_changes(**changes)
+
+
+@functools.cache
+def _search_keywords() -> tuple[str, ...]:
+    """Keyword fields :func:`make_query` takes: those of build_query."""
+    from sentinel_fetch.catalogue.query import build_query
+
+    return tuple(inspect.signature(build_query).parameters)
+
+
+@functools.cache
+def _query_fields() -> tuple[str, ...]:
+    from sentinel_fetch.catalogue.query import Query
+
+    return tuple(f.name for f in dataclasses.fields(Query))
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
     """A misspelled keyword is the user's input to fix: a QueryError, not a TypeError."""
-    unknown = sorted(set(fields) - set(_SEARCH_KEYWORDS))
+    keywords = _search_keywords()
+    unknown = sorted(set(fields) - set(keywords))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], _SEARCH_KEYWORDS, n=1)
-        hint = f"did you mean {close[0]}?" if close else "use " + ", ".join(_QUERY_FIELDS)
+        close = difflib.get_close_matches(unknown[0], keywords, n=1)
+        hint = f"did you mean {close[0]}?" if close else "use " + ", ".join(_query_fields())
         raise QueryError(f"unknown search field {unknown[0]!r}: {hint}")
 
 
@@ -255,22 +299,16 @@ class Client:
         self, settings: Settings | None = None, credentials: CredentialsSource | None = None
     ) -> None:
         self._settings = checked_settings(settings)
-        if credentials is not None and not (
-            isinstance(credentials, Credentials) or callable(credentials)
-        ):
-            raise InputError(
-                "credentials must be a sentinel_fetch.Credentials, got "
-                f"{type(credentials).__name__}"
-            )
-        endpoints = self._settings.endpoints
-        account = credentials or (lambda: find_credentials(endpoints))
-        self._transport = Transport(self._settings)
-        self._tokens = TokenManager(
-            self._transport,
-            endpoints,
-            account,
-            refresh_margin_s=self._settings.limits.token_refresh_margin_s,
-        )
+        if credentials is not None:
+            from sentinel_fetch.auth import Credentials
+
+            if not (isinstance(credentials, Credentials) or callable(credentials)):
+                raise InputError(
+                    "credentials must be a sentinel_fetch.Credentials, got "
+                    f"{type(credentials).__name__}"
+                )
+        self._account = credentials
+        self._network: tuple[Transport, TokenManager] | None = None
         self._closed = False
 
     @classmethod
@@ -285,6 +323,8 @@ class Client:
         settings = config.settings()
 
         def account() -> Credentials:
+            from sentinel_fetch.credentials import find_credentials
+
             return find_credentials(
                 settings.endpoints,
                 config_username=config.get("account.username"),
@@ -306,7 +346,35 @@ class Client:
     @property
     def logins(self) -> int:
         """Password logins this Client made (each one is a CDSE session)."""
-        return self._tokens.logins
+        return self._network[1].logins if self._network is not None else 0
+
+    @property
+    def _transport(self) -> Transport:
+        return self._road()[0]
+
+    @property
+    def _tokens(self) -> TokenManager:
+        return self._road()[1]
+
+    def _road(self) -> tuple[Transport, TokenManager]:
+        """The one Transport and TokenManager, made on first need (no I/O either way)."""
+        self._check_open()
+        if self._network is None:
+            from sentinel_fetch.auth import TokenManager
+            from sentinel_fetch.credentials import find_credentials
+            from sentinel_fetch.http import Transport
+
+            endpoints = self._settings.endpoints
+            account = self._account or (lambda: find_credentials(endpoints))
+            transport = Transport(self._settings)
+            tokens = TokenManager(
+                transport,
+                endpoints,
+                account,
+                refresh_margin_s=self._settings.limits.token_refresh_margin_s,
+            )
+            self._network = (transport, tokens)
+        return self._network
 
     @property
     def closed(self) -> bool:
@@ -316,7 +384,8 @@ class Client:
     def close(self) -> None:
         """Close every connection; the Client refuses later calls. Safe to call twice."""
         self._closed = True
-        self._transport.close()
+        if self._network is not None:
+            self._network[0].close()
 
     def __enter__(self) -> Client:
         self._check_open()
@@ -360,6 +429,9 @@ class Client:
             query: a :class:`Query`, or a search URL pasted from the Copernicus Browser.
             **fields: search fields (see :func:`make_query`); they refine ``query``.
         """
+        from sentinel_fetch.catalogue.search import Search
+        from sentinel_fetch.retry import Backoff
+
         self._check_open()
         limits = self._settings.limits
         return Search(
@@ -400,6 +472,8 @@ class Client:
             ProductNotFoundError: a name or id is not in the catalogue.
             LedgerFileError: the ledger holds an entry something else damaged.
         """
+        from sentinel_fetch.catalogue.results import read_name_list, read_products
+
         self._check_open()
         selection = ProductSelection()
         collected: list[Product] = []
@@ -433,6 +507,8 @@ class Client:
         found_by: Callable[[Query], list[Product]],
         rejected: list[RejectedEntry],
     ) -> list[Product]:
+        from sentinel_fetch.catalogue.query import build_query
+
         ids = [value for value in names_or_ids if _is_uuid(value)]
         names = [value for value in names_or_ids if not _is_uuid(value)]
         found = found_by(build_query(names=names, ids=ids))
@@ -450,6 +526,8 @@ class Client:
     @staticmethod
     def _failed_products(save_path: Path) -> list[Product]:
         """The catalogue entries the ledger stored for the products that failed."""
+        from sentinel_fetch.catalogue.product import Product
+
         with JobLedger.open(save_path, read_only=True) as ledger:
             entries = ledger.product_dicts(["failed"])
         products = []
@@ -489,6 +567,8 @@ class Client:
         The decision is the run's own (:func:`~sentinel_fetch.downloads.plan.decide`):
         only a product the catalogue marks ``Online: false`` is offline.
         """
+        from sentinel_fetch.downloads.plan import plan
+
         self._check_open()
         wanted = checked_products(products)
         settings = self._job_settings(save_path)
@@ -536,6 +616,8 @@ class Client:
             StorageError: the disk refused; the report of what was done is lost with it.
             AuthError: the account cannot log in or cannot download.
         """
+        from sentinel_fetch.downloads.engine import DownloadEngine, JobRecorder
+
         self._check_open()
         wanted = checked_products(products)
         if progress is not None and not callable(progress):
@@ -570,6 +652,8 @@ class Client:
         report is removed. Returns the CSV's path, or ``None`` when there was nothing to
         report.
         """
+        from sentinel_fetch.downloads.report import problems_of, write_report
+
         folder = self._job_settings(save_path).save_path
         return write_report(folder, problems_of(report, rejected))
 
@@ -600,6 +684,8 @@ class Client:
             InputError: there is no finish folder.
             FolderInUseError: a download runs in the folder (a file it writes is never moved).
         """
+        from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, audit_finished
+
         self._check_open()
         settings = self._job_settings(save_path)
         if finish_dir is not None:
@@ -610,20 +696,29 @@ class Client:
         held = [path for path in (folder, finish) if path.is_dir()]
         with FolderLock.acquire(held):
             has_ledger = (folder / LEDGER_FILE_NAME).exists()
-            known = []
+            known: list[StoredProduct] = []
             if has_ledger:
                 with JobLedger.open(folder, read_only=True) as ledger:
                     known = ledger.stored()
             report = audit_finished(finish, folder / CORRUPT_FOLDER, known, self._lookup)
-            bad = [v.product_id for v in report.verdicts if v.status == "bad" and v.product_id]
-            if bad and has_ledger:
+            by_id = {stored.id: stored for stored in known}
+            bad = [
+                by_id[v.product_id]
+                for v in report.verdicts
+                if v.status == "bad" and v.product_id in by_id
+            ]
+            if bad:
+                # The engine's own writer: one way for a state to reach the ledger.
+                reason = f"corrupt in the finish folder; moved to {CORRUPT_FOLDER}/"
                 with JobLedger.open(folder, create=False) as ledger:
-                    reason = f"corrupt in the finish folder; moved to {CORRUPT_FOLDER}/"
-                    ledger.mark(bad, "failed", reason)
+                    for stored in bad:
+                        ledger.record(stored, ProductState.FAILED.value, reason=reason)
         return report
 
     def _lookup(self, names: list[str]) -> list[Product]:
         """Catalogue entries for file names the ledger does not know."""
+        from sentinel_fetch.catalogue.query import build_query
+
         usable = []
         for name in names:
             try:
@@ -657,6 +752,8 @@ class Client:
         Raises:
             ConfigError: no keyring package, or no usable keyring backend.
         """
+        from sentinel_fetch.credentials import store_in_keyring
+
         credentials = self.login()
         store_in_keyring(credentials.username, credentials.password)
         return credentials

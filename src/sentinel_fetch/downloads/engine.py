@@ -46,10 +46,13 @@ from sentinel_fetch.http import Transport
 from sentinel_fetch.progress import (
     BatchFinished,
     BatchStarted,
+    BytesReceived,
     NullProgress,
     ProductFinished,
     ProductStarted,
+    ProductState,
     ProductStatus,
+    ProductWaiting,
     Progress,
     ProgressEvent,
 )
@@ -309,9 +312,18 @@ class DownloadEngine:
             details["verified_by"] = result.verified_by
         if result.attempts:
             details["attempts"] = result.attempts
-        state = {"downloaded": "done", "skipped": "skipped"}.get(result.status, result.status)
-        self._record(batch, result.product, state, bytes_received=result.bytes_received, **details)
-        self.progress(ProductFinished(result.product.name, result.status, result.error or ""))
+        state = ProductState(result.status).remembered_as
+        self._record(
+            batch, result.product, state.value, bytes_received=result.bytes_received, **details
+        )
+        self.progress(
+            ProductFinished(
+                result.product.name,
+                result.status,
+                result.error or "",
+                product_id=result.product.id,
+            )
+        )
 
     def _context(self) -> TransferContext:
         return TransferContext(
@@ -329,11 +341,15 @@ class DownloadEngine:
             return
 
         def progress(event: ProgressEvent) -> None:
-            # "downloading" means bytes are flowing, not waiting for a connection slot.
-            if isinstance(event, ProductStarted):
-                self._record(batch, product, "downloading")
+            # The transfer knows the product by name; bars are kept by id, as two
+            # products may share a name.
+            if isinstance(event, (ProductStarted, BytesReceived, ProductWaiting)):
+                event = replace(event, product_id=product.id)
             self.progress(event)
 
+        # A worker is on it from here: waiting for a connection slot, receiving,
+        # verifying and moving it are all one state of the job.
+        self._record(batch, product, ProductState.DOWNLOADING.value)
         target = _Target(product, batch.file_names[product.id])
         try:
             outcome = download_product(target, replace(context, progress=progress))

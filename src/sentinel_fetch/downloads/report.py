@@ -15,14 +15,13 @@ from pathlib import Path
 from sentinel_fetch.catalogue.product import Product
 from sentinel_fetch.catalogue.search import RejectedEntry
 from sentinel_fetch.downloads.engine import BatchReport, ProductResult
+from sentinel_fetch.progress import PROBLEM_STATES
 from sentinel_fetch.redact import redact
 from sentinel_fetch.text import spreadsheet_cell
 
 __all__ = ["PROBLEM_STATES", "REPORT_FILE", "problems_of", "unreadable_results", "write_report"]
 
 REPORT_FILE = "sentinel-fetch-report.csv"
-#: The results a report lists: every product the run did not leave verified.
-PROBLEM_STATES = ("failed", "offline", "stopped")
 _ADVICE = {
     "failed": "rerun to retry; if it keeps failing, see the reason",
     "offline": "order it in the CDSE Data Workspace, then rerun",
