@@ -314,3 +314,27 @@ def test_progress_events_name_their_product_by_id(client: Client) -> None:
     ]
     assert per_product
     assert {e.product_id for e in per_product} == {p.id for p in products}  # type: ignore[attr-defined]
+
+
+def test_a_file_in_finish_the_job_did_not_record_is_checked_and_never_overwritten(
+    cdse: Emulator, client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    """Without a ledger (or with a finish folder shared by jobs), the checksum decides."""
+    products = few_products(client, 2)
+    elsewhere = tmp_path / "elsewhere"
+    assert client.download(products, save_path=elsewhere).ok
+    settings.finish_path.mkdir(parents=True)
+    good, other = (settings.finish_path / p.file_name for p in products)
+    good.write_bytes((elsewhere / "Finish" / products[0].file_name).read_bytes())
+    foreign = bytes(products[1].size)  # the right size, not the right bytes
+    other.write_bytes(foreign)
+    served = cdse.stats.bytes_served()
+
+    planned = client.plan(products)
+    report = client.download(products, ledger=False)
+
+    assert [item.action for item in planned] == [Action.SKIP, Action.CONFLICT]
+    assert [r.status for r in report.results] == ["skipped", "failed"]
+    assert "move it away" in (report.results[1].error or "")
+    assert other.read_bytes() == foreign, "a file the job did not put there is left alone"
+    assert cdse.stats.bytes_served() == served

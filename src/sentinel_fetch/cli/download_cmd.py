@@ -160,6 +160,7 @@ def _dry_run(context: CliContext, planned: list[PlannedProduct]) -> int:
             Action.SKIP: "skip (already verified)",
             Action.RESUME: f"resume ({human_bytes(item.on_disk_bytes)} on disk)",
             Action.FETCH: "fetch",
+            Action.CONFLICT: "conflict (another file of its name in Finish)",
         }[item.action]
         product = item.product
         click.echo(f"{action:<40} {printable(product.name)}  {human_bytes(product.size)}")

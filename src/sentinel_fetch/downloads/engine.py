@@ -250,6 +250,13 @@ class DownloadEngine:
                 self._finish(batch, ProductResult(product, "offline", error=OFFLINE_HINT))
             elif item.action is Action.SKIP:
                 self._finish(batch, ProductResult(product, "skipped", path=item.path))
+            elif item.action is Action.CONFLICT:
+                reason = (
+                    f"the finish folder holds another file named {item.file_name} (not this "
+                    "product's by its checksum, and not from this job): it is left as it "
+                    "is; move it away and rerun"
+                )
+                self._finish(batch, ProductResult(product, "failed", error=reason))
             else:
                 to_fetch.append(product)
         total_bytes = sum(max(p.size, 0) for p in to_fetch)

@@ -12,8 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sentinel_fetch.downloads.checksum import Expected, verify_file
 from sentinel_fetch.downloads.paths import Layout, assign_file_names
 from sentinel_fetch.downloads.transfer import Downloadable
+from sentinel_fetch.errors import IntegrityError
 
 __all__ = ["Action", "PlannedProduct", "decide", "is_offline", "plan"]
 
@@ -29,6 +31,9 @@ class Action(str, enum.Enum):
     SKIP = "skip"
     #: The catalogue says ``Online: false``: it must be ordered, not downloaded.
     OFFLINE = "offline"
+    #: The finish folder holds a file of its name that this job did not put there and
+    #: whose checksum is not this product's: never overwritten, the product fails.
+    CONFLICT = "conflict"
 
 
 def is_offline(product: object) -> bool:
@@ -47,12 +52,20 @@ def is_offline(product: object) -> bool:
 
 
 def decide(
-    product: Downloadable, *, finished_bytes: int | None, partial_bytes: int | None
+    product: Downloadable,
+    *,
+    finished_bytes: int | None,
+    partial_bytes: int | None,
+    finished_is_ours: bool = True,
+    finished_verified: bool = False,
 ) -> Action:
     """The action for one product, from what is on disk (``None``: no such file).
 
-    A finished file counts as verified when its size is the catalogue's (or the
-    catalogue gave none): only the run's own checked move puts a file there.
+    A finished file this job recorded counts as verified when its size is the
+    catalogue's (or the catalogue gave none): only the run's own checked move put it
+    there. A finished file the job did not record (no ledger, a finish folder shared
+    with other jobs, a file copied in) counts only when its checksum was checked
+    (``finished_verified``); otherwise it is someone else's, and never overwritten.
 
     Example:
         >>> from types import SimpleNamespace
@@ -66,6 +79,8 @@ def decide(
     """
     if is_offline(product):
         return Action.OFFLINE
+    if finished_bytes is not None and not finished_is_ours:
+        return Action.SKIP if finished_verified else Action.CONFLICT
     if finished_bytes is not None and (not product.size or finished_bytes == product.size):
         return Action.SKIP
     if partial_bytes is not None:
@@ -94,9 +109,19 @@ class PlannedProduct:
     @property
     def bytes_to_fetch(self) -> int:
         """What the run would still download for this product."""
-        if self.action in (Action.SKIP, Action.OFFLINE):
+        if self.action in (Action.SKIP, Action.OFFLINE, Action.CONFLICT):
             return 0
         return max(self.product.size - self.on_disk_bytes, 0)
+
+
+def _is_verified(product: Downloadable, path: Path) -> bool:
+    """Whether a file is this product's by the catalogue's size and checksum."""
+    expected = Expected.from_catalogue(product.size, product.checksums)
+    try:
+        verify_file(path, expected)
+    except IntegrityError:
+        return False
+    return True
 
 
 def _size(path: Path) -> int | None:
@@ -111,6 +136,10 @@ def plan(
 ) -> list[PlannedProduct]:
     """The decision for every product, with the file names the run would use.
 
+    A finished file the ledger does not record for its product is hashed (the one
+    definition of verified, :func:`~sentinel_fetch.downloads.checksum.verify_file`)
+    before it is trusted.
+
     Args:
         products: distinct products (by id).
         layout: the temp and finish folders.
@@ -123,7 +152,18 @@ def plan(
         name = file_names[product.id]
         finished, partial = layout.finished(name), layout.partial(name)
         partial_bytes = _size(partial)
-        action = decide(product, finished_bytes=_size(finished), partial_bytes=partial_bytes)
+        finished_bytes = _size(finished)
+        ours = product.id in recorded
+        verified = False
+        if finished_bytes is not None and not ours and not is_offline(product):
+            verified = _is_verified(product, finished)
+        action = decide(
+            product,
+            finished_bytes=finished_bytes,
+            partial_bytes=partial_bytes,
+            finished_is_ours=ours,
+            finished_verified=verified,
+        )
         planned.append(
             PlannedProduct(
                 product,
