@@ -9,7 +9,7 @@ Sinks are called from worker threads and must be quick and thread-safe.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = [
@@ -103,7 +103,15 @@ class BatchStarted:
 
 
 @dataclass(frozen=True)
-class ProductStarted:
+class _ProductEvent:
+    """What every event about one product carries besides its own fields."""
+
+    #: The product's id: two products may share a name. Set by the download engine.
+    product_id: str = field(default="", kw_only=True)
+
+
+@dataclass(frozen=True)
+class ProductStarted(_ProductEvent):
     """A transfer attempt begins (again, after a retry).
 
     Attributes:
@@ -114,41 +122,33 @@ class ProductStarted:
     total_bytes: int
     resumed_from: int
     attempt: int
-    #: The product's id: two products may share a name. Set by the download engine.
-    product_id: str = ""
 
 
 @dataclass(frozen=True)
-class BytesReceived:
+class BytesReceived(_ProductEvent):
     """More bytes of a product arrived (reported about every few MiB)."""
 
     name: str
     count: int
-    #: The product's id: two products may share a name. Set by the download engine.
-    product_id: str = ""
 
 
 @dataclass(frozen=True)
-class ProductWaiting:
+class ProductWaiting(_ProductEvent):
     """A product will be tried again after a pause."""
 
     name: str
     reason: str
     delay_s: float
     attempt: int
-    #: The product's id: two products may share a name. Set by the download engine.
-    product_id: str = ""
 
 
 @dataclass(frozen=True)
-class ProductFinished:
+class ProductFinished(_ProductEvent):
     """A product reached a final state for this run."""
 
     name: str
     status: ProductStatus
     detail: str = ""
-    #: The product's id: two products may share a name. Set by the download engine.
-    product_id: str = ""
 
 
 @dataclass(frozen=True)
