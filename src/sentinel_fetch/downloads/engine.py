@@ -1,7 +1,10 @@
 """The batch: many products, a few at a time, every one accounted for.
 
 * Products already verified in the finish folder are skipped without a network request;
-  offline products (``Online: false``) are reported, never attempted.
+  offline products (``Online: false``) are reported, never attempted; a file in the
+  finish folder the job did not put there is never overwritten. What to do with each
+  product is one pure decision (:mod:`~sentinel_fetch.downloads.plan`), the one the dry
+  run shows.
 * ``workers`` products transfer at once (default 4, a free account's limit), and one
   :class:`~sentinel_fetch.downloads.governor.Governor` bounds every request to the
   download host by the same number.
