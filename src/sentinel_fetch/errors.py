@@ -325,6 +325,7 @@ class StoppedError(SentinelFetchError):
     def __init__(self, message: str = "stopped before it finished") -> None:
         super().__init__(message)
 
+
 class ClientClosedError(SentinelFetchError, RuntimeError):
     """A :class:`~sentinel_fetch.client.Client` was used after ``close()``.
 
