@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,14 @@ BAD_PORT = (
 
 
 BAD_IPV6 = "https://[catalogue.dataspace.copernicus.eu/odata/v1/Products?$filter=" + GOOD_FILTER
+
+
+def run_unshared(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a shell script as root of a user and mount namespace (tmpfs, read-only mounts)."""
+    return subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

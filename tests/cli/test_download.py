@@ -26,6 +26,7 @@ from tests.cli.helpers import (
     ledger_with,
     online_few_ids,
     run,
+    run_unshared,
     subprocess_env,
 )
 
@@ -191,13 +192,7 @@ def test_a_full_disk_is_one_clear_error_and_never_a_bad_file(
         f"--end 2023-09-30 --online {where}; echo EXIT=$?; "
         f"echo FINISH; ls {small}/Finish; echo SIZES; du -b {small}/Finish/* 2>/dev/null; echo END"
     )
-    result = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
-        env=subprocess_env(cdse, tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_unshared(script, subprocess_env(cdse, tmp_path))
     errors = [line for line in result.stderr.splitlines() if line.startswith("sentinel-fetch:")]
     assert "EXIT=1" in result.stdout, result.stderr
     assert "Traceback" not in result.stderr

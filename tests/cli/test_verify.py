@@ -15,6 +15,7 @@ from tests.cli.helpers import (
     damage_ledger,
     ledger_with,
     run,
+    run_unshared,
     subprocess_env,
 )
 
@@ -53,13 +54,7 @@ def test_verify_checks_a_finish_folder_on_read_only_media(cdse: Emulator, tmp_pa
         f"mount --bind {finish} {finish} && mount -o remount,ro,bind {finish} && "
         f"{sys.executable} -m sentinel_fetch verify {save}"
     )
-    result = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
-        env=subprocess_env(cdse, tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_unshared(script, subprocess_env(cdse, tmp_path))
     assert result.returncode == 0, result.stderr
     assert "1 files: 1 ok, 0 bad, 0 unknown" in result.stderr
     assert sorted(path.name for path in finish.iterdir()) == [
