@@ -396,3 +396,58 @@ def test_a_wrong_proxy_password_on_a_plain_http_request(
         assert WRONG_PASSWORD not in message
         assert http_proxy.wait_for_refusals(1) == 1
         assert plain.stats.requests() == 0
+
+
+# Locations that one URL parser reads as the configured download host (127.0.0.1) and
+# another as a foreign one ("localhost"), or that carry user info: "{port}" is the
+# download host's port, "{path}" the request's path.
+_AMBIGUOUS_LOCATIONS = {
+    "backslash": "https://localhost:{port}\\@127.0.0.1:{port}{path}",
+    "user info": "https://127.0.0.1:{port}@localhost:{port}{path}",
+    "tab in the host": "https://127.0.0.1:{port}\t@localhost:{port}{path}",
+    "tab in the name": "https://local\thost:{port}{path}",
+    "percent-encoded host": "https://%31%32%37.0.0.1:{port}{path}",
+    "password": "https://user:secret-pass-1@127.0.0.1:{port}{path}",
+}
+
+
+@pytest.mark.parametrize("location", _AMBIGUOUS_LOCATIONS.values(), ids=_AMBIGUOUS_LOCATIONS)
+def test_an_ambiguous_redirect_is_refused_and_the_token_stays_home(
+    location: str, cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    transport = Transport(settings)
+    (product, _) = _two_products(settings, transport)
+    port = str(urlsplit(cdse.download_url).port)
+    cdse.faults.add(RedirectFault(product=product.id, location=location.replace("{port}", port)))
+    tokens = TokenManager(transport, settings.endpoints, credentials)
+    with pytest.raises(ServiceError) as info:
+        transport.request(
+            "GET", settings.endpoints.product_url(product.id), bearer=tokens.access_token
+        )
+    message = str(info.value)
+    assert message.startswith("refusing a redirect to ") and "\n" not in message
+    assert "secret-pass-1" not in message
+    assert not info.value.transient
+    # One request reached the emulator's download port: the one that was redirected.
+    (only,) = cdse.stats.events("download", lambda e: e.product_id == product.id)
+    assert only.status == 302
+
+
+@pytest.mark.parametrize(
+    "location", ["//127.0.0.1:{port}{path}", "HTTPS://127.0.0.1:0{port}{path}", " {path} "]
+)
+def test_spellings_every_parser_reads_alike_keep_the_token(
+    location: str, cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    """Scheme-relative, upper-case, a leading zero in the port, a relative path."""
+    transport = Transport(settings)
+    (product, _) = _two_products(settings, transport)
+    port = str(urlsplit(cdse.download_url).port)
+    cdse.faults.add(RedirectFault(product=product.id, location=location.replace("{port}", port)))
+    tokens = TokenManager(transport, settings.endpoints, credentials)
+    response = transport.request(
+        "GET", settings.endpoints.product_url(product.id), bearer=tokens.access_token
+    )
+    assert response.status_code == 200
+    hops = cdse.stats.events("download", lambda e: e.product_id == product.id)
+    assert [(e.status, e.authorization) for e in hops] == [(302, True), (200, True)]

@@ -33,12 +33,16 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.models import PreparedRequest
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from sentinel_fetch.errors import ConfigError, ProxyError, SentinelFetchError, ServiceError
 from sentinel_fetch.redact import redact, redact_url, register_secret
 from sentinel_fetch.retry import parse_retry_after
-from sentinel_fetch.settings import Settings, origin_of
+from sentinel_fetch.settings import Origin, Settings
+from sentinel_fetch.text import printable
 from sentinel_fetch.untrusted import UntrustedJSONError, parse_json
 
 __all__ = [
@@ -264,8 +268,12 @@ class Transport:
         return {}
 
     def may_receive_token(self, url: str) -> bool:
-        """Whether ``url`` is one of the configured CDSE hosts that may see the token."""
-        return origin_of(url) in self._bearer_origins
+        """Whether ``url`` is one of the configured CDSE hosts that may see the token.
+
+        Decided on the origin the request will really be sent to (:func:`requested_origin`),
+        not on another parser's reading of the same text.
+        """
+        return requested_origin(url) in self._bearer_origins
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -363,8 +371,9 @@ class Transport:
             if response.status_code not in _REDIRECTS or "Location" not in response.headers:
                 return response
             hops += 1
-            target = urljoin(current_url, response.headers["Location"])
+            location = response.headers["Location"]
             response.close()
+            target = redirect_target(current_url, location)
             if hops > _MAX_REDIRECTS:
                 raise ServiceError(
                     f"too many redirects starting at {redact_url(url)}", transient=False
@@ -382,6 +391,79 @@ class Transport:
             if not self.may_receive_token(target) and bearer is not None:
                 log.debug("redirect to %s: not a CDSE host, token withheld", redact_url(target))
             current_url = target
+
+
+def requested_origin(url: str) -> Origin:
+    """``(scheme, host, port)`` of ``url`` as requests and urllib3 will connect to it.
+
+    The text is first prepared the way ``requests`` prepares it (IDNA, percent-decoding
+    of the host, lower case) and then read by ``urllib3.util.parse_url``, the parser
+    that picks the host the socket connects to. A URL neither can read has port ``-1``
+    and matches no configured origin.
+
+    Example:
+        >>> requested_origin("https://Download.dataspace.copernicus.eu/odata/v1")
+        ('https', 'download.dataspace.copernicus.eu', 443)
+        >>> requested_origin("https://evil.example\\@download.dataspace.copernicus.eu/")[1]
+        'evil.example'
+    """
+    try:
+        parts = parse_url(_prepared(url))
+    except (LocationParseError, ValueError, requests.exceptions.RequestException):
+        return "", "", -1
+    scheme = (parts.scheme or "").lower()
+    host = (parts.host or "").lower().strip("[]")
+    return scheme, host, parts.port or (443 if scheme == "https" else 80)
+
+
+def _prepared(url: str) -> str:
+    """``url`` exactly as ``requests`` will put it on the wire."""
+    request = PreparedRequest()
+    request.prepare_url(url, None)
+    return str(request.url)
+
+
+def redirect_target(current_url: str, location: str) -> str:
+    """The URL a redirect's ``Location`` leads to, as it will be requested.
+
+    Whether the token may follow a redirect is decided on one reading of the URL, the
+    one the connection uses; so a ``Location`` that different URL parsers read as
+    different hosts (a backslash, which ``urllib3`` ends the host at and the standard
+    library does not; a tab or newline, which one drops and another keeps; an encoded
+    or non-ASCII host) is refused, as is one that carries a user name or password (which
+    ``requests`` would turn into a Basic ``Authorization`` header). No honest server sends
+    either.
+
+    Raises:
+        ServiceError: (not transient) the redirect is refused; the message shows the
+            target with secrets masked and control characters escaped.
+    """
+    shown = printable(redact_url(location.strip()))[:300]
+
+    def refused(why: str) -> ServiceError:
+        return ServiceError(f"refusing a redirect to {shown}: {why}", transient=False)
+
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in location.strip()):
+        raise refused("the address holds spaces or control characters")
+    try:
+        joined = urljoin(current_url, location.strip())
+        ours = urlsplit(joined)
+        our_port = ours.port
+        wire = _prepared(joined)
+        theirs = parse_url(wire)
+    except (LocationParseError, ValueError, requests.exceptions.RequestException):
+        raise refused("the address cannot be read") from None
+    if "@" in ours.netloc or theirs.auth is not None:
+        raise refused("the address carries a user name or password")
+    our_scheme = ours.scheme.lower()
+    our_origin = (
+        our_scheme,
+        (ours.hostname or "").lower(),
+        our_port or (443 if our_scheme == "https" else 80),
+    )
+    if our_origin != requested_origin(wire):
+        raise refused("the address reads as different hosts to different URL parsers")
+    return wire
 
 
 def _host(url: str) -> str:
