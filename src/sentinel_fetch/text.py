@@ -43,6 +43,8 @@ def printable(text: str) -> str:
         'S2A_MSIL2A\\\\x1b[2J.SAFE'
         >>> printable("naïve 中文 text")
         'naïve 中文 text'
+        >>> printable("name\\udc80")
+        'name\\\\udc80'
     """
     if text.isprintable():
         return text
@@ -50,7 +52,8 @@ def printable(text: str) -> str:
 
 
 def _escaped(char: str) -> str:
-    if char in _INVISIBLE or char in _BREAKS or unicodedata.category(char) == "Cc":
+    # Cs: a lone surrogate, which no terminal encoding can write.
+    if char in _INVISIBLE or char in _BREAKS or unicodedata.category(char) in ("Cc", "Cs"):
         code = ord(char)
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
     return char
