@@ -39,10 +39,10 @@ from urllib3.util import parse_url
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from sentinel_fetch.errors import ConfigError, ProxyError, SentinelFetchError, ServiceError
-from sentinel_fetch.redact import redact, redact_url, register_secret
+from sentinel_fetch.redact import redact_url, register_secret
 from sentinel_fetch.retry import parse_retry_after
 from sentinel_fetch.settings import Origin, Settings
-from sentinel_fetch.text import printable
+from sentinel_fetch.text import one_line, printable
 from sentinel_fetch.untrusted import UntrustedJSONError, parse_json
 
 __all__ = [
@@ -109,8 +109,7 @@ def error_from_response(
     if code:
         parts.append(code)
     if detail:
-        # Masked before it is cut short: a cut secret no longer matches the mask.
-        parts.append(redact(" ".join(detail.split()))[:300])
+        parts.append(one_line(detail, 300))
     message = f"{': '.join(parts)} ({where})"
     return error_type(
         message,
@@ -604,7 +603,7 @@ def _short(exc: BaseException) -> str:
     else:
         text = str(current) or type(current).__name__
         text = text.split(": ", 1)[-1] if text.startswith("<") else text
-    return redact(" ".join(text.split()))[:200]
+    return one_line(text, 200)
 
 
 def _env_proxy_name(transport: Transport, url: str) -> str | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from sentinel_fetch.errors import InputError
 from sentinel_fetch.redact import redact
 
-__all__ = ["for_display", "printable", "read_text_file", "spreadsheet_cell"]
+__all__ = ["for_display", "one_line", "printable", "read_text_file", "spreadsheet_cell"]
 
 # Characters a terminal or an editor acts on, besides the C0/C1 controls (category Cc):
 # bidirectional overrides and isolates reorder what is shown ("Trojan Source"), and the
@@ -57,6 +57,21 @@ def _escaped(char: str) -> str:
         code = ord(char)
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
     return char
+
+
+def one_line(text: str, max_chars: int | None = None) -> str:
+    """Text on one line, at most ``max_chars`` long, secrets masked.
+
+    The order matters: secrets are masked first, on the text as received, because a
+    password with a newline or two spaces no longer matches once whitespace is folded,
+    and one cut at the limit no longer matches at all.
+
+    Example:
+        >>> one_line("HTTP 400:  bad\\n  request", 12)
+        'HTTP 400: ba'
+    """
+    folded = " ".join(redact(text).split())
+    return folded if max_chars is None else folded[:max_chars]
 
 
 def for_display(text: str) -> str:
