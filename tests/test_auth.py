@@ -11,10 +11,17 @@ import pytest
 import requests
 
 from sentinel_fetch.auth import Credentials, TokenManager
-from sentinel_fetch.emulator import DEMO_USERNAME, BodyFault, Emulator, StatusFault
+from sentinel_fetch.emulator import (
+    DEMO_USERNAME,
+    BodyFault,
+    Emulator,
+    SlowHeadFault,
+    StatusFault,
+)
 from sentinel_fetch.errors import AuthError, InvalidCredentialsError, SessionLimitError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.settings import Settings
+from tests.conftest import with_limits
 
 
 def _tokens(settings: Settings, credentials: Credentials) -> TokenManager:
@@ -238,3 +245,15 @@ def test_a_deeply_nested_refusal_is_still_a_refusal(
 
     with pytest.raises(InvalidCredentialsError):
         _patient_tokens(settings, credentials).access_token()
+
+
+def test_a_login_answer_whose_head_trickles_ends_at_answer_timeout_s(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    """Every byte of the head arrives within the read timeout; the whole never does."""
+    cdse.faults.add(SlowHeadFault(host="identity", interval_s=0.05, times=-1))
+    settings = with_limits(settings, answer_timeout_s=0.5)
+
+    with pytest.raises(AuthError, match="did not arrive within answer_timeout_s") as raised:
+        _patient_tokens(settings, credentials).access_token()
+    assert "\n" not in str(raised.value)

@@ -16,17 +16,27 @@ Every request sentinel-fetch makes goes through :class:`Transport`, which owns:
 * turning error answers into :class:`~sentinel_fetch.errors.ServiceError` with the CDSE
   error code and ``Retry-After``;
 * reading JSON answers within a size bound (:func:`read_json`): a server may send
-  anything, and hundreds of megabytes of it.
+  anything, and hundreds of megabytes of it;
+* a deadline for each whole answer (``Limits.answer_timeout_s``): the read timeout bounds
+  one socket read, so a server sending its status line, headers or JSON a byte at a time
+  would hold a search or a login for ever. One watchdog thread shuts the connection of
+  every request past its deadline. Downloads are not watched: their bodies may rightly
+  take hours, and a minimum transfer rate guards them instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import logging
 import os
+import socket
 import ssl
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -186,10 +196,169 @@ def _prefix(response: requests.Response, limit: int) -> bytes:
             if len(received) >= limit:
                 break
     except requests.exceptions.RequestException as exc:
+        watch = _RESPONSE_WATCHES.get(response)
+        if watch is not None and watch.expired:
+            raise watch.error(response.url) from None
         raise ServiceError(
             f"the answer from {_host(response.url)} broke off: {_short(exc)}"
         ) from None
     return bytes(received[:limit])
+
+
+class _AnswerWatch:
+    """The deadline of one request's whole answer, and the connections it uses.
+
+    When the deadline passes, every connection the request was handed is shut down:
+    the blocked read in the request's thread then ends at once, whatever the server
+    trickles, and :meth:`error` says why.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.deadline = time.monotonic() + timeout_s
+        self.expired = False
+        self._released = False
+        self._connections: list[object] = []
+        self._lock = threading.Lock()
+
+    def attach(self, connection: object) -> None:
+        """Watch one more connection (a redirect's next hop, a fresh connection)."""
+        with self._lock:
+            if self._released:
+                return
+            self._connections.append(connection)
+            if self.expired:
+                _shut(connection)
+
+    def expire(self) -> bool:
+        """Shut the watched connections; ``False`` once the answer is complete."""
+        with self._lock:
+            if self._released:
+                return False
+            self.expired = True
+            for connection in self._connections:
+                _shut(connection)
+            return True
+
+    def release(self) -> None:
+        """The answer is complete (or abandoned): never touch its connections again."""
+        with self._lock:
+            self._released = True
+            self._connections.clear()
+
+    def error(self, url: str | None) -> ServiceError:
+        """The error for an answer cut off at its deadline (worth another try)."""
+        where = _host(url) if url else "the server"
+        return ServiceError(
+            f"the answer from {where} did not arrive within answer_timeout_s "
+            f"({self.timeout_s:g} s): the server sends it too slowly"
+        )
+
+
+def _shut(connection: object) -> None:
+    """Shut a urllib3 connection's socket down, from any thread.
+
+    ``socket.socket.shutdown`` acts on the file descriptor itself: the TLS layer of the
+    reading thread is left alone, and its blocked read returns at once. A connection
+    still connecting has no socket yet; the watchdog comes back to it.
+    """
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):  # already closed: nothing left to cut
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread for every watched request of the process: it sleeps until the earliest
+    deadline, and shuts the connections of each request still unanswered at its own."""
+
+    # How soon an expired request is visited again, for a connection attached late.
+    _AGAIN_S = 0.1
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, _AnswerWatch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, timeout_s: float) -> _AnswerWatch:
+        """A new watch with a deadline ``timeout_s`` from now."""
+        watch = _AnswerWatch(timeout_s)
+        with self._condition:
+            heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="sentinel-fetch-answer-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._condition.notify()
+        return watch
+
+    def _run(self) -> None:
+        with self._condition:
+            while True:
+                if not self._heap:
+                    self._condition.wait()
+                    continue
+                deadline, _, watch = self._heap[0]
+                now = time.monotonic()
+                if deadline > now:
+                    self._condition.wait(deadline - now)
+                    continue
+                heapq.heappop(self._heap)
+                if watch.expire():
+                    again = now + self._AGAIN_S
+                    heapq.heappush(self._heap, (again, next(self._order), watch))
+
+
+_WATCHDOG = _Watchdog()
+# The watches of the requests this thread is sending, innermost last (a login runs
+# inside another request when the token is fetched for it).
+_SENDING = threading.local()
+# The watch of each streamed answer whose body is still to be read.
+_RESPONSE_WATCHES: weakref.WeakKeyDictionary[requests.Response, _AnswerWatch] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _sending() -> list[_AnswerWatch]:
+    stack: list[_AnswerWatch] | None = getattr(_SENDING, "stack", None)
+    if stack is None:
+        stack = _SENDING.stack = []
+    return stack
+
+
+def _watch_pool(pool: Any) -> Any:
+    """Make a urllib3 pool hand its connections to the watch of the request taking them.
+
+    The pool's ``_get_conn`` is where every request, proxied or not, takes its
+    connection; wrapping it there (once per pool) is the one place the watchdog can
+    learn which socket to shut.
+    """
+    if getattr(pool, "_sentinel_fetch_watched", False):
+        return pool
+    take = pool._get_conn
+
+    def get_connection(timeout: float | None = None) -> Any:
+        connection = take(timeout=timeout)
+        stack = _sending()
+        if stack:
+            stack[-1].attach(connection)
+        return connection
+
+    pool._get_conn = get_connection
+    pool._sentinel_fetch_watched = True
+    return pool
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose pools report their connections to the answer watchdog."""
+
+    def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> Any:
+        return _watch_pool(super().get_connection_with_tls_context(*args, **kwargs))
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:  # requests < 2.32
+        return _watch_pool(super().get_connection(*args, **kwargs))
 
 
 class Transport:
@@ -225,7 +394,9 @@ class Transport:
             # lookups: .netrc could otherwise add Basic auth to the token request.
             session.trust_env = False
             session.headers["User-Agent"] = _USER_AGENT
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
+            adapter = _WatchedAdapter(
+                pool_connections=4, pool_maxsize=self._pool_size, max_retries=0
+            )
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             self._local.session = session
@@ -294,6 +465,7 @@ class Transport:
         json_body: Any = None,
         stream: bool = False,
         timeout: tuple[float, float] | None = None,
+        whole_answer_deadline: bool = True,
     ) -> requests.Response:
         """Send one request, following redirects under our Authorization policy.
 
@@ -309,15 +481,63 @@ class Transport:
             json_body: JSON body (first hop only).
             stream: leave the body unread for the caller to stream.
             timeout: ``(connect, read)`` override.
+            whole_answer_deadline: cut the answer off after ``Limits.answer_timeout_s``,
+                redirects and (for ``stream``) the body until the response is closed
+                included. Downloads turn it off: their minimum rate guards them.
 
         Returns:
             The final response, whatever its status (callers decide what is an error).
 
         Raises:
-            ServiceError: connection failures (status 0), too many redirects, or a
-                redirect from HTTPS to plain HTTP.
+            ServiceError: connection failures (status 0), an answer past its deadline,
+                too many redirects, or a redirect from HTTPS to plain HTTP.
             ProxyError: the proxy is not running, or refuses our credentials (407).
         """
+        if not whole_answer_deadline:
+            return self._send(
+                method, url, bearer, headers, params, data, json_body, stream, timeout, None
+            )
+        watch = _WATCHDOG.watch(self.settings.limits.answer_timeout_s)
+        stack = _sending()
+        stack.append(watch)
+        try:
+            response = self._send(
+                method, url, bearer, headers, params, data, json_body, stream, timeout, watch
+            )
+        except BaseException:
+            watch.release()
+            raise
+        finally:
+            stack.remove(watch)
+        if not stream:
+            watch.release()
+            return response
+        # The body is still to come: the deadline holds until the response is closed.
+        _RESPONSE_WATCHES[response] = watch
+        close = response.close
+
+        def close_and_release() -> None:
+            try:
+                close()
+            finally:
+                watch.release()
+
+        response.close = close_and_release  # type: ignore[method-assign]
+        return response
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        bearer: BearerSource | None,
+        headers: Mapping[str, str] | None,
+        params: Any,
+        data: Any,
+        json_body: Any,
+        stream: bool,
+        timeout: tuple[float, float] | None,
+        watch: _AnswerWatch | None,
+    ) -> requests.Response:
         session = self.session()
         current_url = url
         current_method = method
@@ -341,18 +561,10 @@ class Transport:
                     verify=self._verify,
                     proxies=self.proxies_for(current_url),
                 )
-            except requests.exceptions.SSLError as exc:
-                raise _tls_error(exc, current_url) from None
-            except requests.exceptions.InvalidSchema as exc:
-                raise ConfigError(
-                    f"{_short(exc)} (SOCKS proxies need the PySocks package)"
-                ) from None
             except requests.exceptions.RequestException as exc:
-                proxy = self._proxy or _env_proxy_name(self, current_url)
-                failure = _proxy_failure(exc, proxy) if proxy else None
-                if failure is not None:
-                    raise failure from None
-                raise ServiceError(f"cannot reach {_host(current_url)}: {_short(exc)}") from None
+                if watch is not None and watch.expired:
+                    raise watch.error(current_url) from None
+                raise self._request_error(exc, current_url) from None
             if response.status_code == 407:
                 # Over plain HTTP the proxy's refusal arrives as the answer itself.
                 response.close()
@@ -390,6 +602,20 @@ class Transport:
             if not self.may_receive_token(target) and bearer is not None:
                 log.debug("redirect to %s: not a CDSE host, token withheld", redact_url(target))
             current_url = target
+
+    def _request_error(
+        self, exc: requests.exceptions.RequestException, url: str
+    ) -> SentinelFetchError:
+        """What a request that got no answer at all failed on, as one of our errors."""
+        if isinstance(exc, requests.exceptions.SSLError):
+            return _tls_error(exc, url)
+        if isinstance(exc, requests.exceptions.InvalidSchema):
+            return ConfigError(f"{_short(exc)} (SOCKS proxies need the PySocks package)")
+        proxy = self._proxy or _env_proxy_name(self, url)
+        failure = _proxy_failure(exc, proxy) if proxy else None
+        if failure is not None:
+            return failure
+        return ServiceError(f"cannot reach {_host(url)}: {_short(exc)}")
 
 
 def requested_origin(url: str) -> Origin:

@@ -17,10 +17,18 @@ import pytest
 from sentinel_fetch.api import search
 from sentinel_fetch.catalogue.query import build_query
 from sentinel_fetch.catalogue.search import Search
-from sentinel_fetch.emulator import BodyFault, Emulator, EntityFault, StatusFault
+from sentinel_fetch.emulator import (
+    BodyFault,
+    Emulator,
+    EntityFault,
+    SlowHeadFault,
+    StatusFault,
+    TrickleFault,
+)
 from sentinel_fetch.errors import CatalogueError, QueryError, SearchIncompleteError
 from sentinel_fetch.http import Transport
 from sentinel_fetch.settings import Settings
+from tests.conftest import with_limits
 
 DATA = Path(__file__).parent / "data"
 EUROPE = "POLYGON((-10 35, 30 35, 30 70, -10 70, -10 35))"
@@ -400,3 +408,19 @@ def test_products_are_addressed_by_bare_uuid_keys_only(cdse: Emulator, settings:
     assert {event.host for event in keyed} == {"download"}
     bare = re.compile(r".*/Products\([0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\)(/.*)?")
     assert all(bare.fullmatch(event.path) for event in keyed), [e.path for e in keyed]
+
+
+@pytest.mark.parametrize("fault", ["body", "head"])
+def test_a_catalogue_answer_that_trickles_ends_at_answer_timeout_s(
+    cdse: Emulator, settings: Settings, fault: str
+) -> None:
+    """Each byte arrives within the read timeout; the whole page never does."""
+    if fault == "body":
+        cdse.faults.add(TrickleFault(host="catalogue", interval_s=0.05, times=-1))
+    else:
+        cdse.faults.add(SlowHeadFault(host="catalogue", interval_s=0.05, times=-1))
+    settings = with_limits(settings, answer_timeout_s=0.5)
+
+    with pytest.raises(SearchIncompleteError) as raised:
+        list(_quick_search(settings))
+    assert "did not arrive within answer_timeout_s (0.5 s)" in str(raised.value)

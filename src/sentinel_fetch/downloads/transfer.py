@@ -325,8 +325,15 @@ class _Attempt:
         try:
             with context.governor.slot(context.stop):
                 try:
+                    # No deadline for the whole answer: a body may rightly take hours, and
+                    # the minimum transfer rate guards it.
                     response = context.transport.request(
-                        "GET", self.url, bearer=self._bearer, headers=headers, stream=True
+                        "GET",
+                        self.url,
+                        bearer=self._bearer,
+                        headers=headers,
+                        stream=True,
+                        whole_answer_deadline=False,
                     )
                 except ServiceError as exc:  # no answer at all: refused, reset, DNS, TLS
                     if exc.transient:
