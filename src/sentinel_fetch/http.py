@@ -58,6 +58,7 @@ from sentinel_fetch.untrusted import UntrustedJSONError, parse_json
 __all__ = [
     "BearerSource",
     "Transport",
+    "declared_length",
     "error_from_response",
     "error_text",
     "proxy_for_display",
@@ -163,6 +164,36 @@ def error_text(value: Any) -> str:
     return ": ".join(text for text in (message, details) if text)
 
 
+# Bytes of the longest Content-Length taken seriously: 19 digits pass 2**63 already.
+_MAX_LENGTH_DIGITS = 19
+
+
+def declared_length(headers: Mapping[str, str]) -> int | None:
+    """The body length the ``Content-Length`` header declares, or ``None``.
+
+    ``None`` when there is none, when it is not a plain decimal number (``"lots"``,
+    ``"-5"``, ``"1e3"``, 30 digits), or when the header came several times with
+    different values (joined as ``"10, 20"``): a length nobody can trust is no length,
+    and the body is then bounded by what the caller expects, never by the header.
+
+    Example:
+        >>> declared_length({"Content-Length": "1024"}), declared_length({"Content-Length": "8, 8"})
+        (1024, 8)
+        >>> declared_length({"Content-Length": "10, 20"}), declared_length({}) is None
+        (None, True)
+    """
+    value = headers.get("Content-Length")
+    if value is None:
+        return None
+    values = {part.strip() for part in value.split(",")}
+    if len(values) != 1:
+        return None
+    (text,) = values
+    if not (text.isascii() and text.isdigit()) or len(text) > _MAX_LENGTH_DIGITS:
+        return None
+    return int(text)
+
+
 def read_json(response: requests.Response, *, max_bytes: int) -> Any:
     """The JSON value of a response body of at most ``max_bytes``.
 
@@ -178,8 +209,8 @@ def read_json(response: requests.Response, *, max_bytes: int) -> Any:
     too_large = UntrustedJSONError(
         f"the answer is larger than {max_bytes / 1_000_000:g} MB", hostile=True
     )
-    announced = response.headers.get("Content-Length", "").strip()
-    if announced.isdigit() and int(announced) > max_bytes:
+    announced = declared_length(response.headers)
+    if announced is not None and announced > max_bytes:
         raise too_large
     body = _prefix(response, max_bytes + 1)
     if len(body) > max_bytes:

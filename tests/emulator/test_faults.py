@@ -456,6 +456,7 @@ def test_rules_round_trip_through_json() -> None:
         StatusFault(status=401, host="identity", echo="password"),
         RewriteFault(find="S2A", replace="S2Z"),
         BodyFault(host="identity", parts=(("[", 3), ("]", 3)), content_length=9),
+        BodyFault(headers=(("Content-Length", "10"), ("Content-Length", "20"))),
         EntityFault(product="abc", replace={"Footprint": None}, drop=("GeoFootprint",)),
     ]
 

@@ -60,7 +60,7 @@ from sentinel_fetch.errors import (
     StorageError,
     TransferError,
 )
-from sentinel_fetch.http import Transport, error_from_response
+from sentinel_fetch.http import Transport, declared_length, error_from_response
 from sentinel_fetch.progress import BytesReceived, ProductStarted, ProductWaiting, Progress
 from sentinel_fetch.redact import redact_url
 from sentinel_fetch.retry import Backoff, ProductBudget, fetch_budget_bytes
@@ -369,7 +369,7 @@ class _Attempt:
             if offset:
                 log.info("%s: server ignored Range; starting again from 0", self.product.name)
             offset = 0
-            length = int(response.headers.get("Content-Length", "0") or 0)
+            length = declared_length(response.headers) or 0
             total = length
         else:
             content_range = _parse_content_range(response.headers.get("Content-Range"))

@@ -579,6 +579,9 @@ class BodyFault(Fault):
             length. After a body shorter than announced the connection closes.
         close_delimited: announce no length at all: the body ends when the connection
             closes (HTTP/1.1 allows it).
+        headers: extra ``(name, value)`` header lines, sent as given, repeats included.
+            With a ``Content-Length`` among them (``"lots"``, or two that disagree) no
+            other is announced and the body ends when the connection closes.
     """
 
     kind: ClassVar[str] = "body"
@@ -587,9 +590,17 @@ class BodyFault(Fault):
     content_type: str = "application/json"
     content_length: int | None = None
     close_delimited: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        try:
+            headers = tuple((str(name), str(value)) for name, value in self.headers)
+        except (TypeError, ValueError):
+            raise ValueError("headers must be [name, value] pairs") from None
+        if any(not name or "\n" in name + value or "\r" in name + value for name, value in headers):
+            raise ValueError("a header needs a name, and no line breaks")
+        object.__setattr__(self, "headers", headers)
         if not 200 <= self.status <= 599:
             raise ValueError(f"status must be a 2xx-5xx code, got {self.status}")
         try:
@@ -606,6 +617,11 @@ class BodyFault(Fault):
     def body(self) -> bytes:
         """The bytes to send."""
         return b"".join(text.encode() * count for text, count in self.parts)
+
+    @property
+    def sets_length(self) -> bool:
+        """Whether ``headers`` carry their own ``Content-Length`` lines."""
+        return any(name.lower() == "content-length" for name, _ in self.headers)
 
 
 @dataclass(frozen=True, kw_only=True)

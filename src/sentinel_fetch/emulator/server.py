@@ -902,11 +902,11 @@ def _altered_entities(exchange: Exchange, response: Response) -> Response:
 def _send_body_fault(exchange: Exchange, fault: BodyFault) -> None:
     """Answer with a :class:`BodyFault`'s body, announcing whatever length it says."""
     body = fault.body()
-    headers = [("Content-Type", fault.content_type)]
-    if not fault.close_delimited:
+    headers = [("Content-Type", fault.content_type), *fault.headers]
+    if not fault.close_delimited and not fault.sets_length:
         announced = len(body) if fault.content_length is None else fault.content_length
         headers.append(("Content-Length", str(announced)))
-    if fault.close_delimited or fault.content_length not in (None, len(body)):
+    if fault.close_delimited or fault.sets_length or fault.content_length not in (None, len(body)):
         # Nothing else marks where this body ends, or the peer still waits for the rest.
         exchange.keep_alive = False
     if exchange.request.method == "HEAD" or not body:
