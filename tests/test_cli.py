@@ -318,6 +318,26 @@ def _online_few(cdse: Emulator) -> list[str]:
     )
 
 
+def test_a_long_hostile_error_code_is_cut_and_no_report_cell_is_a_formula(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "search", *FEW_PRODUCTS, "--output", "chosen.json")
+    first = json.loads((cli_env / "chosen.json").read_text())["products"][0]
+    code_sent = '=HYPERLINK("http://x")\x1b[2J' + "Z" * 200
+    cdse.faults.add(StatusFault(product=first["id"], status=403, code=code_sent, times=-1))
+
+    code, _, err = run(capsys, "download", "--from", "chosen.json", "--out", "data")
+    assert code == 1
+    assert "Z" * 65 not in err and "\x1b" not in err
+    with (cli_env / "data" / "sentinel-fetch-report.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    for row in rows[1:]:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    reason = rows[1][3]
+    assert "Z" * 20 in reason and "Z" * 65 not in reason and "\x1b" not in reason
+
+
 def test_an_unreadable_catalogue_entry_is_reported_and_the_rest_goes_on(
     cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

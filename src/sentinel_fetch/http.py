@@ -73,6 +73,8 @@ BearerSource = Callable[[], str]
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 8
 _USER_AGENT = "sentinel-fetch/0.1 (+https://github.com/sentinel-fetch/sentinel-fetch)"
+# The longest error code kept: real ones are a dozen characters.
+_MAX_CODE_CHARS = 64
 # Error answers are a line of JSON; the first 64 kB say everything there is to say.
 _ERROR_BODY_BYTES = 65536
 
@@ -111,7 +113,9 @@ def error_from_response(
         body = None
     if isinstance(body, dict):
         raw_code = body.get("code") or body.get("error")
-        code = str(raw_code) if isinstance(raw_code, str | int) else None
+        if isinstance(raw_code, str | int) and not isinstance(raw_code, bool):
+            # A code is a short token (DAT-ZIP-109, invalid_grant); longer is not one.
+            code = printable(one_line(str(raw_code)))[:_MAX_CODE_CHARS] or None
         detail = error_text(body.get("message") or body.get("error_description"))
         detail = detail or error_text(body.get("detail"))
     reason = response.reason or ""
