@@ -451,3 +451,33 @@ def test_spellings_every_parser_reads_alike_keep_the_token(
     assert response.status_code == 200
     hops = cdse.stats.events("download", lambda e: e.product_id == product.id)
     assert [(e.status, e.authorization) for e in hops] == [(302, True), (200, True)]
+
+
+_BAD_ENVIRONMENT_PROXIES = ["http://[::1", "socks9://x", ":::", "http://h:99999", "http://:8080"]
+
+
+@pytest.mark.parametrize("bad", _BAD_ENVIRONMENT_PROXIES)
+def test_a_malformed_proxy_variable_is_one_proxy_error(settings: Settings, bad: str) -> None:
+    transport = Transport(settings, environ={"HTTPS_PROXY": bad})
+    with pytest.raises(ProxyError, match="proxy environment variable") as raised:
+        transport.request("GET", settings.endpoints.catalogue + "/Products?$top=0")
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("bad", _BAD_ENVIRONMENT_PROXIES)
+def test_a_malformed_proxy_variable_is_exit_2_in_the_cli(
+    cli: Callable[..., tuple[int, str]], monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"{bad}")
+    code, err = cli("search", *FEW, "--count")
+    assert code == 2, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("sentinel-fetch: error:") and "HTTPS_PROXY" in line
+
+
+def test_a_proxy_variable_without_a_scheme_is_still_an_http_proxy(
+    settings: Settings, http_proxy: ProxyServer
+) -> None:
+    address = http_proxy.url.split("://", 1)[1]
+    transport = Transport(settings, environ={"HTTPS_PROXY": address})
+    assert transport.proxies_for(settings.endpoints.catalogue) == {"https": address}

@@ -51,7 +51,7 @@ from urllib3.util.ssl_match_hostname import CertificateError
 from sentinel_fetch.errors import ConfigError, ProxyError, SentinelFetchError, ServiceError
 from sentinel_fetch.redact import redact_url, register_secret
 from sentinel_fetch.retry import parse_retry_after
-from sentinel_fetch.settings import Origin, Settings
+from sentinel_fetch.settings import PROXY_SCHEMES, Origin, Settings, url_problem
 from sentinel_fetch.text import one_line, printable
 from sentinel_fetch.untrusted import UntrustedJSONError, parse_json
 
@@ -456,18 +456,40 @@ class Transport:
     # -- policy -------------------------------------------------------------------------
 
     def proxies_for(self, url: str) -> dict[str, str]:
-        """The proxy mapping for one URL (explicit proxy, else environment/system)."""
+        """The proxy mapping for one URL (explicit proxy, else environment/system).
+
+        A proxy from the environment is checked like one from the settings (scheme,
+        host, port): a malformed ``HTTPS_PROXY`` is one clear error, not a traceback
+        from deep inside the connection code.
+
+        Raises:
+            ProxyError: the environment names a proxy that cannot be used.
+        """
         if self._proxy:
             return {"http": self._proxy, "https": self._proxy}
         if self._environ is None:
-            return dict(requests.utils.get_environ_proxies(url))
-        # An explicit environment mapping (tests, embedding applications).
+            proxies = dict(requests.utils.get_environ_proxies(url))
+            proxies.pop("no", None)
+        else:
+            proxies = self._proxies_from(self._environ, url)
+        for value in proxies.values():
+            problem = _proxy_problem(value)
+            if problem is not None:
+                raise ProxyError(
+                    f"the proxy environment variable (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY) "
+                    f"{problem}, got {printable(redact_url(value))[:200]!r}: fix or unset it"
+                )
+        return proxies
+
+    @staticmethod
+    def _proxies_from(environ: Mapping[str, str], url: str) -> dict[str, str]:
+        """The proxy an explicit environment mapping gives ``url`` (tests, embedders)."""
         scheme = urlsplit(url).scheme
-        no_proxy = self._environ.get("NO_PROXY") or self._environ.get("no_proxy")
+        no_proxy = environ.get("NO_PROXY") or environ.get("no_proxy")
         if no_proxy and requests.utils.should_bypass_proxies(url, no_proxy=no_proxy):
             return {}
         for name in (f"{scheme}_proxy", "all_proxy"):
-            value = self._environ.get(name) or self._environ.get(name.upper())
+            value = environ.get(name) or environ.get(name.upper())
             if value:
                 return {scheme: value}
         return {}
@@ -651,6 +673,24 @@ class Transport:
         if failure is not None:
             return failure
         return ServiceError(f"cannot reach {_host(url)}: {_short(exc)}")
+
+
+def _proxy_problem(proxy: str) -> str | None:
+    """Why a proxy URL cannot be used, or ``None`` (the same rules as the settings').
+
+    ``host:port`` without a scheme is the plain HTTP proxy ``requests`` and curl take it
+    for.
+    """
+    proxy = proxy.strip()
+    if "://" not in proxy:
+        proxy = f"http://{proxy}"
+    problem = url_problem(proxy)
+    if problem is not None:
+        return problem
+    parts = urlsplit(proxy)
+    if parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
+        return "must look like http://host:port or socks5://host:port"
+    return None
 
 
 def requested_origin(url: str) -> Origin:
