@@ -176,7 +176,7 @@ def test_the_file_of_each_product_is_recorded(tmp_path: Path) -> None:
         assert {p.id: p.file_name for p in ledger.stored()} == ledger.file_names()
 
 
-@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", "null"])
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", "null", "[" * 100_000 + "]" * 100_000])
 def test_a_damaged_entry_is_a_clear_error(tmp_path: Path, damage: str) -> None:
     with JobLedger.open(tmp_path) as ledger:
         ledger.record(P("a", "A"), "failed", reason="gave up")

@@ -32,6 +32,7 @@ from typing import Any
 from sentinel_fetch.downloads.paths import make_folder
 from sentinel_fetch.errors import LedgerFileError, StorageError
 from sentinel_fetch.redact import redact
+from sentinel_fetch.untrusted import parse_json
 
 __all__ = [
     "LEDGER_FILE_NAME",
@@ -465,7 +466,8 @@ class JobLedger:
 
     def _json(self, row: Mapping[str, Any], column: str) -> Any:
         try:
-            return json.loads(row[column])
+            # Deep nesting here is damage too, not a RecursionError.
+            return parse_json(row[column])
         except (TypeError, ValueError):
             raise self._damaged(row, column) from None
 

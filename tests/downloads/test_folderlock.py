@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from sentinel_fetch.downloads import folderlock
 from sentinel_fetch.downloads.folderlock import LOCK_FILE_NAME, FolderLock
 from sentinel_fetch.errors import FolderInUseError, StorageError
 
@@ -187,3 +188,8 @@ def test_anything_but_a_regular_file_at_the_lock_path_is_refused(tmp_path: Path,
     with pytest.raises(StorageError, match="not a regular file"):
         FolderLock.acquire([folder])
     assert not (tmp_path / "elsewhere.txt").exists()
+
+
+@pytest.mark.parametrize("record", [b"[" * 4000, b'{"pid": ' * 1000, b"\xff\xfe", b"{}"])
+def test_a_lock_record_that_is_not_ours_names_no_holder(record: bytes) -> None:
+    assert folderlock.Holder.from_bytes(record) is None

@@ -58,6 +58,7 @@ from typing import Literal
 
 from sentinel_fetch.errors import FolderInUseError, StorageError
 from sentinel_fetch.redact import MASK, redact, redact_url
+from sentinel_fetch.untrusted import parse_json
 
 __all__ = ["LOCK_FILE_NAME", "FolderLock", "Holder", "LockMode", "describe_command"]
 
@@ -147,7 +148,7 @@ class Holder:
             True
         """
         try:
-            fields = json.loads(data.decode())
+            fields = parse_json(data)
             pid, host, since, command = (fields[k] for k in ("pid", "host", "since", "command"))
             return cls(int(pid), str(host), str(since), str(command))
         except (ValueError, TypeError, KeyError, AttributeError):
