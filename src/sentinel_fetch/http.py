@@ -103,7 +103,8 @@ def error_from_response(
     """Build a one-line :class:`ServiceError` from an error answer.
 
     Reads the CDSE code from the JSON body (``code`` on the download host, ``error`` on
-    the identity host, ``detail`` on the catalogue) without ever echoing headers.
+    the identity host, ``detail`` on the catalogue, ``error.code`` in OData's
+    ``{"error": {"code", "message"}}``) without ever echoing headers.
     """
     code: str | None = None
     detail = ""
@@ -113,11 +114,15 @@ def error_from_response(
         body = None
     if isinstance(body, dict):
         raw_code = body.get("code") or body.get("error")
+        if isinstance(raw_code, dict):  # OData: {"error": {"code": ..., "message": ...}}
+            raw_code = raw_code.get("code")
         if isinstance(raw_code, str | int) and not isinstance(raw_code, bool):
             # A code is a short token (DAT-ZIP-109, invalid_grant); longer is not one.
             code = printable(one_line(str(raw_code)))[:_MAX_CODE_CHARS] or None
         detail = error_text(body.get("message") or body.get("error_description"))
         detail = detail or error_text(body.get("detail"))
+        if isinstance(body.get("error"), dict):
+            detail = detail or error_text(body["error"])
     reason = response.reason or ""
     where = redact_url(response.url.split("?", 1)[0]) if response.url else "CDSE"
     parts = [f"HTTP {response.status_code} {reason}".strip()]
@@ -138,15 +143,19 @@ def error_text(value: Any) -> str:
     """The readable part of an error body's ``message``/``detail``, whatever its shape.
 
     CDSE's services answer in several shapes (cdse-api.md §3.8): a string; FastAPI's list
-    of pydantic problems (``loc``, ``msg``), often more than one; and objects holding a
+    of pydantic problems (``loc``, ``msg``), often more than one; objects holding a
     ``message`` (Subscriptions) or an ``ErrorMessage`` with an ``ErrorDetail`` list (the
-    retired OpenSearch). Request ids and input echoes are left out.
+    retired OpenSearch); and OData's ``{"error": {"code": ..., "message": ...}}``, whose
+    ``message`` is read (the code is the caller's). Request ids and input echoes are left
+    out.
 
     Example:
         >>> error_text([{"loc": ["query", "$top"], "msg": "Input should be <= 1000"}])
         '$top: Input should be <= 1000'
         >>> error_text({"ErrorMessage": "Validation error.", "ErrorDetail": [{"msg": "bad"}]})
         'Validation error.: bad'
+        >>> error_text({"error": {"code": "BadRequest", "message": "Invalid filter"}})
+        'Invalid filter'
     """
     if isinstance(value, str):
         return value
@@ -154,8 +163,12 @@ def error_text(value: Any) -> str:
         return "; ".join(text for text in (error_text(item) for item in value[:10]) if text)
     if not isinstance(value, dict):
         return ""
+    nested = value.get("error")
     message = error_text(
-        value.get("message") or value.get("ErrorMessage") or value.get("msg") or ""
+        value.get("message")
+        or value.get("ErrorMessage")
+        or value.get("msg")
+        or (nested if isinstance(nested, dict) else "")
     )
     location = value.get("loc")
     if isinstance(location, list) and location and message:

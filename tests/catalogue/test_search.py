@@ -304,6 +304,12 @@ REQUEST_ID = "5f0c1e9a-3b7d-4c2e-9a41-0d6b8e2f7c13"
             ["$top", "less than or equal to 1000", "$skip", "a valid integer"],
         ),
         ({"detail": "Invalid $filter: unexpected 'eq' at 14"}, ["Invalid $filter"]),
+        # OData's own error object, with and without a code.
+        (
+            {"error": {"code": "InvalidFilter", "message": "Unknown property 'Nmae'"}},
+            ["InvalidFilter", "Unknown property 'Nmae'"],
+        ),
+        ({"error": {"message": "The request is invalid."}}, ["The request is invalid."]),
     ],
 )
 @pytest.mark.parametrize("status", [400, 404])
