@@ -250,7 +250,13 @@ class JobLedger:
 
     @staticmethod
     def _connect_read_only(path: Path) -> sqlite3.Connection:
-        uri = f"{path.resolve().as_uri()}?mode=ro"
+        # A reader of a WAL database creates its -wal and -shm side files when they are
+        # missing, and leaves them. They are missing when no run has the ledger open (the
+        # last one to close removes them): then nothing but the file itself holds data,
+        # and "immutable" reads it without creating anything. While a run writes, they
+        # exist and are read as SQLite reads them (the run's latest changes are there).
+        immutable = not Path(f"{path}-wal").exists()
+        uri = f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
         with _reading_errors(path):
             connection = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
         try:
