@@ -717,7 +717,7 @@ def requested_origin(url: str) -> Origin:
     Example:
         >>> requested_origin("https://Download.dataspace.copernicus.eu/odata/v1")
         ('https', 'download.dataspace.copernicus.eu', 443)
-        >>> requested_origin("https://evil.example\\@download.dataspace.copernicus.eu/")[1]
+        >>> requested_origin("https://evil.example\\\\@download.dataspace.copernicus.eu/")[1]
         'evil.example'
     """
     try:
