@@ -27,7 +27,7 @@ from sentinel_fetch.cli import main
 from sentinel_fetch.downloads.engine import DownloadEngine
 from sentinel_fetch.emulator import DEMO_PASSWORD, DropHandshakeFault, Emulator, RedirectFault
 from sentinel_fetch.errors import ConfigError, ProxyError, ServiceError
-from sentinel_fetch.http import Transport, proxy_for_display
+from sentinel_fetch.http import Transport, proxy_for_display, redirect_target
 from sentinel_fetch.settings import Endpoints, Settings
 from tests.conftest import with_limits
 from tests.emulator.test_server_support import running
@@ -481,3 +481,36 @@ def test_a_proxy_variable_without_a_scheme_is_still_an_http_proxy(
     address = http_proxy.url.split("://", 1)[1]
     transport = Transport(settings, environ={"HTTPS_PROXY": address})
     assert transport.proxies_for(settings.endpoints.catalogue) == {"https": address}
+
+
+_HOP = "https://127.0.0.1:5000/odata/v1/Products(x)/$value"
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://\uff4cocalhost:5000/p",  # a full-width letter that IDNA maps to "l"
+        "https://b\u00fccher.example/p",  # IDNA turns it into xn--bcher-kva.example
+        "https://127.0.0.1:5000/p\x00",
+        "https://127.0.0.1:5000/a b",
+        "https://user@127.0.0.1:5000/p",
+    ],
+)
+def test_redirect_targets_read_differently_or_with_user_info_are_refused(location: str) -> None:
+    with pytest.raises(ServiceError, match="refusing a redirect to") as raised:
+        redirect_target(_HOP, location)
+    assert not raised.value.transient and "\x00" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("location", "requested"),
+    [
+        ("HTTPS://127.0.0.1:5000/p", "https://127.0.0.1:5000/p"),
+        ("/odata/v1/Products(y)/$value", "https://127.0.0.1:5000/odata/v1/Products(y)/$value"),
+        ("https://127.0.0.1:5000/\u00fc", "https://127.0.0.1:5000/%C3%BC"),
+    ],
+)
+def test_a_redirect_is_followed_to_the_url_as_it_is_requested(
+    location: str, requested: str
+) -> None:
+    assert redirect_target(_HOP, location) == requested

@@ -63,6 +63,8 @@ __all__ = [
     "error_text",
     "proxy_for_display",
     "read_json",
+    "redirect_target",
+    "requested_origin",
 ]
 
 log = logging.getLogger("sentinel_fetch.http")
