@@ -36,6 +36,7 @@ from sentinel_fetch.downloads.paths import make_folder
 from sentinel_fetch.errors import LedgerFileError, StorageError
 from sentinel_fetch.progress import LEDGER_STATES, ProductState
 from sentinel_fetch.redact import redact
+from sentinel_fetch.untrusted import parse_json
 
 __all__ = [
     "LEDGER_FILE_NAME",
@@ -253,7 +254,13 @@ class JobLedger:
 
     @staticmethod
     def _connect_read_only(path: Path) -> sqlite3.Connection:
-        uri = f"{path.resolve().as_uri()}?mode=ro"
+        # A reader of a WAL database creates its -wal and -shm side files when they are
+        # missing, and leaves them. They are missing when no run has the ledger open (the
+        # last one to close removes them): then nothing but the file itself holds data,
+        # and "immutable" reads it without creating anything. While a run writes, they
+        # exist and are read as SQLite reads them (the run's latest changes are there).
+        immutable = not Path(f"{path}-wal").exists()
+        uri = f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
         with _reading_errors(path):
             connection = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
         try:
@@ -454,7 +461,8 @@ class JobLedger:
 
     def _json(self, row: Mapping[str, Any], column: str) -> Any:
         try:
-            return json.loads(row[column])
+            # Deep nesting here is damage too, not a RecursionError.
+            return parse_json(row[column])
         except (TypeError, ValueError):
             raise self._damaged(row, column) from None
 

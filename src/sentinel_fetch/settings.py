@@ -223,6 +223,7 @@ _LIMIT_RANGES: dict[str, _Range] = {
     "chunk_size_bytes": _Range(int, 4096, 64 << 20),
     "connect_timeout_s": _Range(float, 0, _HOUR_S, above=True),
     "read_timeout_s": _Range(float, 0, _HOUR_S, above=True),
+    "answer_timeout_s": _Range(float, 0, 24 * _HOUR_S, above=True),
     "max_attempts": _Range(int, 1, 100),
     "max_total_attempts": _Range(int, 1, 1000),
     # At least one whole copy of the product must fit in its budget.
@@ -355,6 +356,10 @@ class Limits:
     connect_timeout_s: float = 30.0
     #: Longest silence tolerated from a server mid-stream before the attempt is abandoned.
     read_timeout_s: float = 120.0
+    #: Longest time a whole answer that is not a download (a catalogue page, a token) may
+    #: take, redirects and body included: a server trickling its headers or JSON a byte
+    #: at a time never trips ``read_timeout_s``, which covers one read.
+    answer_timeout_s: float = 300.0
     #: A transfer that receives fewer than this many bytes per second over a whole
     #: ``min_rate_window_s`` is abandoned and resumed (a body trickling a byte at a time
     #: never trips ``read_timeout_s``, which covers one read); 0 turns the check off.

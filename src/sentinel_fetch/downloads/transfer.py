@@ -61,7 +61,7 @@ from sentinel_fetch.errors import (
     StorageError,
     TransferError,
 )
-from sentinel_fetch.http import Transport, error_from_response
+from sentinel_fetch.http import Transport, declared_length, error_from_response
 from sentinel_fetch.progress import BytesReceived, ProductStarted, ProductWaiting, Progress
 from sentinel_fetch.redact import redact_url
 from sentinel_fetch.retry import ProductBudget, RetryPolicy, Sleep, fetch_budget_bytes, pause
@@ -325,8 +325,15 @@ class _Attempt:
         try:
             with context.governor.slot(context.stop):
                 try:
+                    # No deadline for the whole answer: a body may rightly take hours, and
+                    # the minimum transfer rate guards it.
                     response = context.transport.request(
-                        "GET", self.url, bearer=self._bearer, headers=headers, stream=True
+                        "GET",
+                        self.url,
+                        bearer=self._bearer,
+                        headers=headers,
+                        stream=True,
+                        whole_answer_deadline=False,
                     )
                 except ServiceError as exc:  # no answer at all: refused, reset, DNS, TLS
                     if exc.transient:
@@ -362,7 +369,7 @@ class _Attempt:
             if offset:
                 log.info("%s: server ignored Range; starting again from 0", self.product.name)
             offset = 0
-            length = int(response.headers.get("Content-Length", "0") or 0)
+            length = declared_length(response.headers) or 0
             total = length
         else:
             content_range = _parse_content_range(response.headers.get("Content-Range"))
