@@ -387,10 +387,16 @@ def _watch_pool(pool: Any) -> Any:
     """
     if getattr(pool, "_sentinel_fetch_watched", False):
         return pool
-    take = pool._get_conn
+    # The pool is held weakly: a closure holding it would be a cycle that keeps its
+    # connections open until the garbage collector runs, past Transport.close().
+    held = weakref.ref(pool)
+    take = type(pool)._get_conn
 
     def get_connection(timeout: float | None = None) -> Any:
-        connection = take(timeout=timeout)
+        target = held()
+        if target is None:  # pragma: no cover - a pool in use is alive
+            raise ServiceError("the connection pool was closed")
+        connection = take(target, timeout=timeout)
         stack = _sending()
         if stack:
             stack[-1].attach(connection)
@@ -584,17 +590,22 @@ class Transport:
         if not stream:
             watch.release()
             return response
-        # The body is still to come: the deadline holds until the response is closed.
+        # The body is still to come: the deadline holds until the response is closed,
+        # or dropped. The closure holds the response weakly: a cycle would keep an
+        # unclosed response, and its socket, alive until the garbage collector runs.
         _RESPONSE_WATCHES[response] = watch
-        close = response.close
+        held = weakref.ref(response)
 
         def close_and_release() -> None:
             try:
-                close()
+                target = held()
+                if target is not None:
+                    requests.Response.close(target)
             finally:
                 watch.release()
 
         response.close = close_and_release  # type: ignore[method-assign]
+        weakref.finalize(response, watch.release)
         return response
 
     def _send(
