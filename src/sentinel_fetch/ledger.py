@@ -78,8 +78,26 @@ CREATE TABLE IF NOT EXISTS events (
     detail     TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+{files}
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');
 """
+# Single files of products (bands...): one row per file, added to older ledgers on use.
+_FILES = """
+CREATE TABLE IF NOT EXISTS files (
+    product_id     TEXT NOT NULL,
+    path           TEXT NOT NULL,
+    size           INTEGER,
+    checksum       TEXT,
+    state          TEXT NOT NULL,
+    reason         TEXT,
+    bytes_received INTEGER NOT NULL DEFAULT 0,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    verified_by    TEXT,
+    updated        TEXT NOT NULL,
+    PRIMARY KEY (product_id, path)
+);
+"""
+_SCHEMA = _SCHEMA.replace("{files}", _FILES)
 # In one transaction, so that a kill -9 while creating leaves either nothing or a whole
 # ledger (a file with tables but no schema row would look like another program's).
 _CREATE = "BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;"
@@ -370,6 +388,62 @@ class JobLedger:
                 (product.id, now, state, reason),
             )
             db.commit()
+
+    def record_file(self, product: Any, planned: Any, state: str, **details: object) -> None:
+        """Record that one file of ``product`` (a planned file: ``path``, ``size``,
+        ``checksum``) entered ``state`` (``downloading``, ``done``, ``failed``).
+
+        Details understood: ``reason``, ``verified_by``, ``bytes_received``, ``attempts``.
+        """
+        if state not in STATES:
+            raise ValueError(f"unknown ledger state {state!r}")
+        reason = redact(str(details["reason"])) if details.get("reason") else None
+        checksum = getattr(planned, "checksum", None)
+        described = f"{checksum.algorithm}:{checksum.digest}" if checksum is not None else None
+        received = int(details.get("bytes_received", 0) or 0)  # type: ignore[call-overload]
+        attempts = int(details.get("attempts", 0) or 0)  # type: ignore[call-overload]
+        with self._lock, _storage_errors(self.path):
+            db = self._db
+            db.execute(_FILES)
+            db.execute(
+                "INSERT INTO files(product_id, path, size, checksum, state, reason,"
+                " bytes_received, attempts, verified_by, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(product_id, path) DO UPDATE SET size = excluded.size,"
+                " checksum = excluded.checksum, state = excluded.state,"
+                " reason = excluded.reason,"
+                " bytes_received = files.bytes_received + excluded.bytes_received,"
+                " attempts = files.attempts + excluded.attempts,"
+                " verified_by = COALESCE(excluded.verified_by, files.verified_by),"
+                " updated = excluded.updated",
+                (
+                    product.id,
+                    planned.path,
+                    planned.size,
+                    described,
+                    state,
+                    reason,
+                    received,
+                    attempts,
+                    details.get("verified_by"),
+                    _now(),
+                ),
+            )
+            db.commit()
+
+    def files(self, product_id: str | None = None) -> list[dict[str, Any]]:
+        """Rows of the per-file table (all products, or one), oldest first."""
+        with _reading_errors(self.path):
+            db = self._db
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "files" not in tables:
+                return []
+            cursor = db.execute(
+                "SELECT * FROM files WHERE ? IS NULL OR product_id = ? ORDER BY rowid",
+                (product_id, product_id),
+            )
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     # -- reading (status, verify, retry-failed) ------------------------------------------
 

@@ -30,6 +30,7 @@ out, on every way out of an attempt, so the ``.part`` file ends on bytes really 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import http.client
 import logging
@@ -394,7 +395,7 @@ class _Attempt:
                 f"{self._size_bound()} accepted for a product of unknown size"
             )
         if not self.expected.size and total:
-            self.expected = Expected(total, self.expected.algorithm, self.expected.digest)
+            self.expected = dataclasses.replace(self.expected, size=total)
         expected = self.expected
         verifier = StreamVerifier(expected)
         if offset:
@@ -587,7 +588,7 @@ class _Attempt:
             verifier = StreamVerifier(
                 self.expected
                 if self.expected.size
-                else Expected(offset, self.expected.algorithm, self.expected.digest)
+                else dataclasses.replace(self.expected, size=offset)
             )
             verifier.feed_file_prefix(self.part, offset)
             return verifier
@@ -636,8 +637,18 @@ def _budget(limits: Limits, expected: Expected) -> ProductBudget:
     )
 
 
-def download_product(product: Downloadable, context: TransferContext) -> TransferOutcome:
+def download_product(
+    product: Downloadable,
+    context: TransferContext,
+    *,
+    url: str | None = None,
+    expected: Expected | None = None,
+) -> TransferOutcome:
     """Download one product into the finish folder, verified, with retries.
+
+    ``url`` and ``expected`` default to the product's archive on the download host and
+    the catalogue's size and checksum; a single file of a product (a band) passes its
+    own Nodes URL and its own size and checksum, and gets the same policy.
 
     Every product is bounded by a :class:`~sentinel_fetch.retry.ProductBudget`: attempts
     in a row without progress, attempts in all, and bytes fetched in all (a multiple of
@@ -660,8 +671,10 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
         StoppedError: the job is stopping (the partial file is kept).
     """
     limits = context.limits
-    url = context.transport.settings.endpoints.product_url(product.id)
-    expected = Expected.from_catalogue(product.size, product.checksums)
+    if url is None:
+        url = context.transport.settings.endpoints.product_url(product.id)
+    if expected is None:
+        expected = Expected.from_catalogue(product.size, product.checksums)
     backoff = RetryPolicy.from_limits(limits).backoff
     attempts_without_progress = 0
     attempts = 0
