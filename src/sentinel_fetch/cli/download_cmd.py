@@ -15,6 +15,7 @@ from sentinel_fetch.cli.options import (
     out_option,
     query_from_options,
     search_options,
+    selection_options,
     totp_option,
 )
 
@@ -50,6 +51,7 @@ __all__ = ["download"]
     type=int,
     help="Products at once, 1-32 (default 4: a free CDSE account allows 4 connections).",
 )
+@selection_options
 @network_options
 @totp_option
 @click.option("--dry-run", is_flag=True, help="Show what would be downloaded; fetch nothing.")
@@ -68,6 +70,9 @@ def download(
     ca_bundle: str | None,
     totp: str | None,
     dry_run: bool,
+    bands: tuple[str, ...],
+    files: tuple[str, ...],
+    preset: str | None,
     **options: Any,
 ) -> int:
     """Download products into <out>/Finish, verified against the catalogue's checksums.
@@ -88,8 +93,11 @@ def download(
       sentinel-fetch download --from results.json --workers 2 --out data
       sentinel-fetch download S2A_MSIL2A_20230704T101427_N0509_R051_T32TPS_20230704T122703.SAFE
       sentinel-fetch download --out data --retry-failed
+      sentinel-fetch download --from results.json --out data --bands B04,B08,SCL
+      sentinel-fetch download --from results.json --out data --preset metadata
     """
     from sentinel_fetch.cli.render import total_size
+    from sentinel_fetch.client import Selection
     from sentinel_fetch.errors import ProductNotFoundError
 
     config = context.config(
@@ -100,8 +108,15 @@ def download(
             "workers": workers,
             "proxy": proxy,
             "ca_bundle": ca_bundle,
+            "download.bands": list(bands) or None,
+            "download.files": list(files) or None,
+            "download.preset": preset,
         }
     )
+    # The options, else the config file's [download] table.
+    picked = {name: config.values.get(f"download.{name}") for name in ("bands", "files", "preset")}
+    # Checked before any search or login: a misspelt band is the user's to fix now.
+    file_selection = Selection.build(**picked)
     settings = config.settings()
     query = query_from_options(
         options, settings, required=not (products or from_files or retry_failed)
@@ -127,8 +142,17 @@ def download(
             f"{len(wanted)} products, {total_size(sizes)}; saving to {settings.finish_path}"
         )
         if dry_run:
+            if file_selection is not None:
+                context.info(
+                    f"dry run: sizes are those of whole products; only "
+                    f"{file_selection.describe()} would be fetched (listed by STAC at the run)"
+                )
             return _dry_run(context, client.plan(wanted))
-        report = _run(context, client, wanted)
+        chosen: dict[str, Any] = {}
+        if file_selection is not None:
+            context.info(f"only these files of each product: {file_selection.describe()}")
+            chosen = picked
+        report = _run(context, client, wanted, **chosen)
         return _summarise(
             context,
             report,
@@ -137,7 +161,7 @@ def download(
         )
 
 
-def _run(context: CliContext, client: Client, wanted: list[Product]) -> BatchReport:
+def _run(context: CliContext, client: Client, wanted: list[Product], **chosen: Any) -> BatchReport:
     """The download, with bars on a terminal or a log line now and then elsewhere."""
     from sentinel_fetch.cli.render import BarProgress, LogProgress
 
@@ -145,8 +169,8 @@ def _run(context: CliContext, client: Client, wanted: list[Product]) -> BatchRep
         from rich.console import Console
 
         with BarProgress(Console(stderr=True)) as bars:
-            return client.download(wanted, progress=bars)
-    return client.download(wanted, progress=None if context.quiet else LogProgress())
+            return client.download(wanted, progress=bars, **chosen)
+    return client.download(wanted, progress=None if context.quiet else LogProgress(), **chosen)
 
 
 def _dry_run(context: CliContext, planned: list[PlannedProduct]) -> int:
@@ -195,6 +219,16 @@ def _summarise(
         f"{', '.join(parts)}; {human_bytes(report.bytes_received)} in {report.elapsed_s:.0f} s "
         f"({human_bytes(rate)}/s), {report.logins} login(s)"
     )
+    for result in report.results:
+        if result.unverified:
+            # Even with -q: a file nothing could verify is never accepted silently.
+            shown = ", ".join(result.unverified[:3])
+            more = f" and {len(result.unverified) - 3} more" if len(result.unverified) > 3 else ""
+            click.echo(
+                f"warning: {result.product.name}: no checksum anywhere (STAC, manifest.safe) "
+                f"for {shown}{more}: checked by size only",
+                err=True,
+            )
     _tell_report(report_path)
     if report_path is not None and (report.count("failed") or report.count("stopped")):
         context.info("rerun the same command to retry (finished products are skipped)")
