@@ -80,6 +80,7 @@ def fast_limits() -> Limits:
         backoff_base_s=0.05,
         backoff_max_s=0.4,
         throttle_cooldown_s=1.0,
+        probe_after_s=0.25,
         connect_timeout_s=5.0,
         read_timeout_s=5.0,
         max_attempts=6,

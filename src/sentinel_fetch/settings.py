@@ -241,6 +241,7 @@ _LIMIT_RANGES: dict[str, _Range] = {
     "backoff_base_s": _Range(float, 0, _HOUR_S, above=True),
     "backoff_max_s": _Range(float, 0, _HOUR_S, above=True),
     "throttle_cooldown_s": _Range(float, 0, _HOUR_S),
+    "probe_after_s": _Range(float, 0, _HOUR_S, above=True),
     "page_size": _Range(int, 1, 1000),
     "token_refresh_margin_s": _Range(float, 0, _HOUR_S),
 }
@@ -391,8 +392,13 @@ class Limits:
     unknown_size_max_bytes: int = 16 << 30
     backoff_base_s: float = 2.0
     backoff_max_s: float = 120.0
-    #: How long the download concurrency stays lowered after a 429 DAT-ZIP-100.
-    throttle_cooldown_s: float = 60.0
+    #: After a 429 DAT-ZIP-100 the download concurrency drops one stream; after this
+    #: quiet interval one more stream is tried again.
+    probe_after_s: float = 3.0
+    #: The longest interval between tries of a level that keeps answering 429 (each
+    #: try waits four times longer than the one before, from ``probe_after_s``): a
+    #: persistent lower limit costs a handful of 429s.
+    throttle_cooldown_s: float = 300.0
     #: Catalogue page size; 1000 is the catalogue's maximum ``$top``.
     page_size: int = 1000
     #: Refresh the access token when less than this remains (capped at 20 % of its life).

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sentinel_fetch.downloads.governor import Governor, StoppedError
+from sentinel_fetch.downloads.governor import Governor, StoppedError, session_limit
 
 
 class FakeClock:
@@ -45,26 +45,130 @@ def test_concurrent_holders_never_exceed_limit() -> None:
     assert governor.in_use == 0
 
 
-def test_throttle_lowers_limit_once_per_burst_and_restores_after_cooldown() -> None:
+def test_throttle_lowers_limit_once_per_burst_and_probes_back_after_a_quiet_interval() -> None:
     clock = FakeClock()
-    governor = Governor(4, cooldown_s=60.0, clock=clock)
+    governor = Governor(4, probe_after_s=3.0, probe_max_s=300.0, clock=clock)
     for _ in range(4):  # four workers refused at the same moment
         governor.throttled()
     assert governor.current_limit == 3
+    clock.now += 2.9
+    assert governor.current_limit == 3
+    clock.now += 0.1
+    assert governor.current_limit == 4, "a transient 429 costs one quiet interval"
+    assert governor.probes == 1
+
+
+def test_probing_climbs_one_stream_per_interval() -> None:
+    clock = FakeClock()
+    governor = Governor(4, probe_after_s=3.0, clock=clock)
+    governor.throttled()
     clock.now += 2
     governor.throttled()
     assert governor.current_limit == 2
-    clock.now += 59
-    assert governor.current_limit == 2
-    clock.now += 2
+    clock.now += 3
     assert governor.current_limit == 3
-    clock.now += 60
+    clock.now += 1
+    assert governor.current_limit == 3
+    clock.now += 2
     assert governor.current_limit == 4
+
+
+def test_a_level_refused_when_probed_is_probed_ever_more_rarely_up_to_the_bound() -> None:
+    clock = FakeClock()
+    governor = Governor(4, probe_after_s=3.0, probe_max_s=100.0, clock=clock)
+    governor.throttled()  # the account allows 3 (another process holds one stream)
+    intervals = []
+    for _ in range(6):
+        started = clock.now
+        while governor.current_limit == 3:
+            clock.now += 0.5
+        intervals.append(clock.now - started)
+        governor.throttled()  # the probe to 4 is refused
+        assert governor.current_limit == 3
+    assert intervals == [3.0, 12.0, 48.0, 100.0, 100.0, 100.0]
+
+
+def test_a_persistent_lower_limit_costs_a_handful_of_429s_over_five_minutes() -> None:
+    clock = FakeClock()
+    governor = Governor(4, probe_after_s=3.0, probe_max_s=300.0, clock=clock)
+    end = clock.now + 300
+    refused = 0
+    while clock.now < end:
+        if governor.current_limit > 3:
+            governor.throttled()
+            refused += 1
+        clock.now += 0.25
+    assert governor.current_limit == 3
+    assert refused <= 5
+
+
+def test_a_probed_level_that_holds_resets_the_interval() -> None:
+    clock = FakeClock()
+    governor = Governor(4, probe_after_s=3.0, clock=clock)
+    governor.throttled()
+    clock.now += 3
+    assert governor.current_limit == 4
+    governor.throttled()  # refused at once: the next probe waits 12 s
+    assert governor.probe_interval_s == 12.0
+    clock.now += 12
+    assert governor.current_limit == 4
+    clock.now += 3  # held for a quiet interval: whatever refused it is gone
+    assert governor.current_limit == 4
+    assert governor.probe_interval_s == 3.0
+    governor.throttled()  # a fresh 429, minutes later
+    clock.now += 3
+    assert governor.current_limit == 4
+
+
+def test_retry_after_delays_the_probe() -> None:
+    clock = FakeClock()
+    governor = Governor(4, probe_after_s=3.0, clock=clock)
+    governor.throttled(retry_after_s=10.0)
+    clock.now += 9.9
+    assert governor.current_limit == 3
+    clock.now += 0.1
+    assert governor.current_limit == 4
+
+
+def test_a_named_account_limit_becomes_the_ceiling_at_once() -> None:
+    clock = FakeClock()
+    governor = Governor(8, probe_after_s=3.0, clock=clock)
+    governor.throttled(account_limit=3)
+    assert governor.current_limit == 3
+    assert governor.ceiling == 3
+    clock.now += 3600
+    assert governor.current_limit == 3, "never probed above the account's limit"
+    assert governor.probes == 0
+
+
+def test_a_named_limit_never_raises_the_ceiling() -> None:
+    clock = FakeClock()
+    governor = Governor(4, probe_after_s=3.0, clock=clock)
+    governor.throttled(account_limit=9999)
+    assert governor.ceiling == 4
+    assert governor.current_limit == 3
+    clock.now += 3
+    assert governor.current_limit == 4
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Request failed with status code 429: Max session number 4 exceeded.", 4),
+        ('{"detail":"Max session number 3 exceeded."}', 3),
+        ("DAT-ZIP-100: Max session number exceeded", None),
+        ("Max session number 0 exceeded", None),
+        ("Max session number 123456789 exceeded", None),
+        ("Too many requests", None),
+    ],
+)
+def test_session_limit_is_read_from_the_429_text(message: str, expected: int | None) -> None:
+    assert session_limit(message) == expected
 
 
 def test_limit_never_drops_below_one() -> None:
     clock = FakeClock()
-    governor = Governor(2, cooldown_s=60.0, clock=clock)
+    governor = Governor(2, probe_after_s=60.0, clock=clock)
     for _ in range(10):
         clock.now += 5
         governor.throttled()
@@ -94,7 +198,7 @@ def test_stop_interrupts_a_waiting_request() -> None:
 
 
 def test_retry_after_pauses_new_requests() -> None:
-    governor = Governor(4, cooldown_s=10.0)
+    governor = Governor(4, probe_after_s=10.0)
     governor.throttled(retry_after_s=0.3)
     started = time.monotonic()
     with governor.slot():
@@ -104,7 +208,7 @@ def test_retry_after_pauses_new_requests() -> None:
 
 def test_retry_after_pauses_no_longer_than_the_configured_maximum() -> None:
     clock = FakeClock()
-    governor = Governor(4, cooldown_s=10.0, clock=clock, max_pause_s=120.0)
+    governor = Governor(4, probe_after_s=10.0, clock=clock, max_pause_s=120.0)
     governor.throttled(retry_after_s=999_999_999.0)
     assert governor.pause_remaining_s == 120.0
     clock.now += 100

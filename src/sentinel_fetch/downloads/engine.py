@@ -225,7 +225,8 @@ class DownloadEngine:
         self.layout = Layout(settings.temp_path, settings.finish_path)
         self.governor = Governor(
             settings.limits.workers,
-            cooldown_s=settings.limits.throttle_cooldown_s,
+            probe_after_s=settings.limits.probe_after_s,
+            probe_max_s=settings.limits.throttle_cooldown_s,
             max_pause_s=settings.limits.backoff_max_s,
         )
         self.stop = threading.Event()

@@ -48,7 +48,7 @@ import urllib3
 
 from sentinel_fetch.auth import TokenManager
 from sentinel_fetch.downloads.checksum import Expected, StreamVerifier
-from sentinel_fetch.downloads.governor import Governor
+from sentinel_fetch.downloads.governor import Governor, session_limit
 from sentinel_fetch.downloads.partfile import PartWriter
 from sentinel_fetch.downloads.paths import Layout
 from sentinel_fetch.downloads.rate import MinimumRate, Watchdog
@@ -609,7 +609,9 @@ class _Attempt:
                 self.context.tokens.invalidate(self.token)
             raise _TokenRejectedError(str(error))
         if error.status == 429:
-            self.context.governor.throttled(error.retry_after_s)
+            self.context.governor.throttled(
+                error.retry_after_s, account_limit=session_limit(str(error))
+            )
             raise _TransientError(str(error), retry_after_s=error.retry_after_s)
         if error.transient:
             raise _TransientError(str(error), retry_after_s=error.retry_after_s)
