@@ -707,3 +707,47 @@ def test_a_malformed_or_conflicting_content_length_is_not_trusted(
     assert first.status == 200
     for part in settings.temp_path.glob("*.part"):
         assert part.stat().st_size <= product.size
+
+
+def test_a_named_account_limit_is_kept_after_one_429(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = _products(settings, 8)
+    cdse.config.max_concurrent_downloads = 3
+    cdse.config.session_number_in_message = True  # "Max session number 3 exceeded"
+    # Three streams held open: the fourth worker's request meets the account's limit.
+    cdse.faults.add(HoldFault(after_bytes=1, times=3))
+    engine = _engine(settings, credentials)
+    finished = _run_in_background(engine, products)
+    assert cdse.stats.wait_for(lambda stats: stats.throttled > 0, 120)
+    assert cdse.stats.wait_for(lambda stats: engine.governor.reductions >= 1, 120)
+    cdse.faults.release_holds()
+    report = finished()
+    _assert_verified(settings, products, report)
+    assert engine.governor.ceiling == 3
+    assert engine.governor.probes == 0, "never probed above the limit the server named"
+    assert cdse.stats.throttled == 1
+    assert cdse.stats.peak_streams(DEMO_USERNAME) == 3
+
+
+def test_a_cut_connection_resumes_at_once_where_it_stopped(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    products = _products(settings, 2)
+    cut = products[0]
+    cdse.faults.add(CutFault(product=cut.id, after_bytes=cut.size // 3, times=2))
+    waits: list[ProductWaiting] = []
+
+    def progress(event: ProgressEvent) -> None:
+        if isinstance(event, ProductWaiting):
+            waits.append(event)
+
+    report = _engine(settings, credentials, progress=progress).run(products)
+    _assert_verified(settings, products, report)
+    assert [w.name for w in waits] == [cut.name, cut.name]
+    assert [w.delay_s for w in waits] == [0.0, 0.0], "bytes were flowing: no backoff"
+    requests = cdse.stats.events("download", lambda e: e.product_id == cut.id)
+    assert len(requests) == 3
+    assert requests[0].range is None
+    assert requests[1].range == f"bytes={cut.size // 3}-"
+    assert report.results[0].attempts == 3

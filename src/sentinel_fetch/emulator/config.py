@@ -82,6 +82,9 @@ class EmulatorConfig:
         min_product_size_bytes: floor of the served archive size, so that scaled-down
             products still hold a SAFE-like folder with real-looking files.
         max_concurrent_downloads: per-user open product streams before 429 DAT-ZIP-100.
+        session_number_in_message: the 429 DAT-ZIP-100 message names the account's
+            limit ("Max session number 4 exceeded", as CDSE's FAQ quotes it) instead of
+            the DAT-ZIP body's "Max session number exceeded" (spec §6.2).
         retry_after_s: if set, the 429 DAT-ZIP-100 answer carries ``Retry-After`` with
             this many seconds. CDSE's use of the header is unconfirmed (spec §11), so
             it is off by default.
@@ -149,6 +152,7 @@ class EmulatorConfig:
     product_size_bytes: int | None = None
     min_product_size_bytes: int = 4096
     max_concurrent_downloads: int = 4
+    session_number_in_message: bool = False
     retry_after_s: float | None = None
     bandwidth_bytes_per_s: float | None = None
     range_supported: bool = True
@@ -216,6 +220,7 @@ PATCHABLE_FIELDS: dict[str, str] = {
     "range_supported": "bool",
     "bandwidth_bytes_per_s": "float?",
     "max_concurrent_downloads": "int",
+    "session_number_in_message": "bool",
     "retry_after_s": "float?",
     "expire_midstream": "bool",
     "latency_s": "float",

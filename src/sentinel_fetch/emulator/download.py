@@ -450,9 +450,12 @@ class DownloadHost:
             extra = []
             if config.retry_after_s is not None:
                 extra.append(("Retry-After", str(max(0, int(-(-config.retry_after_s // 1))))))
-            exchange.respond(
-                Response.json(429, error_body("DAT-ZIP-100", "Max session number exceeded"), extra)
+            message = (
+                f"Max session number {config.max_concurrent_downloads} exceeded"
+                if config.session_number_in_message
+                else "Max session number exceeded"
             )
+            exchange.respond(Response.json(429, error_body("DAT-ZIP-100", message), extra))
             return
         # Taken only once the stream is sure to start, so a refused request uses up no rule.
         faults += self._faults.take_body(target)
