@@ -37,6 +37,7 @@ from downloads import (
     download_throttled,
     resume_after_kill,
 )
+from faults import faults
 from harness import (
     Context,
     Row,
@@ -114,6 +115,7 @@ BENCHMARKS = [
     Benchmark("emulator_curl", emulator_curl, "10"),
     Benchmark("archive_info", archive_info, "11"),
     Benchmark("bands", bands, "12"),
+    Benchmark("faults", faults, "13"),
 ]
 #: Names that select the benchmark which measures them.
 ALIASES = {
