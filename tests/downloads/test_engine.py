@@ -724,6 +724,7 @@ def test_a_named_account_limit_is_kept_after_one_429(
     cdse.faults.release_holds()
     report = finished()
     _assert_verified(settings, products, report)
+    engine.transport.close()
     assert engine.governor.ceiling == 3
     assert engine.governor.probes == 0, "never probed above the limit the server named"
     assert cdse.stats.throttled == 1
@@ -742,7 +743,9 @@ def test_a_cut_connection_resumes_at_once_where_it_stopped(
         if isinstance(event, ProductWaiting):
             waits.append(event)
 
-    report = _engine(settings, credentials, progress=progress).run(products)
+    engine = _engine(settings, credentials, progress=progress)
+    report = engine.run(products)
+    engine.transport.close()
     _assert_verified(settings, products, report)
     assert [w.name for w in waits] == [cut.name, cut.name]
     assert [w.delay_s for w in waits] == [0.0, 0.0], "bytes were flowing: no backoff"
