@@ -32,6 +32,11 @@ _COMMANDS = {
         "download",
         "Download products: parallel, resumable, verified.",
     ),
+    "quicklooks": (
+        "sentinel_fetch.cli.quicklooks_cmd",
+        "quicklooks",
+        "Fetch every result's quicklook and draw a contact sheet.",
+    ),
     "status": (
         "sentinel_fetch.cli.status_cmd",
         "status",
