@@ -12,6 +12,7 @@ import click
 
 from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
+from sentinel_fetch.cli.triage import TRIAGE_OPTIONS, apply_triage, check_triage, triage_options
 
 if TYPE_CHECKING:
     from sentinel_fetch.catalogue.product import Product
@@ -27,6 +28,7 @@ REPORT_FILE = "sentinel-fetch-report.csv"
 @click.command(cls=Command)
 @click.argument("products", nargs=-1, metavar="[NAME_OR_ID]...")
 @search_options
+@triage_options
 @click.option(
     "--from",
     "from_files",
@@ -115,7 +117,11 @@ def download(
     if not dry_run:
         _check_folders(settings)
     rejected: list[RejectedEntry] = []
+    triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
+    query = query_from_options(options, settings, required=False)
+    check_triage(query, triage)
     wanted = _collect(settings, products, from_files, retry_failed, options, rejected)
+    wanted = apply_triage(context, wanted, query, triage)
     unreadable = _unreadable_results(rejected)
     if not wanted:
         context.info("nothing to download" + ("" if retry_failed else ": no product matched"))

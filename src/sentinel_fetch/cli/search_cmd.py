@@ -10,12 +10,19 @@ import click
 
 from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
+from sentinel_fetch.cli.triage import (
+    TRIAGE_OPTIONS,
+    apply_triage,
+    check_triage,
+    triage_options,
+)
 
 __all__ = ["search"]
 
 
 @click.command(cls=Command)
 @search_options
+@triage_options
 @network_options
 @click.option(
     "-o",
@@ -26,6 +33,12 @@ __all__ = ["search"]
 )
 @click.option("--count", "count_only", is_flag=True, help="Only count the matching products.")
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after this many products.")
+@click.option(
+    "--map",
+    "map_file",
+    type=click.Path(dir_okay=False),
+    help="Draw the footprints and the area: .html (a page that works offline) or .png.",
+)
 @click.pass_obj
 def search(
     context: CliContext,
@@ -33,6 +46,7 @@ def search(
     output: str | None,
     count_only: bool,
     limit: int | None,
+    map_file: str | None,
     proxy: str | None,
     ca_bundle: str | None,
     **options: Any,
@@ -51,6 +65,8 @@ def search(
       sentinel-fetch search -c S2 -t L2A -s 2023-06-01 -e 2023-06-30 \\
           --area 11,46,12,47 --cloud 20
       sentinel-fetch search -c S1 -t GRD --area aoi.geojson -s 2024-01-01 --count
+      sentinel-fetch search -c S2 -t L2A --area 11,46,12,47 -s 2020-06-01 -e 2020-06-30 \\
+          --dedupe --min-coverage 50 --map footprints.html
     """
     from sentinel_fetch.api import search as run_search
     from sentinel_fetch.cli.render import total_size
@@ -59,16 +75,31 @@ def search(
     settings = context.settings({"proxy": proxy, "ca_bundle": ca_bundle})
     query = query_from_options(options, settings)
     assert query is not None
+    check_triage(query, options)
+    if map_file:
+        from sentinel_fetch.footprint_map import check_map_path
+
+        check_map_path(map_file)
     result = run_search(query, settings=settings)
     if count_only:
         click.echo(result.count())
         return 0
 
+    triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
+    triaged = any(value not in (None, False) for value in triage.values())
     products = []
     for product in result:
         products.append(product)
-        if limit is not None and len(products) >= limit:
+        # The triage needs every twin and every footprint before the cut.
+        if limit is not None and len(products) >= limit and not triaged:
             break
+    products = apply_triage(context, products, query, triage)[:limit]
+    if map_file:
+        from sentinel_fetch.footprint_map import write_map
+
+        context.info(
+            f"map of {len(products)} products: {write_map(products, map_file, query.area)}"
+        )
 
     if output:
         from sentinel_fetch.catalogue.results import write_products

@@ -1,0 +1,120 @@
+"""The command line's looks before a download: --dedupe, --min-coverage, --map and the
+quicklooks command, against the emulator."""
+
+# The fixture comes from the CLI tests and is named as a parameter.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from sentinel_fetch.emulator import Emulator
+
+from .test_cli import cli_env, run  # noqa: F401 (the fixture is named as a parameter)
+
+DATATAKE = ("-c", "S2", "--name", "S2A_MSIL2A_20200701T091700")
+ALPS = ("-c", "S2", "-t", "L2A", "-s", "2023-07-01", "-e", "2023-07-10", "--area", "10.5,46,12,47")
+
+
+@pytest.fixture
+def twins(cdse: Emulator) -> Emulator:
+    cdse.config.reprocessed_twins = True
+    return cdse
+
+
+def test_dedupe_drops_twins_and_says_why(
+    twins: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "search", *DATATAKE)
+    assert code == 0 and len(out.splitlines()) == 123
+    code, out, err = run(capsys, "search", *DATATAKE, "--dedupe")
+    assert code == 0
+    names = [json.loads(line)["name"] for line in out.splitlines()]
+    assert len(names) == 115
+    assert "--dedupe dropped 8 reprocessed twins:" in err
+    assert err.count("preferred over 99.99") == 2
+    assert "115 products" in err
+    # Both partial tiles of one tile stay.
+    assert sum("_T35UPA_" in name for name in names) == 2
+
+
+def test_dedupe_and_limit_cut_after_the_triage(
+    twins: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "search", *DATATAKE, "--dedupe", "--limit", "120")
+    assert code == 0 and len(out.splitlines()) == 115
+
+
+def test_download_dry_run_lists_the_twins_it_leaves_out(
+    twins: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "download", *DATATAKE, "--dedupe", "--dry-run", "--out", "d")
+    assert code == 0
+    assert "--dedupe dropped 8 reprocessed twins:" in err
+    assert "115 products" in err
+    assert not Path("d").exists() or not any(Path("d").rglob("*.zip"))
+
+
+def test_min_coverage_keeps_products_covering_the_area(
+    cdse: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "search", *ALPS)
+    everything = len(out.splitlines())
+    code, out, err = run(capsys, "search", *ALPS, "--min-coverage", "30")
+    assert code == 0
+    kept = len(out.splitlines())
+    assert 0 < kept < everything
+    assert f"--min-coverage 30 dropped {everything - kept} products:" in err
+    assert "% of the area" in err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("search", "-c", "S2", "--min-coverage", "50"), "--min-coverage needs --area"),
+        (("search", *ALPS, "--min-coverage", "150"), "150"),
+        (("search", *ALPS, "--map", "map.pdf"), ".html or .png"),
+        (("quicklooks", *ALPS), "--out"),
+    ],
+)
+def test_bad_triage_input_is_one_line_and_exit_2(
+    cdse: Emulator,
+    cli_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    arguments: tuple[str, ...],
+    message: str,
+) -> None:
+    code, _, err = run(capsys, *arguments)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert cdse.stats.requests("catalogue") == 0
+
+
+def test_search_map_writes_html_and_png(
+    cdse: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("maps/footprints.html", "footprints.png"):
+        code, _, err = run(capsys, "search", *ALPS, "--map", name)
+        assert code == 0 and f"map of 20 products: {name}" in err
+    assert "<svg" in Path("maps/footprints.html").read_text(encoding="utf-8")
+    with Image.open("footprints.png") as image:
+        assert image.format == "PNG"
+
+
+def test_quicklooks_command_saves_images_and_a_contact_sheet(
+    cdse: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cdse.config.quicklook_failure_share = 0.3
+    code, out, err = run(capsys, "quicklooks", *ALPS, "--out", "looks")
+    assert code == 0 and out == ""
+    missing = [line for line in err.splitlines() if line.startswith("no quicklook for ")]
+    assert missing and all(line.endswith(("HTTP 403", "HTTP 404")) for line in missing)
+    saved = sorted(Path("looks").glob("*-ql.png"))
+    assert f"{len(saved)} of {len(saved) + len(missing)} quicklooks saved" in err
+    with Image.open("looks/contact-sheet.png") as sheet:
+        assert sheet.width > 6 * 160
+    assert cdse.stats.logins == {}
