@@ -140,20 +140,35 @@ def write_contact_sheets(
                 draw.rectangle((left, top, right - 1, bottom - 1), fill=_MISSING)
                 note = look.problem or "no quicklook"
                 draw.text((left + 6, top + 6), "no quicklook", fill=_NOTE, font=font)
-                draw.text((left + 6, top + 22), note[:26], fill=_NOTE, font=font)
+                fitted = _fitted(note, font, layout.thumbnail - 12)
+                draw.text((left + 6, top + 22), fitted, fill=_NOTE, font=font)
             else:
                 # Centred in its square, aspect ratio kept.
                 x = left + (layout.thumbnail - picture.width) // 2
                 y = top + (layout.thumbnail - picture.height) // 2
                 sheet.paste(picture, (x, y))
             for line_number, line in enumerate(cell_label(look.product)):
-                draw.text((left, bottom + 2 + 14 * line_number), line[:28], fill=_TEXT, font=font)
+                draw.text(
+                    (left, bottom + 2 + 14 * line_number),
+                    _fitted(line, font, layout.thumbnail),
+                    fill=_TEXT,
+                    font=font,
+                )
         path = Path(folder) / name
         partial = path.with_name(path.name + ".part")
         sheet.save(partial, format="PNG", optimize=True)
         partial.replace(path)
         paths.append(path)
     return paths
+
+
+def _fitted(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
+    """``text`` cut (with "…") to fit ``width`` pixels: a label never runs into its neighbour."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
 
 
 def _thumbnail(look: Quicklook, size: int) -> Image.Image | None:
