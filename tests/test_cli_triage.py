@@ -6,8 +6,10 @@ quicklooks command, against the emulator."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -118,3 +120,85 @@ def test_quicklooks_command_saves_images_and_a_contact_sheet(
     with Image.open("looks/contact-sheet.png") as sheet:
         assert sheet.width > 6 * 160
     assert cdse.stats.logins == {}
+
+
+def _lines(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _cloud(product: dict[str, Any]) -> float:
+    return next(float(a["value"]) for a in product["attributes"] if a["name"] == "cloudCover")
+
+
+def test_sort_orders_and_limit_cuts_after_it(
+    cdse: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = run(capsys, "search", *ALPS, "--sort", "cloud")
+    clouds = [_cloud(p) for p in _lines(out)]
+    assert clouds == sorted(clouds) and len(clouds) == 20
+    _, out, _ = run(capsys, "search", *ALPS, "--sort", "-date", "--limit", "3")
+    newest = [str(p["content_start"]) for p in _lines(out)]
+    _, out, _ = run(capsys, "search", *ALPS)
+    every = sorted((str(p["content_start"]) for p in _lines(out)), reverse=True)
+    assert newest == every[:3]
+
+
+def test_download_limit_takes_the_first_n(
+    cdse: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "download", *ALPS, "--limit", "2", "--dry-run", "--out", "d")
+    assert code == 0 and "2 products" in err
+    assert cdse.stats.requests("download") == 0
+
+
+def test_relative_dates_count_back_from_now(
+    cdse: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The synthetic catalogue ends in 2025: 100,000 days back covers all of it.
+    tile = ("-c", "S2", "--tile", "32TPS", "-e", "2023-07-12")
+    _, every, _ = run(capsys, "search", *tile)
+    code, relative, _ = run(capsys, "search", *tile, "--start", "100000d")
+    assert code == 0 and relative == every and every
+    code, last, _ = run(capsys, "search", *tile, "--last", "5000w")
+    assert code == 0 and last == every
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("--last", "7d", "--start", "2023-01-01"), "--last or --start"),
+        (("--last", "yesterday"), "12h, 7d or 2w"),
+        (("--start", "0d"), "no time at all"),
+    ],
+)
+def test_bad_relative_dates_are_one_line_and_exit_2(
+    cdse: Emulator,
+    cli_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    arguments: tuple[str, ...],
+    message: str,
+) -> None:
+    code, _, err = run(capsys, "search", "-c", "S2", *arguments)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert cdse.stats.requests("catalogue") == 0
+
+
+def test_download_from_a_pipe_reads_ndjson_names_and_ids(
+    cdse: Emulator,
+    cli_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, out, _ = run(capsys, "search", *ALPS, "--limit", "4")
+    lines = out.splitlines()
+    products = _lines(out)
+    piped = "\n".join(
+        [lines[0], lines[1], f"# a comment\n{products[2]['name']}", str(products[3]["id"]), ""]
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO(piped))
+    code, _, err = run(capsys, "download", "--from", "-", "--dry-run", "--out", "d")
+    assert code == 0, err
+    assert "4 products" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"name": "no id"}\n'))
+    code, _, err = run(capsys, "download", "--from", "-", "--dry-run", "--out", "d")
+    assert code == 2 and "line 1 of the input" in err

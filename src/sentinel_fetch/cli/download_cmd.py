@@ -12,7 +12,13 @@ import click
 
 from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
-from sentinel_fetch.cli.triage import TRIAGE_OPTIONS, apply_triage, check_triage, triage_options
+from sentinel_fetch.cli.triage import (
+    TRIAGE_OPTIONS,
+    apply_triage,
+    check_triage,
+    resolve_relative_dates,
+    triage_options,
+)
 
 if TYPE_CHECKING:
     from sentinel_fetch.catalogue.product import Product
@@ -33,9 +39,9 @@ REPORT_FILE = "sentinel-fetch-report.csv"
     "--from",
     "from_files",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
     help="Products from a saved search (.json or .geojson from 'search --output', or a "
-    ".txt list of names/ids).",
+    ".txt list of names/ids); '-' reads names, ids or search's NDJSON from a pipe.",
 )
 @click.option(
     "--retry-failed", is_flag=True, help="Also retry the products that failed in this save folder."
@@ -117,6 +123,7 @@ def download(
     if not dry_run:
         _check_folders(settings)
     rejected: list[RejectedEntry] = []
+    resolve_relative_dates(options)
     triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
     query = query_from_options(options, settings, required=False)
     check_triage(query, triage)
@@ -164,6 +171,22 @@ def _check_folders(settings: Settings) -> None:
     FolderLock.check_free(run_folders(settings))
 
 
+def _read_pipe() -> tuple[list[Product], Any]:
+    """``--from -``: standard input, bounded like a list file."""
+    import sys
+
+    from sentinel_fetch.catalogue.piped import read_piped
+    from sentinel_fetch.catalogue.results import MAX_NAME_LIST_BYTES
+    from sentinel_fetch.errors import ResultFileError
+
+    if sys.stdin is None or sys.stdin.isatty():
+        raise click.UsageError("--from - reads a pipe: sentinel-fetch search ... | ... --from -")
+    text = sys.stdin.read(MAX_NAME_LIST_BYTES + 1)
+    if len(text) > MAX_NAME_LIST_BYTES:
+        raise ResultFileError(f"the input is over {MAX_NAME_LIST_BYTES // 1_000_000} MB")
+    return read_piped(text)
+
+
 def _collect(
     settings: Settings,
     names_or_ids: tuple[str, ...],
@@ -194,7 +217,12 @@ def _collect(
     if query is not None:
         collected.extend(found_by(query))
     for file in from_files:
-        if Path(file).suffix.lower() == ".txt":
+        if file == "-":
+            piped, listed = _read_pipe()
+            collected.extend(piped)
+            if listed is not None:
+                collected.extend(found_by(listed))
+        elif Path(file).suffix.lower() == ".txt":
             collected.extend(found_by(read_name_list(file)))
         else:
             collected.extend(read_products(file))

@@ -9,7 +9,13 @@ import click
 
 from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
-from sentinel_fetch.cli.triage import TRIAGE_OPTIONS, apply_triage, check_triage, triage_options
+from sentinel_fetch.cli.triage import (
+    TRIAGE_OPTIONS,
+    apply_triage,
+    check_triage,
+    resolve_relative_dates,
+    triage_options,
+)
 
 __all__ = ["quicklooks"]
 
@@ -29,13 +35,11 @@ _LISTED_MISSING = 20
     type=click.Path(file_okay=False),
     help="Folder for the images and contact-sheet.png (created if missing).",
 )
-@click.option("--limit", type=click.IntRange(min=1), help="Only the first this many products.")
 @click.pass_obj
 def quicklooks(
     context: CliContext,
     /,
     out_dir: str,
-    limit: int | None,
     proxy: str | None,
     ca_bundle: str | None,
     **options: Any,
@@ -60,12 +64,12 @@ def quicklooks(
     from sentinel_fetch.text import printable
 
     settings = context.settings({"proxy": proxy, "ca_bundle": ca_bundle})
+    resolve_relative_dates(options)
     triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
     query = query_from_options(options, settings)
     assert query is not None
     check_triage(query, triage)
     products = apply_triage(context, list(run_search(query, settings=settings)), query, triage)
-    products = products[:limit]
     folder = Path(out_dir)
     looks = fetch_quicklooks(products, folder, settings=settings)
     missing = [look for look in looks if look.path is None]

@@ -14,6 +14,8 @@ from sentinel_fetch.cli.triage import (
     TRIAGE_OPTIONS,
     apply_triage,
     check_triage,
+    needs_every_product,
+    resolve_relative_dates,
     triage_options,
 )
 
@@ -32,7 +34,6 @@ __all__ = ["search"]
     ".csv, or .txt (names).",
 )
 @click.option("--count", "count_only", is_flag=True, help="Only count the matching products.")
-@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many products.")
 @click.option(
     "--map",
     "map_file",
@@ -45,7 +46,6 @@ def search(
     /,
     output: str | None,
     count_only: bool,
-    limit: int | None,
     map_file: str | None,
     proxy: str | None,
     ca_bundle: str | None,
@@ -73,9 +73,11 @@ def search(
     from sentinel_fetch.downloads.engine import is_offline
 
     settings = context.settings({"proxy": proxy, "ca_bundle": ca_bundle})
+    resolve_relative_dates(options)
+    triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
     query = query_from_options(options, settings)
     assert query is not None
-    check_triage(query, options)
+    check_triage(query, triage)
     if map_file:
         from sentinel_fetch.footprint_map import check_map_path
 
@@ -85,15 +87,15 @@ def search(
         click.echo(result.count())
         return 0
 
-    triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
-    triaged = any(value not in (None, False) for value in triage.values())
+    limit = triage["limit"]
+    whole = needs_every_product(triage)
     products = []
     for product in result:
         products.append(product)
-        # The triage needs every twin and every footprint before the cut.
-        if limit is not None and len(products) >= limit and not triaged:
+        # Dedupe, coverage and sort need every result before the cut.
+        if limit is not None and len(products) >= limit and not whole:
             break
-    products = apply_triage(context, products, query, triage)[:limit]
+    products = apply_triage(context, products, query, triage)
     if map_file:
         from sentinel_fetch.footprint_map import write_map
 

@@ -1,14 +1,17 @@
-"""Options that weed search results out before anything is fetched: one place for all.
+"""Options that shape search results before anything is fetched: one place for all.
 
 ``--dedupe`` drops reprocessed twins (:mod:`sentinel_fetch.catalogue.dedupe`),
 ``--min-coverage`` footprints that barely touch the area
-(:mod:`sentinel_fetch.catalogue.coverage`). Every product left out is named on stderr
-with its reason (also with ``--dry-run``); nothing disappears silently.
+(:mod:`sentinel_fetch.catalogue.coverage`), ``--sort`` orders what is left and
+``--limit`` cuts it; ``--last 7d`` (like ``--start 7d``) asks for a window back from now.
+Every product left out is named on stderr with its reason (also with ``--dry-run``);
+nothing disappears silently. ``search``, ``download`` and ``quicklooks`` share them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -19,19 +22,30 @@ if TYPE_CHECKING:
     from sentinel_fetch.catalogue.product import Product
     from sentinel_fetch.catalogue.query import Query
 
-__all__ = ["TRIAGE_OPTIONS", "apply_triage", "check_triage", "triage_options"]
+__all__ = [
+    "SORT_ORDERS",
+    "TRIAGE_OPTIONS",
+    "apply_triage",
+    "check_triage",
+    "needs_every_product",
+    "resolve_relative_dates",
+    "triage_options",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Names of the keyword arguments these options add (the commands pass them on here).
-TRIAGE_OPTIONS = ("dedupe", "min_coverage")
+TRIAGE_OPTIONS = ("dedupe", "min_coverage", "sort", "limit")
+#: ``--sort`` values: least cloudy first, oldest first, newest first.
+SORT_ORDERS = ("cloud", "date", "-date")
 
 # Past this many, the list of drops is cut (the count is always complete).
 _LISTED_DROPS = 50
 
 
 def triage_options(function: F) -> F:
-    """Decorate a command with ``--dedupe`` and ``--min-coverage``."""
+    """Decorate a command with ``--dedupe``, ``--min-coverage``, ``--sort``, ``--limit``
+    and ``--last``."""
     options = [
         click.option(
             "--dedupe",
@@ -46,10 +60,62 @@ def triage_options(function: F) -> F:
             metavar="PCT",
             help="Keep products whose footprint covers at least PCT % of --area.",
         ),
+        click.option(
+            "--sort",
+            type=click.Choice(SORT_ORDERS),
+            help="cloud: least cloudy first (none last); date: oldest first; -date: newest first.",
+        ),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=1),
+            help="Only the first N products (after --dedupe, --min-coverage and --sort).",
+        ),
+        click.option(
+            "--last",
+            metavar="AGE",
+            help="Sensed in the last AGE: 12h, 7d, 2w (the same as --start 7d).",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
     return function
+
+
+def resolve_relative_dates(options: dict[str, Any], now: datetime | None = None) -> None:
+    """Turn ``--last AGE`` and a relative ``--start``/``--end`` (``30d``) into instants.
+
+    ``options`` is changed in place: the search options then hold plain dates.
+
+    Raises:
+        click.UsageError: ``--last`` with ``--start``, or a relative date that names no time.
+    """
+    from sentinel_fetch.catalogue.relative import parse_relative
+
+    moment = now or datetime.now(timezone.utc)
+    last = options.pop("last", None)
+    if last is not None:
+        if options.get("start"):
+            raise click.UsageError("give --last or --start, not both")
+        if parse_relative(last, moment) is None:
+            raise click.UsageError(f"--last takes an age such as 12h, 7d or 2w, not {last!r}")
+        options["start"] = last
+    for name in ("start", "end"):
+        value = options.get(name)
+        if not value:
+            continue
+        try:
+            instant = parse_relative(value, moment)
+        except ValueError as error:
+            raise click.UsageError(f"--{name}: {error}") from None
+        if instant is not None:
+            options[name] = instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def needs_every_product(options: dict[str, Any]) -> bool:
+    """Whether the triage must see every result before cutting (dedupe, coverage, sort)."""
+    return bool(options.get("dedupe") or options.get("sort")) or (
+        options.get("min_coverage") is not None
+    )
 
 
 def check_triage(query: Query | None, options: dict[str, Any]) -> None:
@@ -101,7 +167,24 @@ def apply_triage(
                 for product, percent in filtered.dropped
             ],
         )
-    return kept
+    order = options.get("sort")
+    if order is not None:
+        kept = _sorted(kept, order)
+    limit = options.get("limit")
+    return kept[:limit] if limit is not None else kept
+
+
+def _sorted(products: list[Product], order: str) -> list[Product]:
+    """Stable: products equal by the key keep the catalogue's order."""
+    if order == "cloud":
+        return sorted(
+            products,
+            key=lambda p: (p.cloud_cover is None, p.cloud_cover or 0.0),
+        )
+    dated = [p for p in products if p.content_start is not None]
+    undated = [p for p in products if p.content_start is None]
+    dated.sort(key=lambda p: p.content_start or datetime.min, reverse=order == "-date")
+    return dated + undated
 
 
 def _report(context: CliContext, summary: str, lines: list[str]) -> None:
