@@ -202,3 +202,13 @@ def test_download_from_a_pipe_reads_ndjson_names_and_ids(
     monkeypatch.setattr("sys.stdin", io.StringIO('{"name": "no id"}\n'))
     code, _, err = run(capsys, "download", "--from", "-", "--dry-run", "--out", "d")
     assert code == 2 and "line 1 of the input" in err
+
+
+def test_an_unknown_product_type_is_pointed_out_with_the_closest_known(
+    cdse: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "search", "-c", "S2", "-t", "MSIL2A", "--tile", "32TPS")
+    assert code == 0 and out == ""
+    assert "warning: no product type 'MSIL2A' is known: did you mean S2MSI2A?" in err
+    code, _, err = run(capsys, "search", "-c", "S2", "-t", "L2A,S2MSI1C", "--tile", "32TPS")
+    assert "warning" not in err

@@ -13,7 +13,7 @@ from sentinel_fetch.cli.triage import (
     TRIAGE_OPTIONS,
     apply_triage,
     check_triage,
-    resolve_relative_dates,
+    prepare_search,
     triage_options,
 )
 
@@ -64,7 +64,7 @@ def quicklooks(
     from sentinel_fetch.text import printable
 
     settings = context.settings({"proxy": proxy, "ca_bundle": ca_bundle})
-    resolve_relative_dates(options)
+    prepare_search(context, options)
     triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
     query = query_from_options(options, settings)
     assert query is not None

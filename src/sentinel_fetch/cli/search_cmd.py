@@ -15,7 +15,7 @@ from sentinel_fetch.cli.triage import (
     apply_triage,
     check_triage,
     needs_every_product,
-    resolve_relative_dates,
+    prepare_search,
     triage_options,
 )
 
@@ -73,7 +73,7 @@ def search(
     from sentinel_fetch.downloads.engine import is_offline
 
     settings = context.settings({"proxy": proxy, "ca_bundle": ca_bundle})
-    resolve_relative_dates(options)
+    prepare_search(context, options)
     triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
     query = query_from_options(options, settings)
     assert query is not None

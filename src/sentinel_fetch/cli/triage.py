@@ -28,7 +28,7 @@ __all__ = [
     "apply_triage",
     "check_triage",
     "needs_every_product",
-    "resolve_relative_dates",
+    "prepare_search",
     "triage_options",
 ]
 
@@ -81,15 +81,28 @@ def triage_options(function: F) -> F:
     return function
 
 
-def resolve_relative_dates(options: dict[str, Any], now: datetime | None = None) -> None:
-    """Turn ``--last AGE`` and a relative ``--start``/``--end`` (``30d``) into instants.
+def prepare_search(
+    context: CliContext, options: dict[str, Any], now: datetime | None = None
+) -> None:
+    """Read the search options people get wrong before any request.
 
-    ``options`` is changed in place: the search options then hold plain dates.
+    ``--last AGE`` and a relative ``--start``/``--end`` (``30d``) become instants
+    (``options`` is changed in place); a product type the catalogue is not known to
+    hold is pointed out with the closest known ones (it is still searched: CDSE has
+    more types than we list).
 
     Raises:
         click.UsageError: ``--last`` with ``--start``, or a relative date that names no time.
     """
+    from sentinel_fetch.catalogue.product_types import suggest_product_types
     from sentinel_fetch.catalogue.relative import parse_relative
+
+    for given in options.get("product_type") or ():
+        for value in (part.strip() for part in given.split(",")):
+            close = suggest_product_types(value) if value else None
+            if close is not None:
+                hint = f": did you mean {' or '.join(close)}?" if close else ""
+                context.info(f"warning: no product type {value!r} is known{hint}")
 
     moment = now or datetime.now(timezone.utc)
     last = options.pop("last", None)
