@@ -16,7 +16,7 @@ from sentinel_fetch.cli.triage import (
     TRIAGE_OPTIONS,
     apply_triage,
     check_triage,
-    resolve_relative_dates,
+    prepare_search,
     triage_options,
 )
 
@@ -26,9 +26,11 @@ if TYPE_CHECKING:
     from sentinel_fetch.downloads.engine import BatchReport, ProductResult
     from sentinel_fetch.settings import Settings
 
-__all__ = ["REPORT_FILE", "download"]
+__all__ = ["EXIT_ALL_OFFLINE", "REPORT_FILE", "download"]
 
 REPORT_FILE = "sentinel-fetch-report.csv"
+#: Exit status of a run where every product was offline: nothing to show for it.
+EXIT_ALL_OFFLINE = 3
 
 
 @click.command(cls=Command)
@@ -123,7 +125,7 @@ def download(
     if not dry_run:
         _check_folders(settings)
     rejected: list[RejectedEntry] = []
-    resolve_relative_dates(options)
+    prepare_search(context, options)
     triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
     query = query_from_options(options, settings, required=False)
     check_triage(query, triage)
@@ -381,6 +383,15 @@ def _summarise(
         from sentinel_fetch.cli.stopping import interrupted_exit_status
 
         return interrupted_exit_status()
+    offline = report.count("offline")
+    if offline and offline == len(report.results) and not unreadable:
+        # Even with -q: a cron job's run that fetched nothing must not look like success.
+        click.echo(
+            f"nothing could be downloaded: all {offline} products are offline "
+            "(order them in the CDSE Data Workspace, then rerun)",
+            err=True,
+        )
+        return EXIT_ALL_OFFLINE
     return 0 if report.ok and not unreadable else 1
 
 
