@@ -212,3 +212,24 @@ def test_an_unknown_product_type_is_pointed_out_with_the_closest_known(
     assert "warning: no product type 'MSIL2A' is known: did you mean S2MSI2A?" in err
     code, _, err = run(capsys, "search", "-c", "S2", "-t", "L2A,S2MSI1C", "--tile", "32TPS")
     assert "warning" not in err
+
+
+def test_download_new_fetches_only_what_was_published_since_the_last_run(
+    cdse: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    few = ("-c", "S2", "--tile", "32TPS", "-s", "2023-07-01", "-e", "2023-07-12", "--online")
+    by_publication = ("--order", "PublicationDate asc")
+    _, out, _ = run(capsys, "search", *few, *by_publication)
+    every = [p["name"] for p in _lines(out)]
+    assert len(every) >= 5
+    code, _, err = run(capsys, "download", *few, *by_publication, "--limit", "3", "--out", "d")
+    assert code == 0 and "3 downloaded" in err
+    # The next run asks the catalogue only for what was published after those three.
+    code, _, err = run(capsys, "download", *few, "--new", "--out", "d")
+    assert code == 0, err
+    assert f"{len(every) - 3} downloaded" in err and "0 already done" in err
+    finished = sorted(p.name.removesuffix(".zip") for p in Path("d/Finish").iterdir())
+    assert finished == sorted(every)
+    # And then there is nothing new.
+    code, _, err = run(capsys, "download", *few, "--new", "--out", "d")
+    assert code == 0 and "nothing to download" in err

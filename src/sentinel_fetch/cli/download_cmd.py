@@ -74,6 +74,13 @@ EXIT_ALL_OFFLINE = 3
 @click.option(
     "--totp", metavar="CODE", help="6-digit code for an account with two-factor authentication."
 )
+@click.option(
+    "--new",
+    "only_new",
+    is_flag=True,
+    help="Only products published after the newest one this save folder's ledger knows: "
+    "what appeared since the last run (for cron jobs).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be downloaded; fetch nothing.")
 @click.pass_obj
 def download(
@@ -89,6 +96,7 @@ def download(
     proxy: str | None,
     ca_bundle: str | None,
     totp: str | None,
+    only_new: bool,
     dry_run: bool,
     **options: Any,
 ) -> int:
@@ -126,10 +134,20 @@ def download(
         _check_folders(settings)
     rejected: list[RejectedEntry] = []
     prepare_search(context, options)
+    since = _published_watermark(context, settings) if only_new else None
+    if since is not None:
+        from sentinel_fetch.catalogue.filter import format_datetime
+
+        # The catalogue does the cutting, so a nightly run asks only for what is new.
+        published = f"PublicationDate gt {format_datetime(since)}"
+        options["extra_filter"] = (*(options.get("extra_filter") or ()), published)
     triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
     query = query_from_options(options, settings, required=False)
     check_triage(query, triage)
     wanted = _collect(settings, products, from_files, retry_failed, options, rejected)
+    if since is not None:
+        # Saved results and names were not cut by the catalogue: the same rule here.
+        wanted = [p for p in wanted if p.publication_date is None or p.publication_date > since]
     wanted = apply_triage(context, wanted, query, triage)
     unreadable = _unreadable_results(rejected)
     if not wanted:
@@ -171,6 +189,32 @@ def _check_folders(settings: Settings) -> None:
 
     Layout(settings.temp_path, settings.finish_path).check()
     FolderLock.check_free(run_folders(settings))
+
+
+def _published_watermark(context: CliContext, settings: Settings) -> Any:
+    """``--new``: the newest publication date among the products this folder's ledger
+    knows (every product an earlier run's search found is recorded, whatever its state).
+    ``None`` without an earlier run: then everything that matches is new."""
+    from sentinel_fetch.catalogue.product import Product
+    from sentinel_fetch.ledger import LEDGER_FILE_NAME, STATES, JobLedger
+
+    if not (settings.save_path / LEDGER_FILE_NAME).is_file():
+        context.info("--new: no earlier run in this save folder, so every match is new")
+        return None
+    # A damaged ledger is an error to show, never a reason to fetch everything again.
+    with JobLedger.open(settings.save_path, read_only=True) as ledger:
+        entries = ledger.product_dicts(STATES)
+    dates = [
+        product.publication_date
+        for product in (Product.from_dict(entry) for entry in entries)
+        if product.publication_date is not None
+    ]
+    if not dates:
+        context.info("--new: the ledger knows no publication date, so every match is new")
+        return None
+    newest = max(dates)
+    context.info(f"--new: only products published after {newest:%Y-%m-%d %H:%M:%S} UTC")
+    return newest
 
 
 def _read_pipe() -> tuple[list[Product], Any]:
