@@ -233,3 +233,26 @@ def test_download_new_fetches_only_what_was_published_since_the_last_run(
     # And then there is nothing new.
     code, _, err = run(capsys, "download", *few, "--new", "--out", "d")
     assert code == 0 and "nothing to download" in err
+
+
+def test_unzip_extracts_verified_products_and_a_rerun_knows_they_are_done(
+    cdse: Emulator, cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    few = ("-c", "S2", "--tile", "32TPS", "-s", "2023-07-01", "-e", "2023-07-12", "--online")
+    _, out, _ = run(capsys, "search", *few)
+    names = sorted(p["name"] for p in _lines(out))
+    code, _, err = run(capsys, "download", *few, "--unzip", "--out", "d")
+    assert code == 0, err
+    finish = Path("d/Finish")
+    assert sorted(p.name for p in finish.iterdir() if not p.name.startswith(".")) == names
+    assert all((finish / name / "manifest.safe").is_file() for name in names)
+    served = cdse.stats.requests("download")
+    code, _, err = run(capsys, "download", *few, "--unzip", "--out", "d")
+    assert code == 0 and f"{len(names)} products already extracted" in err
+    assert cdse.stats.requests("download") == served
+    code, _, err = run(capsys, "download", *few, "--keep-zip", "--out", "d")
+    assert code == 2 and "--keep-zip goes with --unzip" in err
+    # verify re-checks zips; extracted products (checked before extraction) are not bad.
+    code, _, _ = run(capsys, "verify", "d")
+    assert code == 0
+    assert all((finish / name).is_dir() for name in names)

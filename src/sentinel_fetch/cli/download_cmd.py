@@ -81,6 +81,13 @@ EXIT_ALL_OFFLINE = 3
     help="Only products published after the newest one this save folder's ledger knows: "
     "what appeared since the last run (for cron jobs).",
 )
+@click.option(
+    "--unzip",
+    is_flag=True,
+    help="After verification, extract each product into <finish>/<name>.SAFE (the zip is "
+    "then removed, unless --keep-zip); a rerun still knows it is done.",
+)
+@click.option("--keep-zip", is_flag=True, help="With --unzip: keep the verified zip too.")
 @click.option("--dry-run", is_flag=True, help="Show what would be downloaded; fetch nothing.")
 @click.pass_obj
 def download(
@@ -97,6 +104,8 @@ def download(
     ca_bundle: str | None,
     totp: str | None,
     only_new: bool,
+    unzip: bool,
+    keep_zip: bool,
     dry_run: bool,
     **options: Any,
 ) -> int:
@@ -149,6 +158,9 @@ def download(
         # Saved results and names were not cut by the catalogue: the same rule here.
         wanted = [p for p in wanted if p.publication_date is None or p.publication_date > since]
     wanted = apply_triage(context, wanted, query, triage)
+    if keep_zip and not unzip:
+        raise click.UsageError("--keep-zip goes with --unzip")
+    wanted = _without_extracted(context, settings, wanted)
     unreadable = _unreadable_results(rejected)
     if not wanted:
         context.info("nothing to download" + ("" if retry_failed else ": no product matched"))
@@ -174,7 +186,10 @@ def download(
             credentials=credentials,
             progress=None if context.quiet else LogProgress(),
         )
-    return _summarise(context, settings, report, unreadable)
+    status = _summarise(context, settings, report, unreadable)
+    if unzip and not report.interrupted and not _extract_all(context, settings, report, keep_zip):
+        return max(status, 1)
+    return status
 
 
 def _check_folders(settings: Settings) -> None:
@@ -189,6 +204,51 @@ def _check_folders(settings: Settings) -> None:
 
     Layout(settings.temp_path, settings.finish_path).check()
     FolderLock.check_free(run_folders(settings))
+
+
+def _without_extracted(
+    context: CliContext, settings: Settings, wanted: list[Product]
+) -> list[Product]:
+    """Products an earlier ``--unzip`` run extracted are done, zip or no zip."""
+    from sentinel_fetch.downloads.unzip import is_extracted
+
+    finish = settings.finish_path
+    if not finish.is_dir():
+        return wanted
+    left = [p for p in wanted if not is_extracted(finish, p.name, p.id)]
+    if len(left) < len(wanted):
+        context.info(f"{len(wanted) - len(left)} products already extracted in {finish}")
+    return left
+
+
+def _extract_all(
+    context: CliContext, settings: Settings, report: BatchReport, keep_zip: bool
+) -> bool:
+    """``--unzip``: extract every verified zip; ``False`` if one could not be."""
+    from sentinel_fetch.downloads.unzip import extract_product
+    from sentinel_fetch.errors import SentinelFetchError
+    from sentinel_fetch.text import printable
+
+    ok = True
+    for result in report.results:
+        path = result.path
+        if result.status not in ("downloaded", "skipped") or path is None:
+            continue
+        if path.suffix.lower() != ".zip":
+            continue
+        try:
+            folder = extract_product(
+                path, settings.finish_path, result.product.name, result.product.id
+            )
+        except SentinelFetchError as error:
+            # Even with -q: the product is verified but not where the user asked.
+            click.echo(f"cannot unzip {printable(result.product.name)}: {error}", err=True)
+            ok = False
+            continue
+        if not keep_zip:
+            path.unlink(missing_ok=True)
+        context.info(f"extracted {folder.name}")
+    return ok
 
 
 def _published_watermark(context: CliContext, settings: Settings) -> Any:
