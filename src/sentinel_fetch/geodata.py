@@ -75,6 +75,4 @@ def to_geodataframe(products: Iterable[Product]) -> geopandas.GeoDataFrame:
             }
         )
         geometries.append(footprint_of(product))
-    return geopandas.GeoDataFrame(
-        rows, columns=list(COLUMNS), geometry=geometries, crs="EPSG:4326"
-    )
+    return geopandas.GeoDataFrame(rows, columns=list(COLUMNS), geometry=geometries, crs="EPSG:4326")
