@@ -61,7 +61,13 @@ def test_quicklooks_are_fetched_four_at_a_time(
     cdse: Emulator, settings: Settings, tmp_path: Path
 ) -> None:
     products = _products(settings, 8)
+
     # Four answers pause after one byte: all four held at once proves four in flight.
+    # (The record of fired faults outlives a test: count from here.)
+    def holds() -> int:
+        return sum(fired.fault.kind == "hold" for fired in cdse.faults.fired)
+
+    before = holds()
     cdse.faults.add(HoldFault(host="catalogue", path_contains="/Assets(", after_bytes=1, times=4))
     outcome: list[list[Quicklook]] = []
     worker = threading.Thread(
@@ -69,9 +75,7 @@ def test_quicklooks_are_fetched_four_at_a_time(
     )
     worker.start()
     try:
-        assert cdse.stats.wait_for(
-            lambda _: sum(f.fault.kind == "hold" for f in cdse.faults.fired) == 4, 120
-        )
+        assert cdse.stats.wait_for(lambda _: holds() == before + 4, 120)
     finally:
         cdse.faults.release_holds()
         worker.join(120)
