@@ -86,8 +86,8 @@ def prepare_search(
 ) -> None:
     """Read the search options people get wrong before any request.
 
-    ``--last AGE`` and a relative ``--start``/``--end`` (``30d``) become instants
-    (``options`` is changed in place); a product type the catalogue is not known to
+    ``--last AGE`` becomes ``--start AGE`` (the query reads ages such as ``30d``
+    itself; ``options`` is changed in place); a product type the catalogue is not known to
     hold is pointed out with the closest known ones (it is still searched: CDSE has
     more types than we list).
 
@@ -109,19 +109,14 @@ def prepare_search(
     if last is not None:
         if options.get("start"):
             raise click.UsageError("give --last or --start, not both")
-        if parse_relative(last, moment) is None:
-            raise click.UsageError(f"--last takes an age such as 12h, 7d or 2w, not {last!r}")
-        options["start"] = last
-    for name in ("start", "end"):
-        value = options.get(name)
-        if not value:
-            continue
         try:
-            instant = parse_relative(value, moment)
+            valid = parse_relative(last, moment) is not None
         except ValueError as error:
-            raise click.UsageError(f"--{name}: {error}") from None
-        if instant is not None:
-            options[name] = instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+            raise click.UsageError(f"--last: {error}") from None
+        if not valid:
+            raise click.UsageError(f"--last takes an age such as 12h, 7d or 2w, not {last!r}")
+        # The query reads ages itself (one instant for both bounds): --last 7d is --start 7d.
+        options["start"] = last
 
 
 def needs_every_product(options: dict[str, Any]) -> bool:
