@@ -168,7 +168,6 @@ def test_failed_and_offline_products_are_reported_never_silent(
     assert summary["counts"] == {
         "queued": 0,
         "downloading": 0,
-        "verifying": 0,
         "done": 3,
         "failed": 1,
         "offline": 1,

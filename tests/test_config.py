@@ -34,7 +34,7 @@ def test_precedence_and_sources(tmp_path: Path) -> None:
     assert settings.proxy == "http://u:pw@127.0.0.1:1"
     assert settings.endpoints.catalogue == CDSE_CATALOGUE_URL
     assert config.sources["save_path"] == "environment (SENTINEL_FETCH_SAVE_PATH)"
-    assert config.sources["workers"] == "command line"
+    assert config.sources["limits.workers"] == "command line"
     assert config.sources["proxy"] == str(tmp_path / "user.toml")
     shown = {name: (value, source) for name, value, source in config.describe()}
     assert shown["account.password"][0] == "***"
@@ -218,3 +218,47 @@ def test_a_config_file_in_another_encoding_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not UTF-8 or UTF-16") as info:
         load_config(environ=_env(tmp_path), cwd=tmp_path)
     assert "\n" not in str(info.value)
+
+
+# --- one spelling per setting, one table of environment variables ------------------------
+
+
+def test_a_closer_layer_wins_whichever_spelling_of_workers_each_uses(tmp_path: Path) -> None:
+    """A user file's top-level ``workers`` is an alias of ``[limits] workers``, not a rival."""
+    (tmp_path / "user.toml").write_text("workers = 2\n")
+    (tmp_path / PROJECT_FILE).write_text("[limits]\nworkers = 8\n")
+    config = load_config(environ=_env(tmp_path), cwd=tmp_path)
+    assert config.settings().limits.workers == 8
+    assert config.sources["limits.workers"] == str(tmp_path / PROJECT_FILE)
+
+    (tmp_path / "user.toml").write_text("[limits]\nworkers = 2\n")
+    (tmp_path / PROJECT_FILE).write_text("workers = 8\n")
+    assert load_config(environ=_env(tmp_path), cwd=tmp_path).settings().limits.workers == 8
+
+
+def test_both_spellings_of_workers_in_one_file_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / PROJECT_FILE).write_text("workers = 2\n[limits]\nworkers = 8\n")
+    with pytest.raises(ConfigError, match="same setting"):
+        load_config(environ=_env(tmp_path), cwd=tmp_path)
+
+
+def test_the_python_api_reads_the_environment_variables_the_cli_reads(tmp_path: Path) -> None:
+    environ = {
+        "SENTINEL_FETCH_PROXY": "socks5h://127.0.0.1:7890",
+        "SENTINEL_FETCH_WORKERS": "2",
+        "SENTINEL_FETCH_SAVE_PATH": str(tmp_path / "data"),
+        "SENTINEL_FETCH_FINISH_DIR": str(tmp_path / "done"),
+    }
+    from_api = Settings.from_env(environ)
+    from_cli = load_config(environ=_env(tmp_path, **environ), cwd=tmp_path).settings()
+    assert from_api == from_cli
+    assert from_api.proxy == "socks5h://127.0.0.1:7890"
+    assert from_api.limits.workers == 2
+    assert from_api.save_path == tmp_path / "data"
+    assert from_api.finish_path == tmp_path / "done"
+
+
+def test_a_bad_environment_variable_is_named_by_the_python_api() -> None:
+    with pytest.raises(ConfigError, match="SENTINEL_FETCH_WORKERS") as info:
+        Settings.from_env({"SENTINEL_FETCH_WORKERS": "four"})
+    assert "limits.workers must be a whole number" in str(info.value)

@@ -341,9 +341,10 @@ def test_a_kill_between_rename_and_ledger_write_still_ends_done(
     last state change (its docstring says so); the rerun must then re-derive it from the
     file: the product is ``done``, fetched once.
 
-    Two ways in: the product streams (ledger: ``downloading``), or an earlier run left
-    a complete ``.part`` that only needs its check and rename (ledger: ``queued``; the
-    download host's 416 answer is delayed so the lock is taken first).
+    Two ways in: the product streams, or an earlier run left a complete ``.part`` that
+    only needs its check and rename (the download host's 416 answer is delayed so the
+    lock is taken first). Either way the ledger says ``downloading``: the engine records
+    it when a worker takes the product, before any request.
     """
     emulator = slow_cdse
     emulator.faults.clear()
@@ -365,7 +366,7 @@ def test_a_kill_between_rename_and_ledger_write_still_ends_done(
             )
         )
         emulator.faults.add(StallFault(product=expected.product_id, stall_s=1.5))
-    state_before_rename = "queued" if leftover == "complete part" else "downloading"
+    state_before_rename = "downloading"
     process = workspace.spawn(arguments, tmp_path / "client.log")
     holder = None
     try:

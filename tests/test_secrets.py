@@ -24,8 +24,8 @@ from sentinel_fetch.emulator import DEMO_PASSWORD, DEMO_USERNAME, Emulator, Stat
 from sentinel_fetch.errors import AuthError
 from sentinel_fetch.ledger import LEDGER_FILE_NAME
 from sentinel_fetch.settings import Settings
-from tests.test_cli import FEW_PRODUCTS, run
-from tests.test_cli import cli_env as cli_env  # the fixture, shared with the CLI tests
+from tests.cli.conftest import cli_env as cli_env  # the fixture, shared with the CLI tests
+from tests.cli.helpers import FEW_PRODUCTS, run
 
 # Every CDSE (and emulator) access and refresh token is a JWT: base64url JSON, "eyJ...".
 TOKEN_MARK = "eyJ"

@@ -23,8 +23,8 @@ from sentinel_fetch.api import search
 from sentinel_fetch.catalogue.query import build_query
 from sentinel_fetch.emulator import Emulator, RewriteFault, StatusFault
 from sentinel_fetch.settings import Settings
-from tests.test_cli import _subprocess_env, run
-from tests.test_cli import cli_env as cli_env  # the fixture, shared with the CLI tests
+from tests.cli.conftest import cli_env as cli_env  # the fixture, shared with the CLI tests
+from tests.cli.helpers import run, subprocess_env
 
 # An offline product of the emulator's catalogue (never downloaded: no file is named
 # after the hostile text) and a search that finds it.
@@ -110,7 +110,7 @@ def _on_a_terminal(
     Returns the exit status, what the terminal received and the other stream.
     """
     controller, terminal = pty.openpty()
-    env = {**_subprocess_env(cdse, folder), "COLUMNS": "400", "TERM": "xterm"}
+    env = {**subprocess_env(cdse, folder), "COLUMNS": "400", "TERM": "xterm"}
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: terminal}
     process = subprocess.Popen(
         [sys.executable, "-m", "sentinel_fetch", *arguments],

@@ -3,9 +3,14 @@
 The public API::
 
     import sentinel_fetch as sf
-    products = sf.search(collections="SENTINEL-2", start="2023-06-01", end="2023-06-30",
-                         area="11,46,12,47")
-    report = sf.download(products, save_path="data")
+
+    with sf.Client() as client:          # one network road and one login for the run
+        products = list(client.search(collections="SENTINEL-2", start="2023-06-01",
+                                      end="2023-06-30", area=(11, 46, 12, 47)))
+        report = client.download(products, save_path="data")
+
+    # or one call each (a Client per call, closed after it):
+    report = sf.download(sf.search(collections="SENTINEL-2", area="11,46,12,47"))
 
 Heavy modules are imported on first use so that ``sentinel-fetch --help`` starts fast.
 """
@@ -19,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchReport",
+    "Client",
     "Credentials",
     "Endpoints",
     "Limits",
@@ -29,6 +35,7 @@ __all__ = [
     "Search",
     "SentinelFetchError",
     "Settings",
+    "Triage",
     "build_query",
     "count",
     "download",
@@ -38,6 +45,7 @@ __all__ = [
 _LAZY = {
     "BatchReport": "sentinel_fetch.downloads.engine",
     "ProductResult": "sentinel_fetch.downloads.engine",
+    "Client": "sentinel_fetch.client",
     "Credentials": "sentinel_fetch.auth",
     "Endpoints": "sentinel_fetch.settings",
     "Limits": "sentinel_fetch.settings",
@@ -48,6 +56,7 @@ _LAZY = {
     "RejectedEntry": "sentinel_fetch.catalogue.search",
     "Search": "sentinel_fetch.catalogue.search",
     "SentinelFetchError": "sentinel_fetch.errors",
+    "Triage": "sentinel_fetch.catalogue.triage",
     "count": "sentinel_fetch.api",
     "download": "sentinel_fetch.api",
     "search": "sentinel_fetch.api",
@@ -59,6 +68,8 @@ if TYPE_CHECKING:
     from sentinel_fetch.catalogue.product import Product
     from sentinel_fetch.catalogue.query import Query, build_query
     from sentinel_fetch.catalogue.search import RejectedEntry, Search
+    from sentinel_fetch.catalogue.triage import Triage
+    from sentinel_fetch.client import Client
     from sentinel_fetch.downloads.engine import BatchReport, ProductResult
     from sentinel_fetch.errors import SentinelFetchError
     from sentinel_fetch.settings import Endpoints, Limits, Settings

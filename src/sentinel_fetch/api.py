@@ -1,4 +1,9 @@
-"""The Python API: :func:`search`, :func:`count` and :func:`download`.
+"""The one-call Python API: :func:`search`, :func:`count` and :func:`download`.
+
+Each opens a :class:`~sentinel_fetch.client.Client` for the call and closes it after
+(a search: when the caller closes it, or when it is exhausted, see :func:`search`).
+A script that downloads more than once should hold one Client instead: one login for
+all its downloads, where each :func:`download` call logs in anew.
 
 Example::
 
@@ -6,8 +11,7 @@ Example::
 
     products = sf.search(collections="SENTINEL-2", product_types="L2A",
                          start="2023-06-01", end="2023-06-30",
-                         area="POLYGON((11 46, 12 46, 12 47, 11 47, 11 46))",
-                         max_cloud_cover=20)
+                         area=(11, 46, 12, 47), max_cloud_cover=20)
     report = sf.download(products, save_path="data")     # verified files in data/Finish
     for result in report.failed:
         print(result.product.name, result.error)
@@ -18,110 +22,29 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import inspect
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sentinel_fetch.auth import Credentials, TokenManager
-from sentinel_fetch.catalogue.browser_url import parse_search_url
-from sentinel_fetch.catalogue.query import Query, build_query
+from sentinel_fetch.auth import Credentials
+from sentinel_fetch.catalogue.query import Query
 from sentinel_fetch.catalogue.search import Search
-from sentinel_fetch.credentials import find_credentials
-from sentinel_fetch.downloads.engine import BatchReport, DownloadEngine, JobRecorder
-from sentinel_fetch.downloads.folderlock import FolderLock
-from sentinel_fetch.downloads.paths import Layout, make_folder
+from sentinel_fetch.client import (
+    Client,
+    checked_settings,
+    lock_folders,
+    make_query,
+    run_folders,
+)
+from sentinel_fetch.downloads.engine import BatchReport
 from sentinel_fetch.downloads.transfer import Downloadable
-from sentinel_fetch.errors import ConfigError, InputError, QueryError
+from sentinel_fetch.errors import InputError
 from sentinel_fetch.http import Transport
-from sentinel_fetch.ledger import JobLedger
 from sentinel_fetch.progress import Progress
 from sentinel_fetch.retry import Backoff
 from sentinel_fetch.settings import Settings
 
 __all__ = ["count", "download", "lock_folders", "make_query", "run_folders", "search"]
-
-
-#: Keyword fields :func:`make_query` takes: those of build_query.
-_SEARCH_KEYWORDS = tuple(inspect.signature(build_query).parameters)
-_QUERY_FIELDS = tuple(field.name for field in dataclasses.fields(Query))
-#: What :func:`download` needs of each product (the transfer's Downloadable).
-_PRODUCT_ATTRIBUTES = ("id", "name", "size", "checksums", "file_name")
-
-
-def _checked_products(products: object) -> list[Downloadable]:
-    """The products as a list; something else (names as text, a number) is an InputError."""
-    if isinstance(products, (str, bytes)) or not isinstance(products, Iterable):
-        raise InputError(
-            f"download takes products (a search result, read_products(...)), not "
-            f"{type(products).__name__}"
-        )
-    items = list(products)
-    for item in items:
-        if not all(hasattr(item, name) for name in _PRODUCT_ATTRIBUTES):
-            hint = (
-                ": search for names first, sf.download(sf.search(names=[...]))"
-                if isinstance(item, str)
-                else ""
-            )
-            raise InputError(
-                f"download takes products (with {', '.join(_PRODUCT_ATTRIBUTES)}), not "
-                f"{type(item).__name__}{hint}"
-            )
-    return items
-
-
-def _checked_settings(settings: object) -> Settings:
-    """The caller's settings, or the environment's; a wrong type is a ConfigError, not a crash."""
-    if settings is None:
-        return Settings.from_env()
-    if not isinstance(settings, Settings):
-        raise ConfigError(
-            f"settings must be a sentinel_fetch.Settings, got {type(settings).__name__}",
-            setting="settings",
-        )
-    return settings
-
-
-def make_query(
-    query: Query | str | None = None, settings: Settings | None = None, **fields: Any
-) -> Query:
-    """One :class:`Query` from a Query, a pasted browser URL, or keyword fields.
-
-    Keyword fields are those of :func:`~sentinel_fetch.catalogue.query.build_query`
-    (``collections``, ``product_types``, ``start``, ``end``, ``area``,
-    ``max_cloud_cover``, ``tiles``, ``relative_orbits``, ``orbit_direction``,
-    ``platforms``, ``online``, ``name_contains``, ``processing_baselines``, ``names``,
-    ``ids``, ``extra_filters``, ``order_by``). With a URL or Query, keyword fields
-    refine it (they replace the same fields).
-    """
-    settings = _checked_settings(settings)
-    _check_fields(fields)
-    base: Query | None
-    if isinstance(query, str):
-        base = parse_search_url(query, settings.endpoints)
-    elif isinstance(query, Query) or query is None:
-        base = query
-    else:
-        raise QueryError(f"a search is a Query or a URL, not {type(query).__name__}")
-    if base is None:
-        return build_query(**fields)
-    if not fields:
-        return base
-    refined = build_query(**fields)
-    changes = {name: getattr(refined, name) for name in fields if name in _QUERY_FIELDS}
-    return base.with_changes(**changes)
-
-
-def _check_fields(fields: dict[str, Any]) -> None:
-    """A misspelled keyword is the user's input to fix: a QueryError, not a TypeError."""
-    unknown = sorted(set(fields) - set(_SEARCH_KEYWORDS))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], _SEARCH_KEYWORDS, n=1)
-        hint = f"did you mean {close[0]}?" if close else "use " + ", ".join(_QUERY_FIELDS)
-        raise QueryError(f"unknown search field {unknown[0]!r}: {hint}")
 
 
 def search(
@@ -134,23 +57,30 @@ def search(
 ) -> Search:
     """Search the catalogue; iterate the result for every matching product.
 
-    Nothing is sent until the result is iterated or counted. Every product comes back
-    exactly once, however many match (the search is split past the catalogue's 10,000
-    paging limit).
+    Nothing is sent until the result is iterated or counted. A search needs no login,
+    so it holds only a network road: the caller's ``transport``, or one of its own
+    whose connections close when the result is garbage-collected (use
+    :meth:`Client.search <sentinel_fetch.client.Client.search>` to close them at a
+    known point).
 
     Args:
         query: a :class:`Query`, or a search URL pasted from the Copernicus Browser.
         settings: endpoints, proxy, limits; defaults to the environment.
         transport: reuse an existing network road.
-        **fields: search fields (see :func:`make_query`).
+        **fields: search fields (see :func:`~sentinel_fetch.client.make_query`).
     """
-    settings = _checked_settings(settings)
+    settings = checked_settings(settings)
+    if transport is None:
+        # The Client is closed at once: the Search keeps its (lazily reopened) road.
+        with Client(settings) as client:
+            return client.search(query, **fields)
+    limits = settings.limits
     return Search(
         make_query(query, settings, **fields),
-        transport=transport or Transport(settings),
-        page_size=settings.limits.page_size,
-        max_attempts=settings.limits.max_attempts,
-        backoff=Backoff(settings.limits.backoff_base_s, settings.limits.backoff_max_s),
+        transport=transport,
+        page_size=limits.page_size,
+        max_attempts=limits.max_attempts,
+        backoff=Backoff(limits.backoff_base_s, limits.backoff_max_s),
     )
 
 
@@ -158,32 +88,8 @@ def count(
     query: Query | str | None = None, /, *, settings: Settings | None = None, **fields: Any
 ) -> int:
     """How many products match, without listing them."""
-    return search(query, settings=settings, **fields).count()
-
-
-def run_folders(settings: Settings) -> list[Path]:
-    """Every folder a download run writes: the save folder (ledger, reports), temp, finish."""
-    return [settings.save_path, settings.temp_path, settings.finish_path]
-
-
-def lock_folders(settings: Settings, *, command: str | None = None) -> FolderLock:
-    """Check the folders of a run, create them, and lock them all for this process.
-
-    Nothing is created when the temp and finish folders would be on different file
-    systems. Release the lock (or use it as a context manager) when the run ends; the
-    operating system releases it if the process dies.
-
-    Raises:
-        ConfigError: the temp and finish folders are on different file systems, or a
-            folder's path is a file.
-        FolderInUseError: another run holds one of the folders.
-        StorageError: a folder cannot be created.
-    """
-    layout = Layout(settings.temp_path, settings.finish_path)
-    layout.check()
-    make_folder(settings.save_path)
-    layout.prepare()
-    return FolderLock.acquire(run_folders(settings), command=command)
+    with Client(settings) as client:
+        return client.count(query, **fields)
 
 
 def download(
@@ -195,66 +101,18 @@ def download(
     credentials: Credentials | None = None,
     progress: Progress | None = None,
     ledger: bool = True,
-    transport: Transport | None = None,
 ) -> BatchReport:
-    """Download products into ``<save_path>/Finish``, verified; resume what is partial.
+    """Download products into ``<save_path>/Finish`` with a Client of its own.
 
-    The run holds the save, temp and finish folders (:func:`lock_folders`) from start to
-    end: a second run on any of them, in this process or another, on this machine or
-    another one sharing the folder, stops at once with :class:`FolderInUseError`.
-
-    Args:
-        products: products (e.g. a :func:`search` result or a saved result file's list).
-        settings: endpoints, proxy, folders, limits; defaults to the environment.
-        save_path: overrides ``settings.save_path``.
-        workers: products at once (default 4, a free account's connection limit).
-        credentials: the CDSE account; default: environment, ``~/.netrc``, keyring.
-        progress: receives progress events.
-        ledger: keep the job ledger in the save folder (sync semantics, ``status``, and
-            the record of which file is which product's; without it, products are
-            told apart by the batch alone).
-        transport: reuse an existing network road.
-
-    Returns:
-        One result per distinct product; ``report.ok`` when all are verified.
-
-    Raises:
-        FolderInUseError: another run holds one of the folders.
-        ConfigError: the folders cannot be used (different file systems, a file).
-        LedgerFileError: the save folder holds a file that is not a job ledger.
-        StorageError: the disk refused; the report of what was done is lost with it.
-        AuthError: the account cannot log in or cannot download.
+    See :meth:`Client.download <sentinel_fetch.client.Client.download>` for the
+    arguments, the result and the errors; ``credentials`` defaults to the environment,
+    ``~/.netrc`` or the keyring. Each call logs in once.
     """
-    settings = _checked_settings(settings)
-    wanted = _checked_products(products)
     if credentials is not None and not isinstance(credentials, Credentials):
         raise InputError(
             f"credentials must be a sentinel_fetch.Credentials, got {type(credentials).__name__}"
         )
-    if progress is not None and not callable(progress):
-        raise InputError(f"progress must be callable, got {type(progress).__name__}")
-    if save_path is not None:
-        # As given: the settings refuse an empty or non-path value (Path("") is ".").
-        settings = settings.with_changes(save_path=save_path)
-    if workers is not None:
-        from dataclasses import replace
-
-        settings = settings.with_changes(limits=replace(settings.limits, workers=workers))
-    with lock_folders(settings):
-        transport = transport or Transport(settings)
-        account: Credentials | Any = credentials or (lambda: find_credentials(settings.endpoints))
-        tokens = TokenManager(
-            transport,
-            settings.endpoints,
-            account,
-            refresh_margin_s=settings.limits.token_refresh_margin_s,
+    with Client(settings, credentials) as client:
+        return client.download(
+            products, save_path=save_path, workers=workers, progress=progress, ledger=ledger
         )
-        recorder: JobRecorder | None = JobLedger.open(settings.save_path) if ledger else None
-        try:
-            engine = DownloadEngine(
-                settings, tokens, transport=transport, progress=progress, recorder=recorder
-            )
-            return engine.run(wanted)
-        finally:
-            if isinstance(recorder, JobLedger):
-                recorder.close()

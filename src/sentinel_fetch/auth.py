@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from sentinel_fetch.errors import (
     AuthError,
     InvalidCredentialsError,
+    ProxyError,
     ServiceError,
     SessionLimitError,
 )
@@ -149,7 +150,7 @@ class TokenManager:
         # A definite refusal (wrong password, session limit) is remembered: the other
         # workers get the same error without asking again, so a batch never turns a
         # wrong password into a burst of failed logins.
-        self._refusal: AuthError | None = None
+        self._refusal: AuthError | ProxyError | None = None
         #: Password grants made (each one is a CDSE session).
         self.logins = 0
         #: Refresh grants made.
@@ -159,6 +160,11 @@ class TokenManager:
     def username(self) -> str:
         """The account name (resolving credentials if needed)."""
         return self._resolve_credentials().username
+
+    @property
+    def credentials(self) -> Credentials:
+        """The account (resolving it if needed: a prompt may run)."""
+        return self._resolve_credentials()
 
     def access_token(self, *, stop: threading.Event | None = None) -> str:
         """A token valid for at least the refresh margin; refreshes or logs in if needed.
@@ -188,7 +194,9 @@ class TokenManager:
                 log.info("refresh token no longer accepted; logging in again")
         try:
             self._grant_password(stop)
-        except (InvalidCredentialsError, SessionLimitError) as exc:
+        except (InvalidCredentialsError, SessionLimitError, ProxyError) as exc:
+            # A proxy that is not running or refuses us is a setting to fix: every
+            # later login through it would fail the same way.
             self._refusal = exc
             raise
         assert self._access_token is not None

@@ -6,8 +6,10 @@ on Windows and macOS); the
 project file is ``sentinel-fetch.toml`` in the working directory. Example::
 
     save_path = "D:/sentinel"
-    workers = 4
     proxy = "socks5h://127.0.0.1:7890"
+
+    [limits]
+    workers = 4                      # a top-level ``workers = 4`` means the same
 
     [account]
     username = "me@example.com"      # the password belongs in the keyring or ~/.netrc
@@ -30,19 +32,7 @@ from typing import Any
 
 from sentinel_fetch.errors import ConfigError
 from sentinel_fetch.redact import MASK, redact_url, register_secret
-from sentinel_fetch.settings import (
-    CDSE_CATALOGUE_URL,
-    CDSE_DOWNLOAD_URL,
-    CDSE_IDENTITY_URL,
-    ENV_CA_BUNDLE,
-    ENV_CATALOGUE_URL,
-    ENV_DOWNLOAD_URL,
-    ENV_IDENTITY_URL,
-    Endpoints,
-    Limits,
-    Settings,
-    parse_limit,
-)
+from sentinel_fetch.settings import ENVIRONMENT, Limits, Settings, settings_from_values
 from sentinel_fetch.text import read_text_file
 
 if sys.version_info >= (3, 11):
@@ -60,19 +50,6 @@ __all__ = [
 
 PROJECT_FILE = "sentinel-fetch.toml"
 
-# Setting name -> environment variable.
-_ENVIRONMENT = {
-    "endpoints.identity": ENV_IDENTITY_URL,
-    "endpoints.catalogue": ENV_CATALOGUE_URL,
-    "endpoints.download": ENV_DOWNLOAD_URL,
-    "ca_bundle": ENV_CA_BUNDLE,
-    "save_path": "SENTINEL_FETCH_SAVE_PATH",
-    "temp_dir": "SENTINEL_FETCH_TEMP_DIR",
-    "finish_dir": "SENTINEL_FETCH_FINISH_DIR",
-    "workers": "SENTINEL_FETCH_WORKERS",
-    "proxy": "SENTINEL_FETCH_PROXY",
-    "account.username": "CDSE_USERNAME",
-}
 _LIMIT_NAMES = {f.name for f in fields(Limits)}
 #: Largest config file read; a real one is a few hundred bytes.
 MAX_CONFIG_FILE_BYTES = 1_000_000
@@ -81,12 +58,15 @@ _OPTIONS = {
     "save_path": "--out",
     "temp_dir": "--temp-dir",
     "finish_dir": "--finish-dir",
-    "workers": "--workers",
+    "limits.workers": "--workers",
     "proxy": "--proxy",
     "ca_bundle": "--ca-bundle",
 }
-_UNSET = object()
-_TOP_LEVEL = {"save_path", "temp_dir", "finish_dir", "workers", "proxy", "ca_bundle"}
+_TOP_LEVEL = {"save_path", "temp_dir", "finish_dir", "proxy", "ca_bundle"}
+#: Older spellings kept working, merged into their one name before layers are merged:
+#: a top-level ``workers`` in a user file must not beat ``[limits] workers`` in a
+#: project file (a closer layer), as it would if both names were layered.
+ALIASES = {"workers": "limits.workers"}
 _ACCOUNT = {"username", "password", "totp_secret"}
 _SECRET_KEYS = {"account.password", "account.totp_secret"}
 
@@ -111,7 +91,16 @@ def _flatten(document: Mapping[str, Any], where: str) -> dict[str, Any]:
         "limits": _LIMIT_NAMES,
     }
     for key, value in document.items():
-        if key in _TOP_LEVEL:
+        if key in ALIASES:
+            name = ALIASES[key]
+            section, _, inner = name.partition(".")
+            table = document.get(section)
+            if isinstance(table, Mapping) and inner in table:
+                raise ConfigError(
+                    f"{where}: {key} and [{section}] {inner} are the same setting: keep one"
+                )
+            flat[name] = value
+        elif key in _TOP_LEVEL:
             flat[key] = value
         elif key in sections:
             if not isinstance(value, Mapping):
@@ -166,46 +155,18 @@ class EffectiveConfig:
             ConfigError: one line naming the setting, the problem and its source (the
                 file, the environment variable or the command line).
         """
-        values = self.values
         self._check_account()
-        limits_workers = "workers" if "workers" in values else "limits.workers"
-        keys = {  # dataclass field -> the setting's name here
-            **{name: f"limits.{name}" for name in _LIMIT_NAMES},
-            "workers": limits_workers,
-            **{name: f"endpoints.{name}" for name in ("identity", "catalogue", "download")},
+        from_environment = {
+            name for name, source in self.sources.items() if source.startswith("environment")
         }
         try:
-            endpoints = Endpoints(
-                identity=values.get("endpoints.identity", CDSE_IDENTITY_URL),
-                catalogue=values.get("endpoints.catalogue", CDSE_CATALOGUE_URL),
-                download=values.get("endpoints.download", CDSE_DOWNLOAD_URL),
-            )
-            limit_values = {name: self._limit(keys[name]) for name in _LIMIT_NAMES}
-            limits = Limits(**{k: v for k, v in limit_values.items() if v is not _UNSET})
-            return Settings(
-                endpoints=endpoints,
-                limits=limits,
-                proxy=values.get("proxy"),
-                ca_bundle=values.get("ca_bundle"),
-                save_path=_expanded(values.get("save_path", "sentinel-data")),
-                temp_dir=_expanded(values.get("temp_dir")),
-                finish_dir=_expanded(values.get("finish_dir")),
-            )
+            return settings_from_values(self.values, text=from_environment)
         except ConfigError as exc:
             if exc.setting is None:
                 raise
-            key = keys.get(exc.setting, exc.setting)
-            problem = str(exc).removeprefix(f"{exc.setting} ")
+            key = exc.setting
+            problem = str(exc).removeprefix(f"{key} ")
             raise ConfigError(f"{key} {problem} ({self._where(key)})", setting=key) from None
-
-    def _limit(self, key: str) -> Any:
-        """A limit's merged value, typed: an environment variable's text is read as one."""
-        if key not in self.values:
-            return _UNSET
-        value = self.values[key]
-        if isinstance(value, str) and self.sources.get(key, "").startswith("environment"):
-            return parse_limit(key.rpartition(".")[2], value)
-        return value
 
     def _check_account(self) -> None:
         for name in _ACCOUNT:
@@ -238,11 +199,6 @@ class EffectiveConfig:
                 shown = str(value)
             rows.append((name, shown, self.sources.get(name, "default")))
         return rows
-
-
-def _expanded(value: Any) -> Any:
-    """``~`` in a folder given as text means the home folder; anything else is checked later."""
-    return Path(value).expanduser() if isinstance(value, str) and value.strip() else value
 
 
 def load_config(
@@ -286,13 +242,14 @@ def load_config(
         files.append(project)
     apply(layer, str(project))
 
-    for name, variable in _ENVIRONMENT.items():
+    for name, variable in ENVIRONMENT.items():
         value = env.get(variable)
         if value:
             values[name] = value
             sources[name] = f"environment ({variable})"
 
-    apply({k: v for k, v in (command_line or {}).items() if v is not None}, "command line")
+    given = {ALIASES.get(k, k): v for k, v in (command_line or {}).items() if v is not None}
+    apply(given, "command line")
 
     for name in _SECRET_KEYS:
         secret = values.get(name)

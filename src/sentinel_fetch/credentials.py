@@ -1,10 +1,15 @@
 """Where the CDSE account comes from, in order of precedence.
 
-1. ``CDSE_USERNAME`` / ``CDSE_PASSWORD`` (and ``CDSE_TOTP`` / ``CDSE_TOTP_SECRET``);
+1. ``CDSE_PASSWORD`` with ``CDSE_USERNAME``, or with the config file's ``username``
+   (and ``CDSE_TOTP`` / ``CDSE_TOTP_SECRET``);
 2. ``~/.netrc`` (or ``NETRC``), machine = the identity host;
-3. the system keyring (optional ``keyring`` extra), service ``sentinel-fetch``;
+3. the system keyring (optional ``keyring`` extra), service ``sentinel-fetch``, for
+   the username of ``CDSE_USERNAME`` or the config file, else the one saved last;
 4. the config file (``username``, ``password``: allowed, discouraged);
 5. an interactive prompt, when the caller provides one (the CLI on a terminal).
+
+A username and a password from two of these places make one account: the username
+says whose password to look for.
 
 A password is never accepted on the command line: it would land in shell history and
 in the process list.
@@ -137,25 +142,27 @@ def find_credentials(
     def make(username: str, password: str, source: str) -> Credentials:
         return Credentials(username, password, totp=totp, totp_secret=totp_secret, source=source)
 
-    username = env.get("CDSE_USERNAME")
+    from_env = env.get("CDSE_USERNAME")
+    username = from_env or config_username or None
     password = env.get("CDSE_PASSWORD")
     if username and password:
-        return make(username, password, "CDSE_USERNAME/CDSE_PASSWORD")
+        source = "CDSE_USERNAME/CDSE_PASSWORD" if from_env else "config file/CDSE_PASSWORD"
+        return make(username, password, source)
 
     host = (endpoints.token_url.split("/")[2]).split(":")[0]
     found = _from_netrc(host, env)
     if found:
         return make(found[0], found[1], "~/.netrc")
 
-    found = _from_keyring(username or config_username)
+    found = _from_keyring(username)
     if found:
         return make(found[0], found[1], "system keyring")
 
-    if (username or config_username) and config_password:
-        return make(username or config_username or "", config_password, "config file")
+    if username and config_password:
+        return make(username, config_password, "config file")
 
     if prompt is not None:
-        name, secret = prompt(username or config_username)
+        name, secret = prompt(username)
         if name and secret:
             return make(name, secret, "prompt")
     raise CredentialsMissingError(

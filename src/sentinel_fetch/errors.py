@@ -23,6 +23,7 @@ stays hidden wherever the error is printed, logged or stored.
     │   │   └── ProxyError             the proxy is not running or refuses our credentials
     │   ├── ResultFileError            a saved search result that cannot be read
     │   ├── LedgerFileError            no job ledger there, or a file that is not one
+    │   ├── ProductNotFoundError       names or ids asked for that the catalogue does not hold
     │   └── FolderInUseError           another run holds the save folder (pid, host, since)
     ├── AuthError                      the identity server refused us
     │   ├── CredentialsMissingError    exit 2: no username/password from any source
@@ -39,6 +40,7 @@ stays hidden wherever the error is printed, logged or stored.
     │   └── InvalidProductIdError      an id that is not a UUID would change the download URL
     ├── SearchIncompleteError          paging failed after retries: no silently short list
     ├── StoppedError                   a stop was asked for (Ctrl-C, a stop event): not a failure
+    ├── ClientClosedError              a closed :class:`~sentinel_fetch.client.Client` was used
     └── StorageError                   the disk refused (full, read-only, permission)
 """
 
@@ -53,6 +55,7 @@ __all__ = [
     "AuthError",
     "BrowserURLError",
     "CatalogueError",
+    "ClientClosedError",
     "ConfigError",
     "CredentialsMissingError",
     "DownloadServiceError",
@@ -63,6 +66,7 @@ __all__ = [
     "InvalidCredentialsError",
     "InvalidProductIdError",
     "LedgerFileError",
+    "ProductNotFoundError",
     "ProductOfflineError",
     "ProxyError",
     "QueryError",
@@ -158,6 +162,18 @@ class LedgerFileError(InputError):
     Raised before anything is written: a zero-length file, another program's SQLite
     database or a damaged entry is reported, never turned into a ledger or repaired.
     """
+
+
+class ProductNotFoundError(InputError):
+    """Product names or ids were asked for that the catalogue does not hold.
+
+    Attributes:
+        missing: the names or ids, as given.
+    """
+
+    def __init__(self, message: str, *, missing: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.missing = list(missing or [])
 
 
 class FolderInUseError(InputError):
@@ -308,6 +324,14 @@ class StoppedError(SentinelFetchError):
 
     def __init__(self, message: str = "stopped before it finished") -> None:
         super().__init__(message)
+
+
+class ClientClosedError(SentinelFetchError, RuntimeError):
+    """A :class:`~sentinel_fetch.client.Client` was used after ``close()``.
+
+    Its connections and its login are gone; make a new Client (a RuntimeError too, as
+    using a closed file is).
+    """
 
 
 class StorageError(SentinelFetchError):

@@ -2,11 +2,14 @@
 
 A batch of 3,000 products runs for days, across crashes, reboots and reruns. The ledger
 remembers, per product: its state (``queued``, ``downloading``, ``done``, ``failed``
-with the reason, ``offline``, ``skipped``), bytes fetched, attempts, checksums,
+with the reason, ``offline``, ``skipped``: :data:`~sentinel_fetch.progress.LEDGER_STATES`),
+bytes fetched, attempts, checksums,
 timestamps, and the full catalogue entry, so ``status`` and ``download --retry-failed``
 need no search.
 
-The download engine is its only writer (through :class:`JobLedger.record`), and each
+Every change goes through :meth:`JobLedger.record`: the download engine's, and
+``verify``'s marking of a file it moved aside as failed (``verify`` holds the folder lock,
+so it never writes while a run does). Each
 product's row names its file in the temp and finish folders (see
 :func:`~sentinel_fetch.downloads.paths.assign_file_names`), so a rerun finds the same
 files and ``verify`` maps every file back to its product. ``status`` opens it read-only
@@ -31,6 +34,7 @@ from typing import Any
 
 from sentinel_fetch.downloads.paths import make_folder
 from sentinel_fetch.errors import LedgerFileError, StorageError
+from sentinel_fetch.progress import LEDGER_STATES, ProductState
 from sentinel_fetch.redact import redact
 
 __all__ = [
@@ -44,8 +48,8 @@ __all__ = [
 
 LEDGER_FILE_NAME = "sentinel-fetch-ledger.sqlite"
 
-#: Every state a product can be in.
-STATES = ("queued", "downloading", "verifying", "done", "failed", "offline", "skipped")
+#: Every state the ledger records (``verifying`` was listed once but never written).
+STATES = tuple(state.value for state in LEDGER_STATES)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -290,11 +294,12 @@ class JobLedger:
 
         Details understood: ``reason``, ``path``, ``verified_by``, ``bytes_received``,
         ``attempts`` and ``file_name`` (the product's file in the temp and finish folders;
-        ``product.file_name`` if not given). ``stopped`` (the run ended first) is recorded
-        as ``queued``: still to do.
+        ``product.file_name`` if not given). A run's result state is recorded as
+        :attr:`~sentinel_fetch.progress.ProductState.remembered_as` says: ``downloaded``
+        as ``done``, ``stopped`` (the run ended first) as ``queued``, still to do.
         """
-        if state == "stopped":
-            state = "queued"
+        if state in ProductState._value2member_map_:
+            state = ProductState(state).remembered_as.value
         if state not in STATES:
             raise ValueError(f"unknown ledger state {state!r}")
         now = _now()
@@ -324,7 +329,7 @@ class JobLedger:
                         product_json,
                     ),
                 )
-            elif state == "skipped" and row[0] in ("done", "queued", "downloading", "verifying"):
+            elif state == "skipped" and row[0] in ("done", "queued", "downloading"):
                 # This job was fetching it: the file reached Finish (verified) and the run
                 # ended before recording it, e.g. killed between the move and this write.
                 state = "done"
@@ -358,22 +363,6 @@ class JobLedger:
                 (product.id, now, state, reason),
             )
             db.commit()
-
-    def mark(self, product_ids: Iterable[str], state: str, reason: str | None = None) -> None:
-        """Set the state of products by id (``verify`` moving bad files aside)."""
-        reason = redact(reason) if reason else None
-        now = _now()
-        with self._lock, _storage_errors(self.path):
-            for product_id in product_ids:
-                self._db.execute(
-                    "UPDATE products SET state = ?, reason = ?, updated = ? WHERE id = ?",
-                    (state, reason, now, product_id),
-                )
-                self._db.execute(
-                    "INSERT INTO events(product_id, at, state, detail) VALUES (?, ?, ?, ?)",
-                    (product_id, now, state, reason),
-                )
-            self._db.commit()
 
     # -- reading (status, verify, retry-failed) ------------------------------------------
 

@@ -8,21 +8,88 @@ Sinks are called from worker threads and must be quick and thread-safe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = [
+    "LEDGER_STATES",
+    "PROBLEM_STATES",
+    "RESULT_STATES",
     "BatchFinished",
     "BatchStarted",
     "BytesReceived",
     "NullProgress",
     "ProductFinished",
     "ProductStarted",
+    "ProductState",
     "ProductWaiting",
     "Progress",
     "ProgressEvent",
 ]
 
+
+class ProductState(str, enum.Enum):
+    """Every state a product can be in: one vocabulary for the run, the ledger and reports.
+
+    A run ends each product in one of :data:`RESULT_STATES` (``ProductResult.status``,
+    :class:`ProductFinished`). The job ledger remembers a product across runs in one of
+    :data:`LEDGER_STATES`: ``downloaded`` is remembered as ``done`` (verified by a run of
+    this job) and ``stopped`` as ``queued`` (still to do); :attr:`remembered_as` says so.
+    The failure report lists the :data:`PROBLEM_STATES`.
+    """
+
+    #: To do: waiting for a worker, or left undone by a run that stopped.
+    QUEUED = "queued"
+    #: A worker is on it (connecting, receiving, verifying, moving it to Finish).
+    DOWNLOADING = "downloading"
+    #: Fetched and verified by this run.
+    DOWNLOADED = "downloaded"
+    #: Fetched and verified by a run of this job (the ledger's word for DOWNLOADED).
+    DONE = "done"
+    #: Its verified file was already in the finish folder: no request.
+    SKIPPED = "skipped"
+    #: ``Online: false``: to be ordered in the CDSE Data Workspace, never attempted.
+    OFFLINE = "offline"
+    #: Retries ran out, or the server refused it for good; the reason says which.
+    FAILED = "failed"
+    #: The run ended (Ctrl-C, SIGTERM, a fatal error) before it finished.
+    STOPPED = "stopped"
+
+    # Shown and formatted as its value ("failed"), as the text it replaces was.
+    __str__ = str.__str__
+    __format__ = str.__format__  # type: ignore[assignment]
+
+    @property
+    def remembered_as(self) -> ProductState:
+        """The state the job ledger records for a product that ended a run in this one."""
+        return {
+            ProductState.DOWNLOADED: ProductState.DONE,
+            ProductState.STOPPED: ProductState.QUEUED,
+        }.get(self, self)
+
+
+#: How a run can end for a product.
+RESULT_STATES = (
+    ProductState.DOWNLOADED,
+    ProductState.SKIPPED,
+    ProductState.OFFLINE,
+    ProductState.FAILED,
+    ProductState.STOPPED,
+)
+#: What the job ledger records.
+LEDGER_STATES = (
+    ProductState.QUEUED,
+    ProductState.DOWNLOADING,
+    ProductState.DONE,
+    ProductState.FAILED,
+    ProductState.OFFLINE,
+    ProductState.SKIPPED,
+)
+#: The results a failure report lists: every product a run did not leave verified.
+PROBLEM_STATES = (ProductState.FAILED, ProductState.OFFLINE, ProductState.STOPPED)
+
+#: :data:`RESULT_STATES` as text, for type checking (``ProductResult.status``).
 ProductStatus = Literal["downloaded", "skipped", "offline", "failed", "stopped"]
 
 
@@ -36,7 +103,15 @@ class BatchStarted:
 
 
 @dataclass(frozen=True)
-class ProductStarted:
+class _ProductEvent:
+    """What every event about one product carries besides its own fields."""
+
+    #: The product's id: two products may share a name. Set by the download engine.
+    product_id: str = field(default="", kw_only=True)
+
+
+@dataclass(frozen=True)
+class ProductStarted(_ProductEvent):
     """A transfer attempt begins (again, after a retry).
 
     Attributes:
@@ -50,7 +125,7 @@ class ProductStarted:
 
 
 @dataclass(frozen=True)
-class BytesReceived:
+class BytesReceived(_ProductEvent):
     """More bytes of a product arrived (reported about every few MiB)."""
 
     name: str
@@ -58,7 +133,7 @@ class BytesReceived:
 
 
 @dataclass(frozen=True)
-class ProductWaiting:
+class ProductWaiting(_ProductEvent):
     """A product will be tried again after a pause."""
 
     name: str
@@ -68,7 +143,7 @@ class ProductWaiting:
 
 
 @dataclass(frozen=True)
-class ProductFinished:
+class ProductFinished(_ProductEvent):
     """A product reached a final state for this run."""
 
     name: str

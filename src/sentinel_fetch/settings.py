@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import SplitResult, quote, urlsplit
@@ -28,6 +28,7 @@ __all__ = [
     "CDSE_CATALOGUE_URL",
     "CDSE_DOWNLOAD_URL",
     "CDSE_IDENTITY_URL",
+    "ENVIRONMENT",
     "ENV_CATALOGUE_URL",
     "ENV_CA_BUNDLE",
     "ENV_DOWNLOAD_URL",
@@ -39,6 +40,7 @@ __all__ = [
     "Settings",
     "origin_of",
     "parse_limit",
+    "settings_from_values",
     "url_problem",
 ]
 
@@ -52,6 +54,24 @@ ENV_IDENTITY_URL = "SENTINEL_FETCH_IDENTITY_URL"
 ENV_CATALOGUE_URL = "SENTINEL_FETCH_CATALOGUE_URL"
 ENV_DOWNLOAD_URL = "SENTINEL_FETCH_DOWNLOAD_URL"
 ENV_CA_BUNDLE = "SENTINEL_FETCH_CA_BUNDLE"
+
+#: Every environment variable sentinel-fetch reads for a setting, by the setting's name
+#: as config files spell it (``section.key``). The command line (through
+#: :mod:`sentinel_fetch.config`) and the Python API (:meth:`Settings.from_env`) read this
+#: one table, so a variable means the same wherever the library runs.
+ENVIRONMENT: dict[str, str] = {
+    "endpoints.identity": ENV_IDENTITY_URL,
+    "endpoints.catalogue": ENV_CATALOGUE_URL,
+    "endpoints.download": ENV_DOWNLOAD_URL,
+    "ca_bundle": ENV_CA_BUNDLE,
+    "save_path": "SENTINEL_FETCH_SAVE_PATH",
+    "temp_dir": "SENTINEL_FETCH_TEMP_DIR",
+    "finish_dir": "SENTINEL_FETCH_FINISH_DIR",
+    "limits.workers": "SENTINEL_FETCH_WORKERS",
+    "proxy": "SENTINEL_FETCH_PROXY",
+    # Read by the credentials lookup, not by Settings; listed so the table is complete.
+    "account.username": "CDSE_USERNAME",
+}
 
 #: Most products downloaded at once. A free account allows 4 connections; Copernicus
 #: Services accounts have more, but no account is helped by more than 32.
@@ -444,7 +464,76 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Settings from the environment: endpoints and CA bundle; the rest defaults."""
+        """Settings from the environment variables of :data:`ENVIRONMENT`; the rest defaults.
+
+        The same variables the command line reads: endpoints, CA bundle, proxy, folders
+        and workers. ``overrides`` replace fields after that.
+
+        Raises:
+            ConfigError: a variable's value does not check; the message names the variable.
+        """
         env = os.environ if environ is None else environ
-        base = cls(endpoints=Endpoints.from_env(env), ca_bundle=env.get(ENV_CA_BUNDLE) or None)
+        values = {name: env[var] for name, var in ENVIRONMENT.items() if env.get(var)}
+        try:
+            base = settings_from_values(values, text=set(values))
+        except ConfigError as exc:
+            key = exc.setting or ""
+            if key not in ENVIRONMENT:
+                raise
+            problem = str(exc).removeprefix(f"{key} ")
+            raise ConfigError(
+                f"{key} {problem} (from the environment variable {ENVIRONMENT[key]})",
+                setting=key,
+            ) from None
         return base.with_changes(**overrides) if overrides else base
+
+
+def _expanded(value: object) -> object:
+    """``~`` in a folder given as text means the home folder; anything else is checked later."""
+    return Path(value).expanduser() if isinstance(value, str) and value.strip() else value
+
+
+def settings_from_values(values: Mapping[str, object], *, text: Collection[str] = ()) -> Settings:
+    """Settings from flat ``section.key`` values (a config layer, the environment).
+
+    Args:
+        values: ``save_path``, ``proxy``, ``endpoints.catalogue``, ``limits.workers``...;
+            absent names keep their defaults.
+        text: names whose values are environment text, read as the limit's type.
+
+    Raises:
+        ConfigError: a value does not check; ``setting`` is its flat name.
+    """
+    keys = {
+        **{name: f"limits.{name}" for name in _LIMIT_FIELDS},
+        **{name: f"endpoints.{name}" for name in ("identity", "catalogue", "download")},
+    }
+    try:
+        endpoints = Endpoints(
+            identity=values.get("endpoints.identity", CDSE_IDENTITY_URL),  # type: ignore[arg-type]
+            catalogue=values.get("endpoints.catalogue", CDSE_CATALOGUE_URL),  # type: ignore[arg-type]
+            download=values.get("endpoints.download", CDSE_DOWNLOAD_URL),  # type: ignore[arg-type]
+        )
+        limit_values: dict[str, object] = {}
+        for name in _LIMIT_FIELDS:
+            key = f"limits.{name}"
+            if key in values:
+                value = values[key]
+                if key in text and isinstance(value, str):
+                    value = parse_limit(name, value)
+                limit_values[name] = value
+        return Settings(
+            endpoints=endpoints,
+            limits=Limits(**limit_values),  # type: ignore[arg-type]
+            proxy=values.get("proxy"),  # type: ignore[arg-type]
+            ca_bundle=values.get("ca_bundle"),  # type: ignore[arg-type]
+            save_path=_expanded(values.get("save_path", "sentinel-data")),  # type: ignore[arg-type]
+            temp_dir=_expanded(values.get("temp_dir")),  # type: ignore[arg-type]
+            finish_dir=_expanded(values.get("finish_dir")),  # type: ignore[arg-type]
+        )
+    except ConfigError as exc:
+        if exc.setting is None or exc.setting not in keys:
+            raise
+        key = keys[exc.setting]
+        problem = str(exc).removeprefix(f"{exc.setting} ")
+        raise ConfigError(f"{key} {problem}", setting=key) from None

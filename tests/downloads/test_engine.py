@@ -412,7 +412,8 @@ def test_product_ids_that_are_not_uuids_are_refused_before_any_request(
     assert failed.status == "failed" and failed.attempts == 0
     assert "not a UUID" in (failed.error or "")
     assert downloaded.status == "downloaded"
-    assert [e.product_id for e in cdse.stats.events("download")] == [real.id]
+    # Only the real product was ever asked for (a retry of it on a loaded machine is fine).
+    assert {e.product_id for e in cdse.stats.events("download")} == {real.id}
 
 
 def test_a_huge_retry_after_waits_no_longer_than_backoff_max(

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import click
 
 from sentinel_fetch import __version__
-from sentinel_fetch.cli.context import CliContext, setup_logging
-from sentinel_fetch.cli.options import NonEmptyValues
+from sentinel_fetch.cli.context import CliContext
+from sentinel_fetch.cli.options import NonEmptyValues, global_parameters
 
 __all__ = ["cli", "main"]
 
@@ -75,8 +75,13 @@ class LazyGroup(NonEmptyValues, click.Group):
     """A group whose commands are imported only when used (fast ``--help``).
 
     Its own options (``--log-file ""``, ``--config ""``) are refused when empty, as
-    every command's are.
+    every command's are. They are the global options, which every command accepts
+    after its name too (:func:`~sentinel_fetch.cli.options.global_parameters`).
     """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.params.extend(global_parameters())
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(_COMMANDS)
@@ -102,23 +107,8 @@ class LazyGroup(NonEmptyValues, click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="sentinel-fetch")
-@click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bars.")
-@click.option(
-    "--log-file",
-    type=click.Path(dir_okay=False, writable=True),
-    help="Also write a detailed (debug) log to this file; secrets are masked.",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    help="Use this config file instead of ./sentinel-fetch.toml.",
-)
 @click.pass_context
-def cli(
-    ctx: click.Context, verbose: int, quiet: bool, log_file: str | None, config_file: str | None
-) -> None:
+def cli(ctx: click.Context) -> None:
     """Search and download Copernicus Sentinel data from the Copernicus Data Space Ecosystem.
 
     \b
@@ -126,8 +116,7 @@ def cli(
     Real search:  sentinel-fetch search --url-file SearchURL.txt
     Download:     sentinel-fetch download --url-file SearchURL.txt --out data
     """
-    setup_logging(verbose=verbose, quiet=quiet, log_file=log_file)
-    ctx.obj = CliContext(verbose=verbose, quiet=quiet, config_file=config_file)
+    ctx.ensure_object(CliContext).set_up_logging()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

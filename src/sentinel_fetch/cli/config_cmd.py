@@ -7,13 +7,13 @@ import json
 import click
 
 from sentinel_fetch.cli.context import CliContext
-from sentinel_fetch.cli.options import Command
+from sentinel_fetch.cli.options import Command, json_option
 
 __all__ = ["config"]
 
 
 @click.command(cls=Command)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def config(context: CliContext, as_json: bool) -> int:
     """Show the effective settings and where each came from (secrets masked).
@@ -22,7 +22,7 @@ def config(context: CliContext, as_json: bool) -> int:
     file. Settings not shown have their defaults.
     """
     from sentinel_fetch.config import user_config_path
-    from sentinel_fetch.http import proxy_for_display
+    from sentinel_fetch.redact import redact_url
 
     effective = context.config()
     settings = effective.settings()
@@ -34,7 +34,7 @@ def config(context: CliContext, as_json: bool) -> int:
         ("(effective) workers", str(settings.limits.workers)),
         (
             "(effective) proxy",
-            proxy_for_display(settings.proxy) if settings.proxy else "environment / system",
+            redact_url(settings.proxy) if settings.proxy else "environment / system",
         ),
         ("(effective) catalogue", settings.endpoints.catalogue),
         ("(effective) download host", settings.endpoints.download),

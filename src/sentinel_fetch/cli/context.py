@@ -1,4 +1,4 @@
-"""What every command shares: logging, the effective configuration, credentials."""
+"""What every command shares: logging, the effective configuration, the Client."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from sentinel_fetch.auth import Credentials
+    from sentinel_fetch.client import Client
     from sentinel_fetch.config import EffectiveConfig
     from sentinel_fetch.settings import Settings
 
@@ -83,11 +83,20 @@ def setup_logging(*, verbose: int, quiet: bool, log_file: str | None) -> None:
 
 @dataclass
 class CliContext:
-    """Global options and lazily built shared objects."""
+    """Global options and lazily built shared objects.
+
+    Global options may come before the command and after it (``-q download ...`` and
+    ``download ... -q``); each one seen updates this object and the logging set-up.
+    """
 
     verbose: int = 0
     quiet: bool = False
     config_file: str | None = None
+    log_file: str | None = None
+
+    def set_up_logging(self) -> None:
+        """Configure logging for the global options seen so far (:func:`setup_logging`)."""
+        setup_logging(verbose=self.verbose, quiet=self.quiet, log_file=self.log_file)
 
     def config(self, command_line: dict[str, Any] | None = None) -> EffectiveConfig:
         """The merged configuration with this command's options on top."""
@@ -102,20 +111,15 @@ class CliContext:
         """Validated settings with this command's options on top."""
         return self.config(command_line).settings()
 
-    def credentials(self, config: EffectiveConfig, *, totp: str | None = None) -> Credentials:
-        """The CDSE account; prompts on a terminal when no source has one."""
-        from sentinel_fetch.credentials import find_credentials
+    def client(self, config: EffectiveConfig, *, totp: str | None = None) -> Client:
+        """The run's Client; it asks for the account on a terminal when no source has one.
 
-        settings = config.settings()
+        The prompt only runs when a token is first needed, so a search never asks.
+        """
+        from sentinel_fetch.client import Client
+
         prompt = _prompt if sys.stdin.isatty() and sys.stderr.isatty() else None
-        return find_credentials(
-            settings.endpoints,
-            config_username=config.get("account.username"),
-            config_password=config.get("account.password"),
-            totp=totp,
-            totp_secret=config.get("account.totp_secret"),
-            prompt=prompt,
-        )
+        return Client.from_config(config, totp=totp, prompt=prompt)
 
     def info(self, message: str) -> None:
         """A line for the user on stderr (summaries, hints); silent with ``-q``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import click
 
 from sentinel_fetch.cli.context import CliContext
-from sentinel_fetch.cli.options import Command
+from sentinel_fetch.cli.options import Command, out_option
 
 __all__ = ["demo"]
 
@@ -28,15 +29,7 @@ _BROWSER_QUERY = (
 
 
 @click.command(cls=Command)
-@click.option(
-    "-o",
-    "--out",
-    "save_path",
-    default="sentinel-fetch-demo",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Save folder for the demo's products.",
-)
+@out_option(default="sentinel-fetch-demo", help="Save folder for the demo's products.")
 @click.option(
     "--products",
     default=6,
@@ -53,10 +46,8 @@ def demo(context: CliContext, save_path: str, products: int) -> int:
     show resume), verifies their checksums, and lists the finish folder. Run it twice:
     the second run skips what is already verified.
     """
-    from sentinel_fetch.api import download as run_download
-    from sentinel_fetch.api import search as run_search
-    from sentinel_fetch.auth import Credentials
     from sentinel_fetch.cli.render import BarProgress, LogProgress, human_bytes
+    from sentinel_fetch.client import Client, Credentials
     from sentinel_fetch.emulator import DEMO_PASSWORD, DEMO_USERNAME, Emulator, EmulatorConfig
     from sentinel_fetch.emulator.faults import CutFault
     from sentinel_fetch.settings import Endpoints, Settings
@@ -67,7 +58,7 @@ def demo(context: CliContext, save_path: str, products: int) -> int:
         "the first start builds its catalogue, about 15 s)..."
     )
     config = EmulatorConfig(size_scale=0.02, bandwidth_bytes_per_s=10_000_000)
-    with Emulator(config) as emulator:
+    with Emulator(config) as emulator, contextlib.ExitStack() as stack:
         settings = Settings(
             endpoints=Endpoints(
                 emulator.identity_url, emulator.catalogue_url, emulator.download_url
@@ -75,10 +66,14 @@ def demo(context: CliContext, save_path: str, products: int) -> int:
             ca_bundle=str(emulator.ca_bundle) if emulator.ca_bundle else None,
             save_path=Path(save_path),
         )
+        credentials = Credentials(
+            DEMO_USERNAME, DEMO_PASSWORD, source="the emulator's demo account"
+        )
+        client = stack.enter_context(Client(settings, credentials))
         url = emulator.catalogue_url + "/Products" + _BROWSER_QUERY
         say.step("1. A search URL as copied from the Copernicus Browser's developer tools:")
         say.detail(url[:160] + "...")
-        result = run_search(url, settings=settings)
+        result = client.search(url)
         found = list(result)
         say.step(f"2. The catalogue holds {len(found)} matching products (all pages fetched):")
         for product in found:
@@ -94,24 +89,14 @@ def demo(context: CliContext, save_path: str, products: int) -> int:
         )
         if len(chosen) > 1:
             emulator.faults.add(CutFault(product=chosen[1].id, after_bytes=chosen[1].size // 2))
-        credentials = Credentials(
-            DEMO_USERNAME, DEMO_PASSWORD, source="the emulator's demo account"
-        )
         progress: Any
         if context.interactive:
             from rich.console import Console
 
             with BarProgress(Console(stderr=True)) as progress:
-                report = run_download(
-                    chosen, settings=settings, credentials=credentials, progress=progress
-                )
+                report = client.download(chosen, progress=progress)
         else:
-            report = run_download(
-                chosen,
-                settings=settings,
-                credentials=credentials,
-                progress=LogProgress(interval_s=2),
-            )
+            report = client.download(chosen, progress=LogProgress(interval_s=2))
         say.step(
             f"4. {report.count('downloaded')} downloaded and verified, {report.count('skipped')} "
             f"already there, {report.count('failed')} failed; {human_bytes(report.bytes_received)} "

@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
-import csv
-import json
-import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from sentinel_fetch.cli.context import CliContext
-from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
+from sentinel_fetch.cli.options import (
+    Command,
+    finish_dir_option,
+    network_options,
+    out_option,
+    query_from_options,
+    search_options,
+    totp_option,
+)
 from sentinel_fetch.cli.triage import (
-    TRIAGE_OPTIONS,
-    apply_triage,
-    check_triage,
     prepare_search,
+    report_drops,
+    triage_from_options,
     triage_options,
 )
 
 if TYPE_CHECKING:
-    from sentinel_fetch.catalogue.product import Product
-    from sentinel_fetch.catalogue.search import RejectedEntry
-    from sentinel_fetch.downloads.engine import BatchReport, ProductResult
-    from sentinel_fetch.settings import Settings
+    from datetime import datetime
 
-__all__ = ["EXIT_ALL_OFFLINE", "REPORT_FILE", "download"]
+    from sentinel_fetch.client import BatchReport, Client, PlannedProduct, Product
 
-REPORT_FILE = "sentinel-fetch-report.csv"
+__all__ = ["EXIT_ALL_OFFLINE", "download"]
+
 #: Exit status of a run where every product was offline: nothing to show for it.
 EXIT_ALL_OFFLINE = 3
 
@@ -48,21 +50,11 @@ EXIT_ALL_OFFLINE = 3
 @click.option(
     "--retry-failed", is_flag=True, help="Also retry the products that failed in this save folder."
 )
-@click.option(
-    "-o",
-    "--out",
-    "save_path",
-    type=click.Path(file_okay=False),
-    help="Save folder (default: ./sentinel-data).",
-)
+@out_option(help="Save folder (default: ./sentinel-data).")
 @click.option(
     "--temp-dir", type=click.Path(file_okay=False), help="In-progress files (default: <out>/Temp)."
 )
-@click.option(
-    "--finish-dir",
-    type=click.Path(file_okay=False),
-    help="Verified products (default: <out>/Finish).",
-)
+@finish_dir_option("Verified products (default: <out>/Finish).")
 @click.option(
     "-w",
     "--workers",
@@ -71,9 +63,7 @@ EXIT_ALL_OFFLINE = 3
     help="Products at once, 1-32 (default 4: a free CDSE account allows 4 connections).",
 )
 @network_options
-@click.option(
-    "--totp", metavar="CODE", help="6-digit code for an account with two-factor authentication."
-)
+@totp_option
 @click.option(
     "--new",
     "only_new",
@@ -119,14 +109,17 @@ def download(
     size and BLAKE3/MD5 checksum match. Rerunning the same command fetches only what is
     missing: finished products are skipped without a request, partial ones resume.
 
+    Behind a proxy, add --proxy socks5h://127.0.0.1:7890 (or http://host:port).
+
     \b
     Examples:
-      sentinel-fetch download --url-file SearchURL.txt --out D:/sentinel
-      sentinel-fetch download --from results.json --workers 2 --proxy socks5h://127.0.0.1:7890
-      sentinel-fetch download S2B_MSIL2A_20231001T103019_N0509_R108_T32TQM_20231001T132714.SAFE
-      sentinel-fetch download --out D:/sentinel --retry-failed
+      sentinel-fetch download --url-file SearchURL.txt --out data
+      sentinel-fetch download --from results.json --workers 2 --out data
+      sentinel-fetch download S2A_MSIL2A_20230704T101427_N0509_R051_T32TPS_20230704T122703.SAFE
+      sentinel-fetch download --out data --retry-failed
     """
     from sentinel_fetch.cli.render import total_size
+    from sentinel_fetch.errors import ProductNotFoundError
 
     config = context.config(
         {
@@ -139,318 +132,137 @@ def download(
         }
     )
     settings = config.settings()
-    if not dry_run:
-        _check_folders(settings)
-    rejected: list[RejectedEntry] = []
-    prepare_search(context, options)
-    since = _published_watermark(context, settings) if only_new else None
-    if since is not None:
-        from sentinel_fetch.catalogue.filter import format_datetime
-
-        # The catalogue does the cutting, so a nightly run asks only for what is new.
-        published = f"PublicationDate gt {format_datetime(since)}"
-        options["extra_filter"] = (*(options.get("extra_filter") or ()), published)
-    triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
-    query = query_from_options(options, settings, required=False)
-    check_triage(query, triage)
-    wanted = _collect(settings, products, from_files, retry_failed, options, rejected)
-    if since is not None:
-        # Saved results and names were not cut by the catalogue: the same rule here.
-        wanted = [p for p in wanted if p.publication_date is None or p.publication_date > since]
-    wanted = apply_triage(context, wanted, query, triage)
     if keep_zip and not unzip:
         raise click.UsageError("--keep-zip goes with --unzip")
-    wanted = _without_extracted(context, settings, wanted)
-    unreadable = _unreadable_results(rejected)
-    if not wanted:
-        context.info("nothing to download" + ("" if retry_failed else ": no product matched"))
-        return _report_problems(settings, unreadable)
-    sizes = [product.size for product in wanted]
-    context.info(f"{len(wanted)} products, {total_size(sizes)}; saving to {settings.finish_path}")
-    if dry_run:
-        return _dry_run(context, settings, wanted)
+    prepare_search(context, options)
+    query = query_from_options(
+        options, settings, required=not (products or from_files or retry_failed)
+    )
+    triage = triage_from_options(query, options)
+    files = [file for file in from_files if file != "-"]
+    piped = _pipe() if "-" in from_files else None
+    with context.client(config, totp=totp) as client:
+        if not dry_run:
+            client.check_folders()
+        since = _since(context, client) if only_new else None
+        try:
+            selection = client.products(
+                query,
+                names=products,
+                files=files,
+                retry_failed=retry_failed,
+                piped=piped,
+                published_after=since,
+            )
+        except ProductNotFoundError as exc:
+            raise click.BadParameter(str(exc), param_hint="NAME_OR_ID") from None
+        area = query.area if query is not None else None
+        wanted = report_drops(context, client.triage(selection.products, triage, area))
+        extracted = {product.id for product in client.extracted(wanted)}
+        if extracted:
+            context.info(f"{len(extracted)} products already extracted in {settings.finish_path}")
+            wanted = [product for product in wanted if product.id not in extracted]
+        if not wanted:
+            context.info("nothing to download" + ("" if retry_failed else ": no product matched"))
+            if not selection.rejected:
+                return 0
+            _tell_report(client.write_report(None, selection.rejected))
+            return 1
+        sizes = [product.size for product in wanted]
+        context.info(
+            f"{len(wanted)} products, {total_size(sizes)}; saving to {settings.finish_path}"
+        )
+        if dry_run:
+            return _dry_run(context, client.plan(wanted))
+        report = _run(context, client, wanted)
+        status = _summarise(
+            context,
+            report,
+            client.write_report(report, selection.rejected),
+            len(selection.rejected),
+        )
+        if unzip and not report.interrupted and not _extract_all(context, client, report, keep_zip):
+            return max(status, 1)
+        return status
 
-    from sentinel_fetch.api import download as run_download
+
+def _run(context: CliContext, client: Client, wanted: list[Product]) -> BatchReport:
+    """The download, with bars on a terminal or a log line now and then elsewhere."""
     from sentinel_fetch.cli.render import BarProgress, LogProgress
 
-    credentials = context.credentials(config, totp=totp)
     if context.interactive:
         from rich.console import Console
 
         with BarProgress(Console(stderr=True)) as bars:
-            report = run_download(wanted, settings=settings, credentials=credentials, progress=bars)
-    else:
-        report = run_download(
-            wanted,
-            settings=settings,
-            credentials=credentials,
-            progress=None if context.quiet else LogProgress(),
-        )
-    status = _summarise(context, settings, report, unreadable)
-    if unzip and not report.interrupted and not _extract_all(context, settings, report, keep_zip):
-        return max(status, 1)
-    return status
+            return client.download(wanted, progress=bars)
+    return client.download(wanted, progress=None if context.quiet else LogProgress())
 
 
-def _check_folders(settings: Settings) -> None:
-    """Refuse now, before a search and a login, what the run would refuse later.
-
-    The run itself checks again and locks the folders (``api.download``); this only
-    spares the wait, and creates nothing.
-    """
-    from sentinel_fetch.api import run_folders
-    from sentinel_fetch.downloads.folderlock import FolderLock
-    from sentinel_fetch.downloads.paths import Layout
-
-    Layout(settings.temp_path, settings.finish_path).check()
-    FolderLock.check_free(run_folders(settings))
-
-
-def _without_extracted(
-    context: CliContext, settings: Settings, wanted: list[Product]
-) -> list[Product]:
-    """Products an earlier ``--unzip`` run extracted are done, zip or no zip."""
-    from sentinel_fetch.downloads.unzip import is_extracted
-
-    finish = settings.finish_path
-    if not finish.is_dir():
-        return wanted
-    left = [p for p in wanted if not is_extracted(finish, p.name, p.id)]
-    if len(left) < len(wanted):
-        context.info(f"{len(wanted) - len(left)} products already extracted in {finish}")
-    return left
-
-
-def _extract_all(
-    context: CliContext, settings: Settings, report: BatchReport, keep_zip: bool
-) -> bool:
-    """``--unzip``: extract every verified zip; ``False`` if one could not be."""
-    from sentinel_fetch.downloads.unzip import extract_product
-    from sentinel_fetch.errors import SentinelFetchError
-    from sentinel_fetch.text import printable
-
-    ok = True
-    for result in report.results:
-        path = result.path
-        if result.status not in ("downloaded", "skipped") or path is None:
-            continue
-        if path.suffix.lower() != ".zip":
-            continue
-        try:
-            folder = extract_product(
-                path, settings.finish_path, result.product.name, result.product.id
-            )
-        except SentinelFetchError as error:
-            # Even with -q: the product is verified but not where the user asked.
-            click.echo(f"cannot unzip {printable(result.product.name)}: {error}", err=True)
-            ok = False
-            continue
-        if not keep_zip:
-            path.unlink(missing_ok=True)
-        context.info(f"extracted {folder.name}")
-    return ok
-
-
-def _published_watermark(context: CliContext, settings: Settings) -> Any:
-    """``--new``: the newest publication date among the products this folder's ledger
-    knows (every product an earlier run's search found is recorded, whatever its state).
-    ``None`` without an earlier run: then everything that matches is new."""
-    from sentinel_fetch.catalogue.product import Product
-    from sentinel_fetch.ledger import LEDGER_FILE_NAME, STATES, JobLedger
-
-    if not (settings.save_path / LEDGER_FILE_NAME).is_file():
-        context.info("--new: no earlier run in this save folder, so every match is new")
-        return None
-    # A damaged ledger is an error to show, never a reason to fetch everything again.
-    with JobLedger.open(settings.save_path, read_only=True) as ledger:
-        entries = ledger.product_dicts(STATES)
-    dates = [
-        product.publication_date
-        for product in (Product.from_dict(entry) for entry in entries)
-        if product.publication_date is not None
-    ]
-    if not dates:
-        context.info("--new: the ledger knows no publication date, so every match is new")
-        return None
-    newest = max(dates)
-    context.info(f"--new: only products published after {newest:%Y-%m-%d %H:%M:%S} UTC")
-    return newest
-
-
-def _read_pipe() -> tuple[list[Product], Any]:
-    """``--from -``: standard input, bounded like a list file."""
+def _pipe() -> TextIO:
+    """``--from -``: standard input, which must be a pipe (the Client bounds what it reads)."""
     import sys
-
-    from sentinel_fetch.catalogue.piped import read_piped
-    from sentinel_fetch.catalogue.results import MAX_NAME_LIST_BYTES
-    from sentinel_fetch.errors import ResultFileError
 
     if sys.stdin is None or sys.stdin.isatty():
         raise click.UsageError("--from - reads a pipe: sentinel-fetch search ... | ... --from -")
-    text = sys.stdin.read(MAX_NAME_LIST_BYTES + 1)
-    if len(text) > MAX_NAME_LIST_BYTES:
-        raise ResultFileError(f"the input is over {MAX_NAME_LIST_BYTES // 1_000_000} MB")
-    return read_piped(text)
+    return sys.stdin
 
 
-def _collect(
-    settings: Settings,
-    names_or_ids: tuple[str, ...],
-    from_files: tuple[str, ...],
-    retry_failed: bool,
-    options: dict[str, Any],
-    rejected: list[RejectedEntry],
-) -> list[Product]:
-    """Every product asked for, in order, without duplicates.
-
-    Catalogue entries the searches could not read are added to ``rejected``.
-    """
-    from sentinel_fetch.api import search as run_search
-    from sentinel_fetch.catalogue.query import build_query
-    from sentinel_fetch.catalogue.results import read_name_list, read_products
-
-    collected: list[Product] = []
-    query = query_from_options(
-        options, settings, required=not (names_or_ids or from_files or retry_failed)
-    )
-
-    def found_by(search_query: Any) -> list[Product]:
-        result = run_search(search_query, settings=settings)
-        products = list(result)
-        rejected.extend(entry for entry in result.rejected if entry not in rejected)
-        return products
-
-    if query is not None:
-        collected.extend(found_by(query))
-    for file in from_files:
-        if file == "-":
-            piped, listed = _read_pipe()
-            collected.extend(piped)
-            if listed is not None:
-                collected.extend(found_by(listed))
-        elif Path(file).suffix.lower() == ".txt":
-            collected.extend(found_by(read_name_list(file)))
-        else:
-            collected.extend(read_products(file))
-    if names_or_ids:
-        ids = [value for value in names_or_ids if _is_uuid(value)]
-        names = [value for value in names_or_ids if not _is_uuid(value)]
-        found = found_by(build_query(names=names, ids=ids))
-        known = {p.id for p in found} | {p.name for p in found}
-        # A name whose entry was unreadable is in the catalogue: it is reported as failed.
-        known |= {value for entry in rejected for value in (entry.id, entry.name) if value}
-        missing = [
-            value for value in names_or_ids if value.lower() not in known and value not in known
-        ]
-        if missing:
-            raise click.BadParameter(
-                f"not in the catalogue: {', '.join(missing[:5])}"
-                + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
-                param_hint="NAME_OR_ID",
-            )
-        collected.extend(found)
-    if retry_failed:
-        collected.extend(_failed_products(settings.save_path))
-    unique: dict[str, Product] = {}
-    for product in collected:
-        unique.setdefault(product.id, product)
-    return list(unique.values())
+def _since(context: CliContext, client: Client) -> datetime | None:
+    """``--new``: the newest publication date the save folder's ledger knows, told."""
+    newest = client.newest_publication()
+    if newest is None:
+        context.info(
+            "--new: no earlier run in this save folder knows a publication date, "
+            "so every match is new"
+        )
+    else:
+        context.info(f"--new: only products published after {newest:%Y-%m-%d %H:%M:%S} UTC")
+    return newest
 
 
-def _failed_products(save_path: Path) -> list[Product]:
-    """The catalogue entries the ledger stored for the products that failed."""
-    from sentinel_fetch.catalogue.product import Product
-    from sentinel_fetch.errors import LedgerFileError, ResultFileError
-    from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
-
-    with JobLedger.open(save_path, read_only=True) as ledger:
-        entries = ledger.product_dicts(["failed"])
-    products = []
-    for entry in entries:
-        try:
-            products.append(Product.from_dict(entry))
-        except ResultFileError:
-            which = entry.get("id") or entry.get("name") or "(no id)"
-            raise LedgerFileError(
-                f"the job ledger {save_path / LEDGER_FILE_NAME} holds a damaged catalogue entry"
-                f" for product {str(which)[:80]}: it was changed by something other than"
-                " sentinel-fetch"
-            ) from None
-    return products
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _dry_run(context: CliContext, settings: Settings, products: list[Product]) -> int:
-    from sentinel_fetch.cli.render import human_bytes
-    from sentinel_fetch.downloads.engine import is_offline
-    from sentinel_fetch.downloads.paths import Layout, assign_file_names
-    from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger
+def _extract_all(context: CliContext, client: Client, report: BatchReport, keep_zip: bool) -> bool:
+    """``--unzip``: extract every verified zip; ``False`` if one could not be."""
     from sentinel_fetch.text import printable
 
-    layout = Layout(settings.temp_path, settings.finish_path)
-    recorded: dict[str, str] = {}
-    if (settings.save_path / LEDGER_FILE_NAME).exists():
-        with JobLedger.open(settings.save_path, read_only=True) as ledger:
-            recorded = ledger.file_names()
-    # The names the run would use: those the ledger recorded, else the same rule.
-    file_names = assign_file_names(((p.id, p.file_name) for p in products), recorded)
-    to_fetch = 0
-    for product in products:
-        finished = layout.finished(file_names[product.id])
-        partial = layout.partial(file_names[product.id])
-        # The run's own rule: only a product known to be offline is left out.
-        if is_offline(product):
-            action = "offline (order in the Data Workspace)"
-        elif finished.exists() and (not product.size or finished.stat().st_size == product.size):
-            action = "skip (already verified)"
-        elif partial.exists():
-            action = f"resume ({human_bytes(partial.stat().st_size)} on disk)"
-            to_fetch += product.size - partial.stat().st_size
+    ok = True
+    for done in client.extract(report, keep_zip=keep_zip):
+        if done.folder is None:
+            # Even with -q: the product is verified but not where the user asked.
+            click.echo(f"cannot unzip {printable(done.product.name)}: {done.problem}", err=True)
+            ok = False
         else:
-            action = "fetch"
-            to_fetch += product.size
+            context.info(f"extracted {done.folder.name}")
+    return ok
+
+
+def _dry_run(context: CliContext, planned: list[PlannedProduct]) -> int:
+    from sentinel_fetch.cli.render import human_bytes
+    from sentinel_fetch.client import Action
+    from sentinel_fetch.text import printable
+
+    for item in planned:
+        action = {
+            Action.OFFLINE: "offline (order in the Data Workspace)",
+            Action.SKIP: "skip (already verified)",
+            Action.RESUME: f"resume ({human_bytes(item.on_disk_bytes)} on disk)",
+            Action.FETCH: "fetch",
+            Action.CONFLICT: "conflict (another file of its name in Finish)",
+        }[item.action]
+        product = item.product
         click.echo(f"{action:<40} {printable(product.name)}  {human_bytes(product.size)}")
-    context.info(f"dry run: {human_bytes(max(to_fetch, 0))} would be fetched")
+    to_fetch = sum(item.bytes_to_fetch for item in planned)
+    context.info(f"dry run: {human_bytes(to_fetch)} would be fetched")
     return 0
 
 
-def _unreadable_results(rejected: list[RejectedEntry]) -> list[ProductResult]:
-    """Catalogue entries no search could read, as failed products of the report."""
-    from sentinel_fetch.catalogue.product import Product
-    from sentinel_fetch.downloads.engine import ProductResult
-
-    return [
-        ProductResult(
-            Product(id=entry.id or "", name=entry.name or ""),
-            "failed",
-            error=f"the catalogue entry could not be read: {entry.reason}",
-        )
-        for entry in rejected
-    ]
-
-
-def _report_problems(settings: Settings, problems: list[ProductResult]) -> int:
-    """Write the report of products that were not downloaded; the exit status."""
-    report_path = settings.save_path / REPORT_FILE
-    if not problems:
-        return 0
-    _write_report(report_path, problems)
-    click.echo(f"not downloaded, with reasons: {report_path}", err=True)
-    return 1
+def _tell_report(path: Path | None) -> None:
+    if path is not None:
+        # Even with -q: the user must know something is missing and where the list is.
+        click.echo(f"not downloaded, with reasons: {path}", err=True)
 
 
 def _summarise(
-    context: CliContext,
-    settings: Settings,
-    report: BatchReport,
-    unreadable: list[ProductResult],
+    context: CliContext, report: BatchReport, report_path: Path | None, unreadable: int
 ) -> int:
     from sentinel_fetch.cli.render import human_bytes
 
@@ -462,27 +274,16 @@ def _summarise(
         if report.count(status):
             parts.append(f"{report.count(status)} {status}")
     if unreadable:
-        noun = "entry" if len(unreadable) == 1 else "entries"
-        parts.append(f"{len(unreadable)} unreadable catalogue {noun}")
+        noun = "entry" if unreadable == 1 else "entries"
+        parts.append(f"{unreadable} unreadable catalogue {noun}")
     rate = report.bytes_received / report.elapsed_s if report.elapsed_s > 0 else 0.0
     context.info(
         f"{', '.join(parts)}; {human_bytes(report.bytes_received)} in {report.elapsed_s:.0f} s "
         f"({human_bytes(rate)}/s), {report.logins} login(s)"
     )
-    problems = unreadable + [
-        r for r in report.results if r.status in ("failed", "offline", "stopped")
-    ]
-    report_path = settings.save_path / REPORT_FILE
-    if problems:
-        _write_report(report_path, problems)
-        # Even with -q: the user must know something is missing and where the list is.
-        click.echo(f"not downloaded, with reasons: {report_path}", err=True)
-        if report.count("failed") or report.count("stopped"):
-            context.info("rerun the same command to retry (finished products are skipped)")
-    else:
-        # A report from an earlier run would describe problems that no longer exist.
-        for stale in (report_path, report_path.with_suffix(".json")):
-            stale.unlink(missing_ok=True)
+    _tell_report(report_path)
+    if report_path is not None and (report.count("failed") or report.count("stopped")):
+        context.info("rerun the same command to retry (finished products are skipped)")
     if report.interrupted:
         from sentinel_fetch.cli.stopping import interrupted_exit_status
 
@@ -497,40 +298,3 @@ def _summarise(
         )
         return EXIT_ALL_OFFLINE
     return 0 if report.ok and not unreadable else 1
-
-
-def _write_report(path: Path, problems: list[Any]) -> None:
-    """A CSV a user can act on: what, why, and what to do; the same as JSON for programs.
-
-    Reasons quote servers, so they are masked in both files. CSV cells are guarded so a
-    spreadsheet shows a name like ``=HYPERLINK(...)`` rather than evaluating it; the
-    JSON keeps names exact.
-    """
-    from sentinel_fetch.redact import redact
-    from sentinel_fetch.text import spreadsheet_cell
-
-    advice = {
-        "failed": "rerun to retry; if it keeps failing, see the reason",
-        "offline": "order it in the CDSE Data Workspace, then rerun",
-        "stopped": "rerun to resume",
-    }
-    rows = [
-        {
-            "name": r.product.name,
-            "id": r.product.id,
-            "status": r.status,
-            "reason": redact(r.error) if r.error else None,
-            "attempts": r.attempts,
-            "advice": advice[r.status],
-        }
-        for r in problems
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["name", "id", "status", "reason", "attempts", "what to do"])
-        for row in rows:
-            writer.writerow(
-                [spreadsheet_cell("" if value is None else value) for value in row.values()]
-            )
-    path.with_suffix(".json").write_text(json.dumps(rows, indent=2), encoding="utf-8")

@@ -8,16 +8,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from sentinel_fetch.catalogue.query import Query
+    from sentinel_fetch.client import Query
     from sentinel_fetch.settings import Settings
 
 __all__ = [
     "SEARCH_FIELDS",
     "Command",
     "NonEmptyValues",
+    "finish_dir_option",
+    "global_parameters",
+    "json_option",
     "network_options",
+    "out_option",
     "query_from_options",
     "search_options",
+    "totp_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,6 +54,75 @@ _LISTS = {
     "name_contains",
     "baseline",
 }
+
+
+def _refuse_empty(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    if isinstance(value, str) and not value.strip():
+        raise click.BadParameter(
+            "the value is empty (an unset shell variable?): give a value, or leave the option out",
+            ctx=ctx,
+            param=param,
+        )
+
+
+def _global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Apply a global option wherever it was written: before the command or after it."""
+    from sentinel_fetch.cli.context import CliContext
+
+    if value is None or value is False or value == 0:
+        return
+    _refuse_empty(ctx, param, value)
+    context = ctx.ensure_object(CliContext)
+    if param.name == "verbose":
+        context.verbose += int(value)
+    elif param.name == "quiet":
+        context.quiet = True
+    elif param.name == "log_file":
+        context.log_file = str(value)
+    elif param.name == "config_file":
+        context.config_file = str(value)
+    if ctx.parent is not None:  # after the command: logging was set up already
+        context.set_up_logging()
+
+
+def global_parameters() -> list[click.Parameter]:
+    """The options every command accepts, before or after its name; declared once here."""
+    return [
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_global,
+            help="More detail on stderr (-vv for debug).",
+        ),
+        click.Option(
+            ["-q", "--quiet"],
+            is_flag=True,
+            expose_value=False,
+            callback=_global,
+            help="Only errors; no progress bars.",
+        ),
+        click.Option(
+            ["--log-file"],
+            type=click.Path(dir_okay=False, writable=True),
+            expose_value=False,
+            callback=_global,
+            help="Also write a detailed (debug) log to this file; secrets are masked.",
+        ),
+        click.Option(
+            ["--config", "config_file"],
+            type=click.Path(dir_okay=False),
+            expose_value=False,
+            callback=_global,
+            help="Use this config file instead of ./sentinel-fetch.toml.",
+        ),
+    ]
+
+
+#: Older spellings kept working for scripts, hidden from help: parameter -> the one it
+#: stands for. ``download -o DIR`` (now ``--out``; ``-o`` is search's output file) and
+#: the job folder given positionally to ``status`` and ``verify``.
+_ALIAS_PARAMETERS = {"out_short": "save_path", "save_path_argument": "save_path"}
 
 
 class NonEmptyValues:
@@ -83,11 +157,77 @@ class NonEmptyValues:
                         ctx=ctx,
                         param=param,
                     )
+        for alias, name in _ALIAS_PARAMETERS.items():
+            if alias not in ctx.params:
+                continue
+            value = ctx.params.pop(alias)
+            if value is None:
+                continue
+            given = ctx.get_parameter_source(name) not in (
+                None,
+                click.core.ParameterSource.DEFAULT,
+                click.core.ParameterSource.DEFAULT_MAP,
+            )
+            if given and ctx.params.get(name) not in (None, value):
+                raise click.UsageError(
+                    f"the save folder is given twice ({value} and {ctx.params[name]}): "
+                    "give it once, with --out",
+                    ctx=ctx,
+                )
+            ctx.params[name] = value
         return rest
 
 
 class Command(NonEmptyValues, click.Command):
-    """A sentinel-fetch command: click's, with no empty values (see :class:`NonEmptyValues`)."""
+    """A sentinel-fetch command: click's, with no empty values (see :class:`NonEmptyValues`),
+    the global options accepted after its name too, and the older spellings of options.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(global_parameters())
+
+
+def out_option(*, default: str | None = None, help: str) -> Callable[[F], F]:
+    """``--out DIR``, the save folder (job folder) of every command that has one.
+
+    ``-o`` meant this in ``download`` and ``demo``; it stays as a hidden alias there for
+    scripts, while ``-o`` in help means ``search --output`` only.
+    """
+
+    def decorate(function: F) -> F:
+        function = click.option("-o", "out_short", hidden=True, type=click.Path(file_okay=False))(
+            function
+        )
+        return click.option(
+            "--out",
+            "save_path",
+            default=default,
+            show_default=default is not None,
+            type=click.Path(file_okay=False),
+            help=help,
+        )(function)
+
+    return decorate
+
+
+def finish_dir_option(help: str) -> Callable[[F], F]:
+    """``--finish-dir DIR``: verified products, when not ``<out>/Finish``."""
+    return click.option("--finish-dir", type=click.Path(file_okay=False), help=help)
+
+
+def json_option(function: F) -> F:
+    """``--json``: machine-readable output instead of text for people."""
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(
+        function
+    )
+
+
+def totp_option(function: F) -> F:
+    """``--totp CODE``: the one-time code of an account with two-factor authentication."""
+    return click.option(
+        "--totp", metavar="CODE", help="6-digit code for an account with two-factor authentication."
+    )(function)
 
 
 def search_options(function: F) -> F:
@@ -201,8 +341,7 @@ def query_from_options(
     Raises:
         click.UsageError: nothing to search for (when ``required``), or both --url and --url-file.
     """
-    from sentinel_fetch.api import make_query
-    from sentinel_fetch.catalogue.browser_url import read_search_url_file
+    from sentinel_fetch.client import make_query, read_search_url_file
 
     url = options.get("url")
     url_file = options.get("url_file")

@@ -10,10 +10,9 @@ import click
 from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
 from sentinel_fetch.cli.triage import (
-    TRIAGE_OPTIONS,
-    apply_triage,
-    check_triage,
     prepare_search,
+    report_drops,
+    triage_from_options,
     triage_options,
 )
 
@@ -28,7 +27,6 @@ _LISTED_MISSING = 20
 @triage_options
 @network_options
 @click.option(
-    "-o",
     "--out",
     "out_dir",
     required=True,
@@ -58,22 +56,19 @@ def quicklooks(
           -e 2023-06-30 --out looks
       sentinel-fetch quicklooks --url-file SearchURL.txt --dedupe --out looks
     """
-    from sentinel_fetch.api import search as run_search
-    from sentinel_fetch.contact_sheet import write_contact_sheets
-    from sentinel_fetch.quicklooks import fetch_quicklooks
     from sentinel_fetch.text import printable
 
-    settings = context.settings({"proxy": proxy, "ca_bundle": ca_bundle})
+    config = context.config({"proxy": proxy, "ca_bundle": ca_bundle})
     prepare_search(context, options)
-    triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
-    query = query_from_options(options, settings)
+    query = query_from_options(options, config.settings())
     assert query is not None
-    check_triage(query, triage)
-    products = apply_triage(context, list(run_search(query, settings=settings)), query, triage)
+    triage = triage_from_options(query, options)
     folder = Path(out_dir)
-    looks = fetch_quicklooks(products, folder, settings=settings)
+    with context.client(config) as client:
+        products = report_drops(context, client.triage(client.search(query), triage, query.area))
+        looks = client.quicklooks(products, folder)
+        sheets = client.contact_sheets(looks, folder)
     missing = [look for look in looks if look.path is None]
-    sheets = write_contact_sheets(looks, folder)
     for look in missing[:_LISTED_MISSING]:
         context.info(f"no quicklook for {printable(look.product.name)}: {look.problem}")
     if len(missing) > _LISTED_MISSING:

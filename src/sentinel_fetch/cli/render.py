@@ -131,6 +131,11 @@ def eta_text(seconds: float) -> str:
     return f"{hours} h {rest} min"
 
 
+def _key(event: ProductStarted | BytesReceived | ProductWaiting | ProductFinished) -> str:
+    """Which bar an event is for: the product id, as two products may share a name."""
+    return event.product_id or event.name
+
+
 def _short(name: str, width: int = 44) -> str:
     """A product name for a bar's label: shown as text (not markup), cut to ``width``."""
     return escape(short_name(name, width))
@@ -187,31 +192,31 @@ class BarProgress:
                 self._finished = event.already_done
                 self._overall = progress.add_task(self._describe(), total=event.total_bytes or None)
             elif isinstance(event, ProductStarted):
-                task = self._files.get(event.name)
+                task = self._files.get(_key(event))
                 if task is None:
                     task = progress.add_task(
                         f"  {_short(event.name, self._name_width)}",
                         total=event.total_bytes or None,
                     )
-                    self._files[event.name] = task
+                    self._files[_key(event)] = task
                 progress.update(task, completed=event.resumed_from, total=event.total_bytes or None)
                 if self._overall is not None and event.attempt == 1 and event.resumed_from:
                     progress.advance(self._overall, event.resumed_from)
             elif isinstance(event, BytesReceived):
-                task = self._files.get(event.name)
+                task = self._files.get(_key(event))
                 if task is not None:
                     progress.advance(task, event.count)
                 if self._overall is not None:
                     progress.advance(self._overall, event.count)
             elif isinstance(event, ProductWaiting):
-                task = self._files.get(event.name)
+                task = self._files.get(_key(event))
                 if task is not None:
                     progress.update(
                         task,
                         description=f"  {_short(event.name, self._name_width - 6)} [yellow]retry",
                     )
             elif isinstance(event, ProductFinished):
-                task = self._files.pop(event.name, None)
+                task = self._files.pop(_key(event), None)
                 if task is not None:
                     progress.remove_task(task)
                 if event.status in ("downloaded", "failed", "offline"):

@@ -11,11 +11,9 @@ import click
 from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
 from sentinel_fetch.cli.triage import (
-    TRIAGE_OPTIONS,
-    apply_triage,
-    check_triage,
-    needs_every_product,
     prepare_search,
+    report_drops,
+    triage_from_options,
     triage_options,
 )
 
@@ -68,44 +66,39 @@ def search(
       sentinel-fetch search -c S2 -t L2A --area 11,46,12,47 -s 2020-06-01 -e 2020-06-30 \\
           --dedupe --min-coverage 50 --map footprints.html
     """
-    from sentinel_fetch.api import search as run_search
     from sentinel_fetch.cli.render import total_size
-    from sentinel_fetch.downloads.engine import is_offline
+    from sentinel_fetch.client import is_offline, write_products
 
-    settings = context.settings({"proxy": proxy, "ca_bundle": ca_bundle})
+    config = context.config({"proxy": proxy, "ca_bundle": ca_bundle})
     prepare_search(context, options)
-    triage = {name: options.pop(name) for name in TRIAGE_OPTIONS}
-    query = query_from_options(options, settings)
+    query = query_from_options(options, config.settings())
     assert query is not None
-    check_triage(query, triage)
+    triage = triage_from_options(query, options)
     if map_file:
-        from sentinel_fetch.footprint_map import check_map_path
+        from sentinel_fetch.client import check_map_path
 
         check_map_path(map_file)
-    result = run_search(query, settings=settings)
-    if count_only:
-        click.echo(result.count())
-        return 0
-
-    limit = triage["limit"]
-    whole = needs_every_product(triage)
-    products = []
-    for product in result:
-        products.append(product)
-        # Dedupe, coverage and sort need every result before the cut.
-        if limit is not None and len(products) >= limit and not whole:
-            break
-    products = apply_triage(context, products, query, triage)
+    with context.client(config) as client:
+        result = client.search(query)
+        if count_only:
+            click.echo(result.count())
+            return 0
+        products = []
+        for product in result:
+            products.append(product)
+            # Dedupe, coverage and sort need every result before the cut.
+            whole = triage.needs_every_product
+            if triage.limit is not None and len(products) >= triage.limit and not whole:
+                break
+        products = report_drops(context, client.triage(products, triage, query.area))
     if map_file:
-        from sentinel_fetch.footprint_map import write_map
+        from sentinel_fetch.client import write_map
 
         context.info(
             f"map of {len(products)} products: {write_map(products, map_file, query.area)}"
         )
 
     if output:
-        from sentinel_fetch.catalogue.results import write_products
-
         path = write_products(products, output, query=query)
         context.info(f"wrote {len(products)} products to {path}")
     elif sys.stdout.isatty():

@@ -1,16 +1,16 @@
 """Options that shape search results before anything is fetched: one place for all.
 
-``--dedupe`` drops reprocessed twins (:mod:`sentinel_fetch.catalogue.dedupe`),
-``--min-coverage`` footprints that barely touch the area
-(:mod:`sentinel_fetch.catalogue.coverage`), ``--sort`` orders what is left and
-``--limit`` cuts it; ``--last 7d`` (like ``--start 7d``) asks for a window back from now.
-Every product left out is named on stderr with its reason (also with ``--dry-run``);
-nothing disappears silently. ``search``, ``download`` and ``quicklooks`` share them.
+``--dedupe`` drops reprocessed twins, ``--min-coverage`` footprints that barely touch
+the area, ``--sort`` orders what is left and ``--limit`` cuts it (the Client does it:
+:meth:`sentinel_fetch.Client.triage`); ``--last 7d`` (like ``--start 7d``) asks for a
+window back from now. Every product left out is named on stderr with its reason (also
+with ``--dry-run``); nothing disappears silently. ``search``, ``download`` and
+``quicklooks`` share them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,16 +19,14 @@ import click
 from sentinel_fetch.cli.context import CliContext
 
 if TYPE_CHECKING:
-    from sentinel_fetch.catalogue.product import Product
-    from sentinel_fetch.catalogue.query import Query
+    from sentinel_fetch.client import Product, Query, Triage, TriageOutcome
 
 __all__ = [
     "SORT_ORDERS",
     "TRIAGE_OPTIONS",
-    "apply_triage",
-    "check_triage",
-    "needs_every_product",
     "prepare_search",
+    "report_drops",
+    "triage_from_options",
     "triage_options",
 ]
 
@@ -36,7 +34,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Names of the keyword arguments these options add (the commands pass them on here).
 TRIAGE_OPTIONS = ("dedupe", "min_coverage", "sort", "limit")
-#: ``--sort`` values: least cloudy first, oldest first, newest first.
+#: ``--sort`` values: least cloudy first, oldest first, newest first (the library's
+#: :data:`sentinel_fetch.catalogue.triage.SORT_ORDERS`; named here so that ``--help``
+#: loads no catalogue code).
 SORT_ORDERS = ("cloud", "date", "-date")
 
 # Past this many, the list of drops is cut (the count is always complete).
@@ -94,8 +94,7 @@ def prepare_search(
     Raises:
         click.UsageError: ``--last`` with ``--start``, or a relative date that names no time.
     """
-    from sentinel_fetch.catalogue.product_types import suggest_product_types
-    from sentinel_fetch.catalogue.relative import parse_relative
+    from sentinel_fetch.client import parse_relative, suggest_product_types
 
     for given in options.get("product_type") or ():
         for value in (part.strip() for part in given.split(",")):
@@ -119,89 +118,35 @@ def prepare_search(
         options["start"] = last
 
 
-def needs_every_product(options: dict[str, Any]) -> bool:
-    """Whether the triage must see every result before cutting (dedupe, coverage, sort)."""
-    return bool(options.get("dedupe") or options.get("sort")) or (
-        options.get("min_coverage") is not None
+def triage_from_options(query: Query | None, options: dict[str, Any]) -> Triage:
+    """Take the triage options out of ``options`` (in place) and check them before any
+    search.
+
+    Raises:
+        click.UsageError: ``--min-coverage`` without an area to measure against.
+    """
+    from sentinel_fetch.client import Triage
+
+    values = {name: options.pop(name, None) for name in TRIAGE_OPTIONS}
+    triage = Triage(
+        dedupe=bool(values["dedupe"]),
+        min_coverage=values["min_coverage"],
+        sort=values["sort"],
+        limit=values["limit"],
     )
-
-
-def check_triage(query: Query | None, options: dict[str, Any]) -> None:
-    """Refuse, before any search, triage options that cannot work.
-
-    Raises:
-        click.UsageError: ``--min-coverage`` without an area to measure against.
-    """
-    if options.get("min_coverage") is not None and (query is None or not query.area):
+    if triage.min_coverage is not None and (query is None or not query.area):
         raise click.UsageError("--min-coverage needs --area (the area to cover)")
+    return triage
 
 
-def apply_triage(
-    context: CliContext,
-    products: Sequence[Product],
-    query: Query | None,
-    options: dict[str, Any],
-) -> list[Product]:
-    """The products the triage options keep, in order; drops are reported on stderr.
-
-    Raises:
-        click.UsageError: ``--min-coverage`` without an area to measure against.
-    """
-    kept = list(products)
-    if options.get("dedupe"):
-        from sentinel_fetch.catalogue.dedupe import deduplicate
-
-        outcome = deduplicate(kept)
-        kept = outcome.kept
-        _report(
-            context,
-            f"--dedupe dropped {len(outcome.dropped)} reprocessed twins",
-            [f"{drop.product.name}: {drop.reason}" for drop in outcome.dropped],
-        )
-    minimum = options.get("min_coverage")
-    if minimum is not None:
-        check_triage(query, options)
-        assert query is not None and query.area is not None
-        from sentinel_fetch.catalogue.coverage import filter_by_coverage
-
-        filtered = filter_by_coverage(kept, query.area, minimum)
-        kept = filtered.kept
-        _report(
-            context,
-            f"--min-coverage {minimum:g} dropped {len(filtered.dropped)} products",
-            [
-                f"{product.name}: "
-                + ("no footprint" if percent is None else f"covers {percent:.1f} % of the area")
-                for product, percent in filtered.dropped
-            ],
-        )
-    order = options.get("sort")
-    if order is not None:
-        kept = _sorted(kept, order)
-    limit = options.get("limit")
-    return kept[:limit] if limit is not None else kept
-
-
-def _sorted(products: list[Product], order: str) -> list[Product]:
-    """Stable: products equal by the key keep the catalogue's order."""
-    if order == "cloud":
-        return sorted(
-            products,
-            key=lambda p: (p.cloud_cover is None, p.cloud_cover or 0.0),
-        )
-    dated = [p for p in products if p.content_start is not None]
-    undated = [p for p in products if p.content_start is None]
-    dated.sort(key=lambda p: p.content_start or datetime.min, reverse=order == "-date")
-    return dated + undated
-
-
-def _report(context: CliContext, summary: str, lines: list[str]) -> None:
+def report_drops(context: CliContext, outcome: TriageOutcome) -> list[Product]:
+    """Name every product the triage left out on stderr; the products kept."""
     from sentinel_fetch.text import printable
 
-    if not lines:
-        return
-    context.info(summary + ":")
-    for line in lines[:_LISTED_DROPS]:
-        context.info("  " + printable(line))
-    if len(lines) > _LISTED_DROPS:
-        context.info(f"  ... and {len(lines) - _LISTED_DROPS} more")
+    for drops in outcome.drops:
+        context.info(drops.summary + ":")
+        for line in drops.lines[:_LISTED_DROPS]:
+            context.info("  " + printable(line))
+        if len(drops.lines) > _LISTED_DROPS:
+            context.info(f"  ... and {len(drops.lines) - _LISTED_DROPS} more")
+    return outcome.kept

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sentinel_fetch.downloads.checksum import Expected, check_zip, hash_file
+from sentinel_fetch.downloads.checksum import Expected, hash_file, verify_file
 from sentinel_fetch.downloads.paths import safe_file_name
 from sentinel_fetch.downloads.transfer import Downloadable
 from sentinel_fetch.errors import IntegrityError, UnsafeNameError
@@ -168,14 +168,4 @@ def _product_name(file_name: str) -> str:
 
 
 def _check(product: Downloadable, path: Path) -> str:
-    expected = Expected.from_catalogue(product.size, product.checksums)
-    size = path.stat().st_size
-    if expected.size and size != expected.size:
-        raise IntegrityError(f"{path.name}: {size} bytes, the catalogue says {expected.size}")
-    if expected.algorithm and expected.digest:
-        actual = hash_file(path, expected.algorithm)
-        if actual != expected.digest:
-            raise IntegrityError(f"{path.name}: {expected.algorithm} does not match the catalogue")
-        return expected.algorithm
-    check_zip(path.name, path)
-    return "zip-crc"
+    return verify_file(path, Expected.from_catalogue(product.size, product.checksums))

@@ -19,7 +19,15 @@ from blake3 import blake3
 
 from sentinel_fetch.errors import IntegrityError
 
-__all__ = ["Expected", "StreamVerifier", "check_zip", "hash_file", "preferred_algorithm"]
+__all__ = [
+    "Expected",
+    "StreamVerifier",
+    "check_zip",
+    "hash_file",
+    "judge",
+    "preferred_algorithm",
+    "verify_file",
+]
 
 # Strongest-and-fastest first.
 _PREFERENCE = ("BLAKE3", "MD5")
@@ -117,21 +125,56 @@ class StreamVerifier:
         Raises:
             IntegrityError: the size, checksum or zip test does not match.
         """
-        expected = self.expected
-        if expected.size and self.bytes_seen != expected.size:
+        digest = self._hasher.hexdigest() if self._hasher is not None else None
+        return judge(self.expected, name, path, size=self.bytes_seen, digest=digest)
+
+
+def judge(expected: Expected, name: str, path: Path, *, size: int, digest: str | None) -> str:
+    """The one definition of a verified file: the download's and ``verify``'s.
+
+    A file is verified when its size is the catalogue's (when it gives one) and its
+    digest is the catalogue's; without a catalogue checksum, when every zip member's CRC
+    is right. The download passes what it hashed while streaming, ``verify`` what it
+    hashed from the disk.
+
+    Args:
+        expected: the catalogue's size and checksum.
+        name: the file's name, for messages.
+        path: the file (the zip test reads it).
+        size: the file's length in bytes.
+        digest: its hex digest for ``expected.algorithm`` (``None`` without one).
+
+    Returns:
+        How it was verified: ``BLAKE3``, ``MD5`` or ``zip-crc``.
+
+    Raises:
+        IntegrityError: the size, checksum or zip test does not match.
+    """
+    if expected.size and size != expected.size:
+        raise IntegrityError(f"{name}: received {size} bytes, the catalogue says {expected.size}")
+    if expected.algorithm and expected.digest:
+        if digest != expected.digest:
+            shown = (digest or "")[:16]
             raise IntegrityError(
-                f"{name}: received {self.bytes_seen} bytes, the catalogue says {expected.size}"
+                f"{name}: {expected.algorithm} mismatch (got {shown}…, "
+                f"catalogue {expected.digest[:16]}…)"
             )
-        if self._hasher is not None and expected.digest:
-            actual = self._hasher.hexdigest()
-            if actual != expected.digest:
-                raise IntegrityError(
-                    f"{name}: {expected.algorithm} mismatch (got {actual[:16]}…, "
-                    f"catalogue {expected.digest[:16]}…)"
-                )
-            return str(expected.algorithm)
-        check_zip(name, path)
-        return "zip-crc"
+        return expected.algorithm
+    check_zip(name, path)
+    return "zip-crc"
+
+
+def verify_file(path: Path, expected: Expected) -> str:
+    """Judge a file on disk (:func:`judge`): hashed again from its first byte.
+
+    Raises:
+        IntegrityError: the size, checksum or zip test does not match.
+    """
+    size = path.stat().st_size
+    digest = None
+    if expected.algorithm and expected.digest and (not expected.size or size == expected.size):
+        digest = hash_file(path, expected.algorithm)
+    return judge(expected, path.name, path, size=size, digest=digest)
 
 
 def check_zip(name: str, path: Path) -> None:

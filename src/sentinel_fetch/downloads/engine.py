@@ -1,7 +1,10 @@
 """The batch: many products, a few at a time, every one accounted for.
 
 * Products already verified in the finish folder are skipped without a network request;
-  offline products (``Online: false``) are reported, never attempted.
+  offline products (``Online: false``) are reported, never attempted; a file in the
+  finish folder the job did not put there is never overwritten. What to do with each
+  product is one pure decision (:mod:`~sentinel_fetch.downloads.plan`), the one the dry
+  run shows.
 * ``workers`` products transfer at once (default 4, a free account's limit), and one
   :class:`~sentinel_fetch.downloads.governor.Governor` bounds every request to the
   download host by the same number.
@@ -16,7 +19,7 @@
   left undone.
 
 The caller holds the folder lock (:mod:`~sentinel_fetch.downloads.folderlock`) for the
-whole run; :func:`sentinel_fetch.api.download` takes it.
+whole run; :meth:`sentinel_fetch.client.Client.download` takes it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from typing import Protocol
 
 from sentinel_fetch.auth import TokenManager
 from sentinel_fetch.downloads.governor import Governor, StoppedError
-from sentinel_fetch.downloads.paths import Layout, assign_file_names
+from sentinel_fetch.downloads.paths import Layout
+from sentinel_fetch.downloads.plan import Action, PlannedProduct, is_offline, plan
 from sentinel_fetch.downloads.transfer import Downloadable, TransferContext, download_product
 from sentinel_fetch.errors import (
     AuthError,
@@ -45,10 +49,13 @@ from sentinel_fetch.http import Transport
 from sentinel_fetch.progress import (
     BatchFinished,
     BatchStarted,
+    BytesReceived,
     NullProgress,
     ProductFinished,
     ProductStarted,
+    ProductState,
     ProductStatus,
+    ProductWaiting,
     Progress,
     ProgressEvent,
 )
@@ -60,11 +67,6 @@ __all__ = ["BatchReport", "DownloadEngine", "JobRecorder", "ProductResult", "is_
 log = logging.getLogger("sentinel_fetch.download")
 
 OFFLINE_HINT = "offline (Deferred Available Data): order it in the CDSE Data Workspace, then rerun"
-
-
-class _MaybeOnline(Protocol):
-    @property
-    def online(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -168,15 +170,6 @@ class _Batch:
     file_names: dict[str, str] = field(default_factory=dict)
 
 
-def is_offline(product: object) -> bool:
-    """Whether a product is known to be offline (``online`` is ``False``).
-
-    Unknown (``None``, or no ``online`` at all) means try: the download host answers
-    for an offline product, while skipping one that is online would lose it.
-    """
-    return getattr(product, "online", None) is False
-
-
 def _reason(product: Downloadable, error: Exception) -> str:
     """An error's message without the product name in front (reports show it already)."""
     return redact(str(error)).removeprefix(f"{product.name}: ")
@@ -231,23 +224,14 @@ class DownloadEngine:
                 batch.fatal = error
         self.stop.set()
 
-    def file_names(self, products: Iterable[Downloadable]) -> dict[str, str]:
-        """``product id -> file name`` in the temp and finish folders, for this job.
+    def plan(self, products: Iterable[Downloadable]) -> list[PlannedProduct]:
+        """What this run does with each product (:func:`~sentinel_fetch.downloads.plan.plan`).
 
-        Names recorded by earlier runs are kept; see
+        File names recorded by earlier runs are kept; see
         :func:`~sentinel_fetch.downloads.paths.assign_file_names` for the rest.
         """
         recorded = self.recorder.file_names() if self.recorder is not None else {}
-        return assign_file_names(((p.id, p.file_name) for p in products), recorded)
-
-    def already_finished(self, product: Downloadable, file_name: str) -> Path | None:
-        """The verified file of ``product`` if it is in the finish folder (no network)."""
-        path = self.layout.finished(file_name)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            return None
-        return path if not product.size or size == product.size else None
+        return plan(products, self.layout, recorded)
 
     def run(self, products: Iterable[Downloadable]) -> BatchReport:
         """Download every product; return one result per distinct product (by id).
@@ -258,18 +242,26 @@ class DownloadEngine:
         started = time.monotonic()
         self.layout.prepare()
         queue = self._dedupe(products)
-        batch = _Batch(file_names=self.file_names(queue))
+        logins_before = self.tokens.logins
+        planned = self.plan(queue)
+        batch = _Batch(file_names={item.product.id: item.file_name for item in planned})
         to_fetch: list[Downloadable] = []
-        for product in queue:
+        for item in planned:
+            product = item.product
             batch.order.append(product.id)
-            if is_offline(product):
+            if item.action is Action.OFFLINE:
                 self._finish(batch, ProductResult(product, "offline", error=OFFLINE_HINT))
-                continue
-            path = self.already_finished(product, batch.file_names[product.id])
-            if path is not None:
-                self._finish(batch, ProductResult(product, "skipped", path=path))
-                continue
-            to_fetch.append(product)
+            elif item.action is Action.SKIP:
+                self._finish(batch, ProductResult(product, "skipped", path=item.path))
+            elif item.action is Action.CONFLICT:
+                reason = (
+                    f"the finish folder holds another file named {item.file_name} (not this "
+                    "product's by its checksum, and not from this job): it is left as it "
+                    "is; move it away and rerun"
+                )
+                self._finish(batch, ProductResult(product, "failed", error=reason))
+            else:
+                to_fetch.append(product)
         total_bytes = sum(max(p.size, 0) for p in to_fetch)
         self.progress(BatchStarted(len(queue), total_bytes, len(queue) - len(to_fetch)))
         try:
@@ -290,7 +282,8 @@ class DownloadEngine:
             results,
             time.monotonic() - started,
             interrupted=interrupted,
-            logins=self.tokens.logins,
+            # A Client's token manager outlives a run: count this run's logins only.
+            logins=self.tokens.logins - logins_before,
             peak_connections=self.governor.peak,
         )
         self.progress(
@@ -329,9 +322,18 @@ class DownloadEngine:
             details["verified_by"] = result.verified_by
         if result.attempts:
             details["attempts"] = result.attempts
-        state = {"downloaded": "done", "skipped": "skipped"}.get(result.status, result.status)
-        self._record(batch, result.product, state, bytes_received=result.bytes_received, **details)
-        self.progress(ProductFinished(result.product.name, result.status, result.error or ""))
+        state = ProductState(result.status).remembered_as
+        self._record(
+            batch, result.product, state.value, bytes_received=result.bytes_received, **details
+        )
+        self.progress(
+            ProductFinished(
+                result.product.name,
+                result.status,
+                result.error or "",
+                product_id=result.product.id,
+            )
+        )
 
     def _context(self) -> TransferContext:
         return TransferContext(
@@ -349,11 +351,15 @@ class DownloadEngine:
             return
 
         def progress(event: ProgressEvent) -> None:
-            # "downloading" means bytes are flowing, not waiting for a connection slot.
-            if isinstance(event, ProductStarted):
-                self._record(batch, product, "downloading")
+            # The transfer knows the product by name; bars are kept by id, as two
+            # products may share a name.
+            if isinstance(event, (ProductStarted, BytesReceived, ProductWaiting)):
+                event = replace(event, product_id=product.id)
             self.progress(event)
 
+        # A worker is on it from here: waiting for a connection slot, receiving,
+        # verifying and moving it are all one state of the job.
+        self._record(batch, product, ProductState.DOWNLOADING.value)
         target = _Target(product, batch.file_names[product.id])
         try:
             outcome = download_product(target, replace(context, progress=progress))

@@ -1,8 +1,5 @@
 """``status`` tells a live run from a dead one, and counts the bytes of files in flight."""
 
-# The fixture comes from the CLI tests and is named as a parameter.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import json
@@ -12,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from .test_cli import _ledger_with, cli_env, run  # noqa: F401
+from tests.cli.helpers import ledger_with, run
 
 NAME = "S2A_MSIL2A_20230624T101427_N0509_R051_T33TTN_20230624T120538.SAFE"
 
 
 def _in_flight(save_path: Path, received: int) -> None:
-    _ledger_with(save_path, "downloading")
+    ledger_with(save_path, "downloading")
     (save_path / "Temp").mkdir(parents=True, exist_ok=True)
     (save_path / "Temp" / f"{NAME}.zip.part").write_bytes(b"x" * received)
 

@@ -1,9 +1,6 @@
 """The command line's looks before a download: --dedupe, --min-coverage, --map and the
 quicklooks command, against the emulator."""
 
-# The fixture comes from the CLI tests and is named as a parameter.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import io
@@ -15,8 +12,7 @@ import pytest
 from PIL import Image
 
 from sentinel_fetch.emulator import Emulator
-
-from .test_cli import cli_env, run  # noqa: F401 (the fixture is named as a parameter)
+from tests.cli.helpers import run
 
 DATATAKE = ("-c", "S2", "--name", "S2A_MSIL2A_20200701T091700")
 ALPS = ("-c", "S2", "-t", "L2A", "-s", "2023-07-01", "-e", "2023-07-10", "--area", "10.5,46,12,47")

@@ -1,0 +1,286 @@
+"""``sentinel-fetch download``: sources, reports, exit statuses, stops and full disks.
+
+Some run as real subprocesses where the process boundary matters (Ctrl-C, a full disk).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sentinel_fetch.emulator import Emulator, EntityFault, StatusFault
+from tests.cli.helpers import (
+    FEW_PRODUCTS,
+    assert_one_line_error,
+    damage_ledger,
+    ledger_with,
+    online_few_ids,
+    run,
+    run_unshared,
+    subprocess_env,
+)
+
+
+def test_bad_config_file_and_wrong_password_exit_2(
+    cli_env: Path,
+    cdse: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (cli_env / "sentinel-fetch.toml").write_text("workers = [\n")
+    code, _, err = run(capsys, "config")
+    assert code == 2 and "not valid TOML" in err and len(err.strip().splitlines()) == 1
+    (cli_env / "sentinel-fetch.toml").unlink()
+
+    monkeypatch.setenv("CDSE_PASSWORD", "wrong-password-for-cli")
+    code, _, err = run(capsys, "download", *FEW_PRODUCTS, "--out", "data")
+    lines = [line for line in err.splitlines() if line.startswith("sentinel-fetch: error:")]
+    assert code == 2
+    assert lines and "rejected the username or password" in lines[0]
+    assert "wrong-password-for-cli" not in err
+    assert cdse.stats.failed_logins == {os.environ["CDSE_USERNAME"]: 1}
+
+
+def test_name_not_in_catalogue_is_a_usage_error(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "download", "S2Z_MSIL2A_NOT_A_PRODUCT.SAFE", "--out", "data")
+    assert code == 2 and "not in the catalogue" in err
+
+
+def test_download_from_saved_results_then_status_and_rerun(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "search", *FEW_PRODUCTS, "--output", "chosen.json")
+    assert code == 0, err
+    chosen = json.loads((cli_env / "chosen.json").read_text())
+    names = {product["name"] for product in chosen["products"]}
+
+    code, out, err = run(capsys, "download", "--from", "chosen.json", "--out", "data", "--dry-run")
+    assert code == 0 and out.count("fetch") == len(names)
+    assert cdse.stats.requests("download") == 0
+
+    code, _, err = run(capsys, "download", "--from", "chosen.json", "--out", "data")
+    assert code == 0, err
+    finished = {p.name for p in (cli_env / "data" / "Finish").iterdir()}
+    assert finished == {f"{name}.zip" for name in names}
+
+    code, out, _ = run(capsys, "status", "data", "--json")
+    summary = json.loads(out)
+    assert summary["counts"]["done"] == len(names) and summary["failed"] == []
+
+    downloads = cdse.stats.requests("download")
+    code, _, err = run(capsys, "download", "--from", "chosen.json", "--out", "data")
+    assert code == 0 and f"{len(names)} already done" in err
+    assert cdse.stats.requests("download") == downloads
+
+
+def test_a_failed_product_means_exit_1_and_a_report(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "search", *FEW_PRODUCTS, "--output", "chosen.json")
+    first = json.loads((cli_env / "chosen.json").read_text())["products"][0]
+    cdse.faults.add(
+        StatusFault(
+            product=first["id"],
+            status=403,
+            code="DAT-ZIP-608",
+            message="Access forbidden",
+            times=-1,
+        )
+    )
+    code, _, err = run(capsys, "download", "--from", "chosen.json", "--out", "data")
+    assert code == 1
+    assert "sentinel-fetch-report.csv" in err
+    with (cli_env / "data" / "sentinel-fetch-report.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["name"] == first["name"] and row["status"] == "failed"
+    assert row["attempts"] == "1", "a 403 is permanent: one attempt, no retry storm"
+    assert "DAT-ZIP-608" in row["reason"]
+
+
+def test_an_unreadable_catalogue_entry_is_reported_and_the_rest_goes_on(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = online_few_ids(cdse)
+    assert len(ids) >= 3
+    victim = ids[1]
+    name = cdse.store.get(victim).name
+    cdse.faults.add(EntityFault(product=victim, replace={"ContentLength": "lots"}, times=-1))
+
+    code, out, err = run(capsys, "search", *FEW_PRODUCTS)
+    assert code == 1
+    assert len(out.splitlines()) == len(ids) - 1
+    assert "1 catalogue entry could not be read" in err and name in err
+
+    code, _, err = run(capsys, "download", *FEW_PRODUCTS, "--out", "data")
+    assert code == 1, err
+    assert f"{len(ids) - 1} downloaded" in err
+    with (cli_env / "data" / "sentinel-fetch-report.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["id"], row["name"], row["status"]) == (victim, name, "failed")
+    assert "ContentLength" in row["reason"]
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130_and_resumes(cdse: Emulator, tmp_path: Path) -> None:
+    cdse.config.bandwidth_bytes_per_s = 20_000
+    command = [
+        sys.executable, "-m", "sentinel_fetch", "download", *FEW_PRODUCTS,
+        "--out", str(tmp_path / "data"),
+    ]  # fmt: skip
+    # Small reads, so ~100 kB products leave partial files when interrupted (the
+    # default 1 MiB read would hold them in memory until complete).
+    (tmp_path / "sentinel-fetch.toml").write_text("[limits]\nchunk_size_bytes = 16384\n")
+    process = subprocess.Popen(
+        command, env=subprocess_env(cdse, tmp_path), stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        # A runner started in the background ignores SIGINT, and children inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    assert cdse.stats.wait_for(lambda stats: stats.current_streams() >= 2, timeout_s=30)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert list((tmp_path / "data" / "Temp").glob("*.part")), "partial files kept for resume"
+    cdse.config.bandwidth_bytes_per_s = None
+    assert cdse.stats.wait_for(lambda stats: stats.current_streams() == 0, timeout_s=15)
+    done = subprocess.run(
+        command, env=subprocess_env(cdse, tmp_path), capture_output=True, text=True,
+        timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert cdse.stats.range_requests >= 1
+    audit = subprocess.run(
+        [sys.executable, "-m", "sentinel_fetch", "verify", str(tmp_path / "data")],
+        env=subprocess_env(cdse, tmp_path), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert " 0 bad" in audit.stderr
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+@pytest.mark.parametrize("full", ["data", "ledger"])
+def test_a_full_disk_is_one_clear_error_and_never_a_bad_file(
+    cdse: Emulator, tmp_path: Path, full: str
+) -> None:
+    """A 256 kB tmpfs holds the product folders (or the whole job); the batch is ~5 MB."""
+    small = tmp_path / "small-disk"
+    small.mkdir()
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True
+    )
+    if probe.returncode != 0:
+        pytest.skip("user namespaces are not available here")
+    if full == "data":
+        where = f"--out {tmp_path / 'job'} --temp-dir {small}/Temp --finish-dir {small}/Finish"
+    else:
+        where = f"--out {small}"
+    script = (
+        f"mount -t tmpfs -o size=256k tmpfs {small} && "
+        f"{sys.executable} -m sentinel_fetch download -c S2 --tile 32TPS --start 2023-06-01 "
+        f"--end 2023-09-30 --online {where}; echo EXIT=$?; "
+        f"echo FINISH; ls {small}/Finish; echo SIZES; du -b {small}/Finish/* 2>/dev/null; echo END"
+    )
+    result = run_unshared(script, subprocess_env(cdse, tmp_path))
+    errors = [line for line in result.stderr.splitlines() if line.startswith("sentinel-fetch:")]
+    assert "EXIT=1" in result.stdout, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(errors) == 1 and "disk is full" in errors[0], result.stderr
+    # Whatever reached Finish before the disk filled is complete: the product being
+    # written when it filled stays a .part file and is never moved there.
+    from sentinel_fetch.api import search
+    from sentinel_fetch.catalogue.query import build_query
+    from sentinel_fetch.settings import Settings
+
+    query = build_query(
+        collections="S2", tiles="32TPS", start="2023-06-01", end="2023-09-30", online=True
+    )
+    sizes = {p.file_name: p.size for p in search(query, settings=Settings.from_env(cdse.env()))}
+    listed = result.stdout.split("SIZES", 1)[1].split("END", 1)[0].split()
+    for size, path in zip(listed[::2], listed[1::2], strict=True):
+        assert int(size) == sizes[Path(path).name], path
+    assert len(listed) // 2 < len(sizes)
+
+
+@pytest.mark.parametrize("damage", ['{"id": ', '{"id": 5, "name": []}'], ids=["text", "shape"])
+def test_retry_failed_with_a_damaged_ledger_entry_is_one_line(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    ledger_with(cli_env / "data", "failed")
+    damage_ledger(cli_env / "data", "product", damage)
+
+    code, out, err = run(capsys, "download", "--retry-failed", "--out", "data")
+
+    assert_one_line_error(code, out, err, "damaged")
+    assert cdse.stats.requests() == 0
+
+
+@pytest.fixture
+def other_file_system(tmp_path: Path) -> Iterator[Path]:
+    """An empty folder on another file system than ``tmp_path`` (a tmpfs)."""
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")
+    folder = Path(tempfile.mkdtemp(dir=shm, prefix="sentinel-fetch-test-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_temp_folder_on_another_file_system_is_refused_before_anything_happens(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str], other_file_system: Path
+) -> None:
+    temp = other_file_system / "job" / "Temp"
+
+    code, out, err = run(
+        capsys, "download", *FEW_PRODUCTS, "--out", "data", "--temp-dir", str(temp)
+    )
+
+    assert_one_line_error(code, out, err, "different file systems")
+    assert list(other_file_system.iterdir()) == []
+    assert not (cli_env / "data").exists()
+    assert cdse.stats.requests() == 0, "refused before any search or login"
+
+
+def test_a_utf16_names_list_works_like_a_utf16_url_file(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "search", *FEW_PRODUCTS, "--limit", "2")
+    assert code == 0, err
+    names = [json.loads(line)["name"] for line in out.splitlines()]
+    (cli_env / "names.txt").write_text("\r\n".join(names) + "\r\n", encoding="utf-16")
+
+    code, out, err = run(capsys, "download", "--from", "names.txt", "--out", "data", "--dry-run")
+
+    assert code == 0, err
+    assert sorted(line.split()[1] for line in out.splitlines()) == sorted(names)
+
+
+def test_dry_run_treats_an_unknown_online_state_as_downloadable(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Online: None (the catalogue did not say) is tried by a run, so the dry run says fetch."""
+    code, _, err = run(capsys, "search", *FEW_PRODUCTS, "--limit", "1", "--output", "one.json")
+    assert code == 0, err
+    saved = json.loads((cli_env / "one.json").read_text())
+    saved["products"][0]["online"] = None
+    (cli_env / "one.json").write_text(json.dumps(saved))
+
+    code, out, err = run(capsys, "download", "--from", "one.json", "--out", "data", "--dry-run")
+
+    assert code == 0, err
+    assert out.startswith("fetch "), out
