@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from archive_info import archive_info
+from bands import bands
 from downloads import (
     download_parallel,
     download_single,
@@ -112,6 +113,7 @@ BENCHMARKS = [
     Benchmark("startup", startup, "9"),
     Benchmark("emulator_curl", emulator_curl, "10"),
     Benchmark("archive_info", archive_info, "11"),
+    Benchmark("bands", bands, "12"),
 ]
 #: Names that select the benchmark which measures them.
 ALIASES = {

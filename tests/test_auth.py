@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from sentinel_fetch.auth import Credentials, TokenManager
-from sentinel_fetch.emulator import DEMO_USERNAME, BodyFault, Emulator, StatusFault
+from sentinel_fetch.emulator import DEMO_USERNAME, BodyFault, Emulator, SlowHeadFault, StatusFault
 from sentinel_fetch.errors import (
     AuthError,
     InvalidCredentialsError,
@@ -302,3 +302,15 @@ def test_a_stop_event_ends_a_wait_between_token_requests(
     )
     assert len(outcome) == 1 and isinstance(outcome[0], StoppedError), outcome
     assert cdse.stats.requests("identity", 503) == 1
+
+
+def test_a_login_answer_whose_head_trickles_ends_at_answer_timeout_s(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    """Every byte of the head arrives within the read timeout; the whole never does."""
+    cdse.faults.add(SlowHeadFault(host="identity", interval_s=0.05, times=-1))
+    settings = with_limits(settings, answer_timeout_s=0.5)
+
+    with pytest.raises(AuthError, match="did not arrive within answer_timeout_s") as raised:
+        _patient_tokens(settings, credentials).access_token()
+    assert "\n" not in str(raised.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -176,7 +177,7 @@ def test_the_file_of_each_product_is_recorded(tmp_path: Path) -> None:
         assert {p.id: p.file_name for p in ledger.stored()} == ledger.file_names()
 
 
-@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", "null"])
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", "null", "[" * 100_000 + "]" * 100_000])
 def test_a_damaged_entry_is_a_clear_error(tmp_path: Path, damage: str) -> None:
     with JobLedger.open(tmp_path) as ledger:
         ledger.record(P("a", "A"), "failed", reason="gave up")
@@ -199,3 +200,29 @@ def test_unknown_state_is_a_bug(tmp_path: Path) -> None:
         .fetchone()[0]
         == 0
     )
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("folder_mode", [0o700, 0o500], ids=["writable", "read-only"])
+def test_status_creates_and_changes_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], folder_mode: int
+) -> None:
+    from sentinel_fetch.cli import main
+
+    with JobLedger.open(tmp_path / "job") as ledger:
+        ledger.record(P("a", "A"), "failed", reason="gave up")
+        ledger.record(P("b", "B"), "done")
+    before = _files(tmp_path / "job")
+    os.chmod(tmp_path / "job", folder_mode)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["status", str(tmp_path / "job")])
+        after = _files(tmp_path / "job")
+    finally:
+        os.chmod(tmp_path / "job", 0o700)
+    assert exited.value.code == 0, capsys.readouterr().err
+    assert "2 products" in capsys.readouterr().out
+    assert after == before

@@ -27,7 +27,7 @@ from sentinel_fetch.cli import main
 from sentinel_fetch.downloads.engine import DownloadEngine
 from sentinel_fetch.emulator import DEMO_PASSWORD, DropHandshakeFault, Emulator, RedirectFault
 from sentinel_fetch.errors import ConfigError, ProxyError, ServiceError
-from sentinel_fetch.http import Transport, proxy_for_display
+from sentinel_fetch.http import Transport, proxy_for_display, redirect_target
 from sentinel_fetch.settings import Endpoints, Settings
 from tests.conftest import with_limits
 from tests.emulator.test_server_support import running
@@ -396,3 +396,121 @@ def test_a_wrong_proxy_password_on_a_plain_http_request(
         assert WRONG_PASSWORD not in message
         assert http_proxy.wait_for_refusals(1) == 1
         assert plain.stats.requests() == 0
+
+
+# Locations that one URL parser reads as the configured download host (127.0.0.1) and
+# another as a foreign one ("localhost"), or that carry user info: "{port}" is the
+# download host's port, "{path}" the request's path.
+_AMBIGUOUS_LOCATIONS = {
+    "backslash": "https://localhost:{port}\\@127.0.0.1:{port}{path}",
+    "user info": "https://127.0.0.1:{port}@localhost:{port}{path}",
+    "tab in the host": "https://127.0.0.1:{port}\t@localhost:{port}{path}",
+    "tab in the name": "https://local\thost:{port}{path}",
+    "percent-encoded host": "https://%31%32%37.0.0.1:{port}{path}",
+    "password": "https://user:secret-pass-1@127.0.0.1:{port}{path}",
+}
+
+
+@pytest.mark.parametrize("location", _AMBIGUOUS_LOCATIONS.values(), ids=_AMBIGUOUS_LOCATIONS)
+def test_an_ambiguous_redirect_is_refused_and_the_token_stays_home(
+    location: str, cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    transport = Transport(settings)
+    (product, _) = _two_products(settings, transport)
+    port = str(urlsplit(cdse.download_url).port)
+    cdse.faults.add(RedirectFault(product=product.id, location=location.replace("{port}", port)))
+    tokens = TokenManager(transport, settings.endpoints, credentials)
+    with pytest.raises(ServiceError) as info:
+        transport.request(
+            "GET", settings.endpoints.product_url(product.id), bearer=tokens.access_token
+        )
+    message = str(info.value)
+    assert message.startswith("refusing a redirect to ") and "\n" not in message
+    assert "secret-pass-1" not in message
+    assert not info.value.transient
+    # One request reached the emulator's download port: the one that was redirected.
+    (only,) = cdse.stats.events("download", lambda e: e.product_id == product.id)
+    assert only.status == 302
+
+
+@pytest.mark.parametrize(
+    "location", ["//127.0.0.1:{port}{path}", "HTTPS://127.0.0.1:0{port}{path}", " {path} "]
+)
+def test_spellings_every_parser_reads_alike_keep_the_token(
+    location: str, cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    """Scheme-relative, upper-case, a leading zero in the port, a relative path."""
+    transport = Transport(settings)
+    (product, _) = _two_products(settings, transport)
+    port = str(urlsplit(cdse.download_url).port)
+    cdse.faults.add(RedirectFault(product=product.id, location=location.replace("{port}", port)))
+    tokens = TokenManager(transport, settings.endpoints, credentials)
+    response = transport.request(
+        "GET", settings.endpoints.product_url(product.id), bearer=tokens.access_token
+    )
+    assert response.status_code == 200
+    hops = cdse.stats.events("download", lambda e: e.product_id == product.id)
+    assert [(e.status, e.authorization) for e in hops] == [(302, True), (200, True)]
+
+
+_BAD_ENVIRONMENT_PROXIES = ["http://[::1", "socks9://x", ":::", "http://h:99999", "http://:8080"]
+
+
+@pytest.mark.parametrize("bad", _BAD_ENVIRONMENT_PROXIES)
+def test_a_malformed_proxy_variable_is_one_proxy_error(settings: Settings, bad: str) -> None:
+    transport = Transport(settings, environ={"HTTPS_PROXY": bad})
+    with pytest.raises(ProxyError, match="proxy environment variable") as raised:
+        transport.request("GET", settings.endpoints.catalogue + "/Products?$top=0")
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("bad", _BAD_ENVIRONMENT_PROXIES)
+def test_a_malformed_proxy_variable_is_exit_2_in_the_cli(
+    cli: Callable[..., tuple[int, str]], monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"{bad}")
+    code, err = cli("search", *FEW, "--count")
+    assert code == 2, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("sentinel-fetch: error:") and "HTTPS_PROXY" in line
+
+
+def test_a_proxy_variable_without_a_scheme_is_still_an_http_proxy(
+    settings: Settings, http_proxy: ProxyServer
+) -> None:
+    address = http_proxy.url.split("://", 1)[1]
+    transport = Transport(settings, environ={"HTTPS_PROXY": address})
+    assert transport.proxies_for(settings.endpoints.catalogue) == {"https": address}
+
+
+_HOP = "https://127.0.0.1:5000/odata/v1/Products(x)/$value"
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://\uff4cocalhost:5000/p",  # a full-width letter that IDNA maps to "l"
+        "https://b\u00fccher.example/p",  # IDNA turns it into xn--bcher-kva.example
+        "https://127.0.0.1:5000/p\x00",
+        "https://127.0.0.1:5000/a b",
+        "https://user@127.0.0.1:5000/p",
+    ],
+)
+def test_redirect_targets_read_differently_or_with_user_info_are_refused(location: str) -> None:
+    with pytest.raises(ServiceError, match="refusing a redirect to") as raised:
+        redirect_target(_HOP, location)
+    assert not raised.value.transient and "\x00" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("location", "requested"),
+    [
+        ("HTTPS://127.0.0.1:5000/p", "https://127.0.0.1:5000/p"),
+        ("/odata/v1/Products(y)/$value", "https://127.0.0.1:5000/odata/v1/Products(y)/$value"),
+        ("https://127.0.0.1:5000/\u00fc", "https://127.0.0.1:5000/%C3%BC"),
+    ],
+)
+def test_a_redirect_is_followed_to_the_url_as_it_is_requested(
+    location: str, requested: str
+) -> None:
+    assert redirect_target(_HOP, location) == requested

@@ -11,6 +11,7 @@ mask is there), so it cannot pass because nothing was quoted.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import traceback
@@ -19,9 +20,10 @@ from pathlib import Path
 import pytest
 
 import sentinel_fetch as sf
-from sentinel_fetch.auth import Credentials
+from sentinel_fetch.auth import Credentials, TokenManager
 from sentinel_fetch.emulator import DEMO_PASSWORD, DEMO_USERNAME, Emulator, StatusFault
 from sentinel_fetch.errors import AuthError
+from sentinel_fetch.http import Transport
 from sentinel_fetch.ledger import LEDGER_FILE_NAME
 from sentinel_fetch.settings import Settings
 from tests.cli.conftest import cli_env as cli_env  # the fixture, shared with the CLI tests
@@ -196,3 +198,29 @@ def test_a_refused_token_quoted_in_the_error_that_stops_a_batch_is_masked(
     assert "Bearer ***" in str(raised.value)
     for text in (str(raised.value), repr(raised.value), shown):
         assert TOKEN_MARK not in text
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "first-Line1\nsecond-Line2",
+        "with  Two-Spaces1\tand-a-Tab2",
+        "long-Word1  " * 40 + "long-End2",
+    ],
+    ids=["newline", "spaces", "longer-than-the-cut"],
+)
+def test_a_password_with_whitespace_is_masked_whole_when_echoed(
+    cdse: Emulator, settings: Settings, password: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Masked before whitespace is folded and the message cut, not after."""
+    caplog.set_level(logging.DEBUG)
+    cdse.faults.add(
+        StatusFault(host="identity", status=400, code="invalid_request", echo="password")
+    )
+    tokens = TokenManager(Transport(settings), settings.endpoints, Credentials("u", password))
+    with pytest.raises(AuthError) as raised:
+        tokens.access_token()
+    message = str(raised.value)
+    assert "password=***" in message and "\n" not in message
+    for piece in {word for word in password.split() if len(word) >= 6}:
+        assert piece not in message and piece not in caplog.text, piece

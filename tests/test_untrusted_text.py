@@ -23,6 +23,7 @@ from sentinel_fetch.api import search
 from sentinel_fetch.catalogue.query import build_query
 from sentinel_fetch.emulator import Emulator, RewriteFault, StatusFault
 from sentinel_fetch.settings import Settings
+from sentinel_fetch.text import for_display, printable
 from tests.cli.conftest import cli_env as cli_env  # the fixture, shared with the CLI tests
 from tests.cli.helpers import run, subprocess_env
 
@@ -163,3 +164,9 @@ def test_progress_bars_and_failures_on_a_terminal(cdse: Emulator, tmp_path: Path
     assert code == 1, screen
     assert "failed" in screen and "DAT-ZIP-608" in screen
     _assert_no_sequence_of_the_name(screen)
+
+
+def test_a_lone_surrogate_is_shown_as_its_escape() -> None:
+    shown = printable("S2B_\ud800_name\udfff")
+    assert shown == "S2B_\\ud800_name\\udfff"
+    assert for_display("x\udc80").encode("utf-8") == b"x\\udc80"

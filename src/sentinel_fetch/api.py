@@ -101,12 +101,16 @@ def download(
     credentials: Credentials | None = None,
     progress: Progress | None = None,
     ledger: bool = True,
+    bands: str | Iterable[str] | None = None,
+    files: str | Iterable[str] | None = None,
+    preset: str | None = None,
 ) -> BatchReport:
     """Download products into ``<save_path>/Finish`` with a Client of its own.
 
     See :meth:`Client.download <sentinel_fetch.client.Client.download>` for the
     arguments, the result and the errors; ``credentials`` defaults to the environment,
-    ``~/.netrc`` or the keyring. Each call logs in once.
+    ``~/.netrc`` or the keyring. Each call logs in once. ``bands``, ``files`` and
+    ``preset`` fetch only those files of each product (see :meth:`Client.download`).
     """
     if credentials is not None and not isinstance(credentials, Credentials):
         raise InputError(
@@ -114,5 +118,12 @@ def download(
         )
     with Client(settings, credentials) as client:
         return client.download(
-            products, save_path=save_path, workers=workers, progress=progress, ledger=ledger
+            products,
+            save_path=save_path,
+            workers=workers,
+            progress=progress,
+            ledger=ledger,
+            bands=bands,
+            files=files,
+            preset=preset,
         )

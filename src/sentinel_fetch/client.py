@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, AuditReport
     from sentinel_fetch.downloads.engine import BatchReport, ProductResult
     from sentinel_fetch.downloads.plan import Action, PlannedProduct, is_offline
+    from sentinel_fetch.downloads.selection import PRESETS, Selection
     from sentinel_fetch.downloads.transfer import Downloadable
     from sentinel_fetch.footprint_map import check_map_path, write_map
     from sentinel_fetch.http import Transport
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CORRUPT_FOLDER",
+    "PRESETS",
     "SORT_ORDERS",
     "Action",
     "AuditReport",
@@ -95,6 +97,7 @@ __all__ = [
     "ProductSelection",
     "Query",
     "Quicklook",
+    "Selection",
     "Triage",
     "TriageOutcome",
     "check_map_path",
@@ -112,6 +115,8 @@ __all__ = [
 #: What this module hands on from the library, loaded when first asked for.
 _LAZY = {
     "CORRUPT_FOLDER": "sentinel_fetch.downloads.audit",
+    "PRESETS": "sentinel_fetch.downloads.selection",
+    "Selection": "sentinel_fetch.downloads.selection",
     "Action": "sentinel_fetch.downloads.plan",
     "AuditReport": "sentinel_fetch.downloads.audit",
     "BatchReport": "sentinel_fetch.downloads.engine",
@@ -741,6 +746,9 @@ class Client:
         workers: int | None = None,
         progress: Progress | None = None,
         ledger: bool = True,
+        bands: str | Iterable[str] | None = None,
+        files: str | Iterable[str] | None = None,
+        preset: str | None = None,
     ) -> BatchReport:
         """Download products into ``<save_path>/Finish``, verified; resume what is partial.
 
@@ -757,6 +765,16 @@ class Client:
             ledger: keep the job ledger in the save folder (sync semantics, ``status``,
                 and the record of which file is which product's; without it, products
                 are told apart by the batch alone).
+            bands: fetch only these bands (``"B04,B08,SCL"``, ``["B04_20m"]``, ``"VV"``):
+                a name takes the finest resolution the product has.
+            files: fetch only the files whose path inside the SAFE matches these patterns.
+            preset: a named set of bands and files
+                (:data:`~sentinel_fetch.downloads.selection.PRESETS`). With any of the
+                three, each product becomes its chosen files, listed by STAC in batches
+                (the Nodes listing where STAC lacks it), in
+                ``<finish>/<name>.SAFE/<path inside the SAFE>``, each verified. Without
+                them, Sentinel-1 RAW/GRD/SLC products the catalogue still offers in their
+                native compressed form (``$zip``) are fetched so, verified against it.
 
         Returns:
             One result per distinct product; ``report.ok`` when all are verified.
@@ -769,9 +787,14 @@ class Client:
             AuthError: the account cannot log in or cannot download.
         """
         from sentinel_fetch.downloads.engine import DownloadEngine, JobRecorder
+        from sentinel_fetch.downloads.files import plan_files
+        from sentinel_fetch.downloads.native import native_archives, with_native
+        from sentinel_fetch.downloads.plan import is_offline
+        from sentinel_fetch.downloads.selection import Selection
 
         self._check_open()
         wanted = checked_products(products)
+        chosen = Selection.build(bands=bands, files=files, preset=preset)
         if progress is not None and not callable(progress):
             raise InputError(f"progress must be callable, got {type(progress).__name__}")
         settings = self._job_settings(save_path, workers)
@@ -785,7 +808,24 @@ class Client:
                     progress=progress,
                     recorder=recorder,
                 )
-                return engine.run(wanted)
+                online = [p for p in wanted if not is_offline(p)]
+                plans = None
+                if chosen is None:
+                    # Sentinel-1 in its first month: the native archive is about half the bytes.
+                    natives = native_archives(
+                        online, settings=settings, transport=self._transport, stop=engine.stop
+                    )
+                    wanted = with_native(wanted, natives)
+                else:
+                    plans = plan_files(
+                        online,
+                        chosen,
+                        settings=settings,
+                        transport=self._transport,
+                        tokens=self._tokens,
+                        stop=engine.stop,
+                    )
+                return engine.run(wanted, plans)
             finally:
                 if isinstance(recorder, JobLedger):
                     recorder.close()
@@ -913,7 +953,13 @@ class Client:
             InputError: there is no finish folder.
             FolderInUseError: a download runs in the folder (a file it writes is never moved).
         """
-        from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, audit_finished
+        from sentinel_fetch.downloads.audit import (
+            CORRUPT_FOLDER,
+            AuditReport,
+            audit_finished,
+            audit_product_files,
+        )
+        from sentinel_fetch.downloads.files import safe_folder
 
         self._check_open()
         settings = self._job_settings(save_path)
@@ -926,10 +972,17 @@ class Client:
         with FolderLock.acquire(held):
             has_ledger = (folder / LEDGER_FILE_NAME).exists()
             known: list[StoredProduct] = []
+            file_rows: list[dict[str, Any]] = []
             if has_ledger:
                 with JobLedger.open(folder, read_only=True) as ledger:
                     known = ledger.stored()
+                    file_rows = ledger.files()
             report = audit_finished(finish, folder / CORRUPT_FOLDER, known, self._lookup)
+            if file_rows:
+                # Bands and other single files, each against what the ledger recorded.
+                folders = {stored.id: safe_folder(stored.file_name) for stored in known}
+                single = audit_product_files(finish, folder / CORRUPT_FOLDER, folders, file_rows)
+                report = AuditReport(report.verdicts + single.verdicts)
             by_id = {stored.id: stored for stored in known}
             bad = [
                 by_id[v.product_id]
@@ -943,6 +996,22 @@ class Client:
                     for stored in bad:
                         ledger.record(stored, ProductState.FAILED.value, reason=reason)
         return report
+
+    def write_item_collection(
+        self, products: Iterable[Product], path: str | Path
+    ) -> tuple[Path, int]:
+        """Save products as a STAC ItemCollection (their CDSE STAC items, in batches).
+
+        Returns the path and how many items came from the STAC catalogue itself (the
+        others are built from their OData entries); see
+        :func:`~sentinel_fetch.catalogue.stac_export.write_item_collection`.
+        """
+        from sentinel_fetch.catalogue.stac_export import write_item_collection
+
+        self._check_open()
+        return write_item_collection(
+            products, path, settings=self.settings, transport=self._transport
+        )
 
     def _lookup(self, names: list[str]) -> list[Product]:
         """Catalogue entries for file names the ledger does not know."""

@@ -61,6 +61,9 @@ _OPTIONS = {
     "limits.workers": "--workers",
     "proxy": "--proxy",
     "ca_bundle": "--ca-bundle",
+    "download.bands": "--bands",
+    "download.files": "--files",
+    "download.preset": "--preset",
 }
 _TOP_LEVEL = {"save_path", "temp_dir", "finish_dir", "proxy", "ca_bundle"}
 #: Older spellings kept working, merged into their one name before layers are merged:
@@ -86,9 +89,11 @@ def _flatten(document: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Validate a TOML document and flatten it to ``section.key`` names."""
     flat: dict[str, Any] = {}
     sections = {
-        "endpoints": {"identity", "catalogue", "download"},
+        "endpoints": {"identity", "catalogue", "download", "stac"},
         "account": _ACCOUNT,
         "limits": _LIMIT_NAMES,
+        # What download fetches of each product (bands, path patterns, a preset).
+        "download": {"bands", "files", "preset"},
     }
     for key, value in document.items():
         if key in ALIASES:

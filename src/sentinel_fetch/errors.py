@@ -24,7 +24,8 @@ stays hidden wherever the error is printed, logged or stored.
     │   ├── ResultFileError            a saved search result that cannot be read
     │   ├── LedgerFileError            no job ledger there, or a file that is not one
     │   ├── ProductNotFoundError       names or ids asked for that the catalogue does not hold
-    │   └── FolderInUseError           another run holds the save folder (pid, host, since)
+    │   ├── FolderInUseError           another run holds the save folder (pid, host, since)
+    │   └── SelectionError             a band, file pattern or preset that cannot be used
     ├── AuthError                      the identity server refused us
     │   ├── CredentialsMissingError    exit 2: no username/password from any source
     │   ├── InvalidCredentialsError    exit 2: 401 invalid_grant (wrong password or TOTP)
@@ -32,7 +33,8 @@ stays hidden wherever the error is printed, logged or stored.
     ├── ServiceError                   an HTTP error from a CDSE host (status, CDSE code)
     │   ├── CatalogueError             the OData catalogue
     │   │   └── UnreadableEntryError   one entry is not a usable product (that one fails)
-    │   └── DownloadServiceError       the download host (DAT-ZIP-* codes)
+    │   ├── DownloadServiceError       the download host (DAT-ZIP-* codes)
+    │   └── StacError                  the STAC catalogue (file lists of products)
     ├── TransferError                  one product could not be fetched and verified
     │   ├── IntegrityError             size, checksum or zip test failed
     │   ├── ProductOfflineError        Online=false: order it in the Data Workspace
@@ -72,9 +74,11 @@ __all__ = [
     "QueryError",
     "ResultFileError",
     "SearchIncompleteError",
+    "SelectionError",
     "SentinelFetchError",
     "ServiceError",
     "SessionLimitError",
+    "StacError",
     "StoppedError",
     "StorageError",
     "TransferError",
@@ -199,6 +203,10 @@ class FolderInUseError(InputError):
         self.host = host
 
 
+class SelectionError(InputError):
+    """A band name, file pattern or preset that cannot select files (``--bands B99``)."""
+
+
 class AuthError(SentinelFetchError):
     """The identity server refused to give us a token."""
 
@@ -278,6 +286,10 @@ class UnreadableEntryError(CatalogueError):
 
 class DownloadServiceError(ServiceError):
     """An error answer from the download host (``DAT-ZIP-*`` codes)."""
+
+
+class StacError(ServiceError):
+    """The STAC catalogue could not list a product's files (after retries)."""
 
 
 class TransferError(SentinelFetchError):

@@ -36,6 +36,7 @@ from sentinel_fetch.downloads.paths import make_folder
 from sentinel_fetch.errors import LedgerFileError, StorageError
 from sentinel_fetch.progress import LEDGER_STATES, ProductState
 from sentinel_fetch.redact import redact
+from sentinel_fetch.untrusted import parse_json
 
 __all__ = [
     "LEDGER_FILE_NAME",
@@ -77,8 +78,26 @@ CREATE TABLE IF NOT EXISTS events (
     detail     TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+{files}
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');
 """
+# Single files of products (bands...): one row per file, added to older ledgers on use.
+_FILES = """
+CREATE TABLE IF NOT EXISTS files (
+    product_id     TEXT NOT NULL,
+    path           TEXT NOT NULL,
+    size           INTEGER,
+    checksum       TEXT,
+    state          TEXT NOT NULL,
+    reason         TEXT,
+    bytes_received INTEGER NOT NULL DEFAULT 0,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    verified_by    TEXT,
+    updated        TEXT NOT NULL,
+    PRIMARY KEY (product_id, path)
+);
+"""
+_SCHEMA = _SCHEMA.replace("{files}", _FILES)
 # In one transaction, so that a kill -9 while creating leaves either nothing or a whole
 # ledger (a file with tables but no schema row would look like another program's).
 _CREATE = "BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;"
@@ -253,7 +272,13 @@ class JobLedger:
 
     @staticmethod
     def _connect_read_only(path: Path) -> sqlite3.Connection:
-        uri = f"{path.resolve().as_uri()}?mode=ro"
+        # A reader of a WAL database creates its -wal and -shm side files when they are
+        # missing, and leaves them. They are missing when no run has the ledger open (the
+        # last one to close removes them): then nothing but the file itself holds data,
+        # and "immutable" reads it without creating anything. While a run writes, they
+        # exist and are read as SQLite reads them (the run's latest changes are there).
+        immutable = not Path(f"{path}-wal").exists()
+        uri = f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
         with _reading_errors(path):
             connection = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
         try:
@@ -364,6 +389,62 @@ class JobLedger:
             )
             db.commit()
 
+    def record_file(self, product: Any, planned: Any, state: str, **details: object) -> None:
+        """Record that one file of ``product`` (a planned file: ``path``, ``size``,
+        ``checksum``) entered ``state`` (``downloading``, ``done``, ``failed``).
+
+        Details understood: ``reason``, ``verified_by``, ``bytes_received``, ``attempts``.
+        """
+        if state not in STATES:
+            raise ValueError(f"unknown ledger state {state!r}")
+        reason = redact(str(details["reason"])) if details.get("reason") else None
+        checksum = getattr(planned, "checksum", None)
+        described = f"{checksum.algorithm}:{checksum.digest}" if checksum is not None else None
+        received = int(details.get("bytes_received", 0) or 0)  # type: ignore[call-overload]
+        attempts = int(details.get("attempts", 0) or 0)  # type: ignore[call-overload]
+        with self._lock, _storage_errors(self.path):
+            db = self._db
+            db.execute(_FILES)
+            db.execute(
+                "INSERT INTO files(product_id, path, size, checksum, state, reason,"
+                " bytes_received, attempts, verified_by, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(product_id, path) DO UPDATE SET size = excluded.size,"
+                " checksum = excluded.checksum, state = excluded.state,"
+                " reason = excluded.reason,"
+                " bytes_received = files.bytes_received + excluded.bytes_received,"
+                " attempts = files.attempts + excluded.attempts,"
+                " verified_by = COALESCE(excluded.verified_by, files.verified_by),"
+                " updated = excluded.updated",
+                (
+                    product.id,
+                    planned.path,
+                    planned.size,
+                    described,
+                    state,
+                    reason,
+                    received,
+                    attempts,
+                    details.get("verified_by"),
+                    _now(),
+                ),
+            )
+            db.commit()
+
+    def files(self, product_id: str | None = None) -> list[dict[str, Any]]:
+        """Rows of the per-file table (all products, or one), oldest first."""
+        with _reading_errors(self.path):
+            db = self._db
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "files" not in tables:
+                return []
+            cursor = db.execute(
+                "SELECT * FROM files WHERE ? IS NULL OR product_id = ? ORDER BY rowid",
+                (product_id, product_id),
+            )
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
     # -- reading (status, verify, retry-failed) ------------------------------------------
 
     def summary(self) -> LedgerSummary:
@@ -454,7 +535,8 @@ class JobLedger:
 
     def _json(self, row: Mapping[str, Any], column: str) -> Any:
         try:
-            return json.loads(row[column])
+            # Deep nesting here is damage too, not a RecursionError.
+            return parse_json(row[column])
         except (TypeError, ValueError):
             raise self._damaged(row, column) from None
 

@@ -28,11 +28,13 @@ __all__ = [
     "CDSE_CATALOGUE_URL",
     "CDSE_DOWNLOAD_URL",
     "CDSE_IDENTITY_URL",
+    "CDSE_STAC_URL",
     "ENVIRONMENT",
     "ENV_CATALOGUE_URL",
     "ENV_CA_BUNDLE",
     "ENV_DOWNLOAD_URL",
     "ENV_IDENTITY_URL",
+    "ENV_STAC_URL",
     "MAX_WORKERS",
     "PROXY_SCHEMES",
     "Endpoints",
@@ -49,11 +51,14 @@ CDSE_CATALOGUE_URL = "https://catalogue.dataspace.copernicus.eu/odata/v1"
 CDSE_DOWNLOAD_URL = "https://download.dataspace.copernicus.eu/odata/v1"
 # Older scripts and the 2023 redirect target; the same service under its former name.
 CDSE_ZIPPER_URL = "https://zipper.dataspace.copernicus.eu/odata/v1"
+#: The STAC catalogue (cdse-api.md §9): per-file sizes, checksums and paths of a product.
+CDSE_STAC_URL = "https://stac.dataspace.copernicus.eu/v1"
 
 ENV_IDENTITY_URL = "SENTINEL_FETCH_IDENTITY_URL"
 ENV_CATALOGUE_URL = "SENTINEL_FETCH_CATALOGUE_URL"
 ENV_DOWNLOAD_URL = "SENTINEL_FETCH_DOWNLOAD_URL"
 ENV_CA_BUNDLE = "SENTINEL_FETCH_CA_BUNDLE"
+ENV_STAC_URL = "SENTINEL_FETCH_STAC_URL"
 
 #: Every environment variable sentinel-fetch reads for a setting, by the setting's name
 #: as config files spell it (``section.key``). The command line (through
@@ -63,6 +68,7 @@ ENVIRONMENT: dict[str, str] = {
     "endpoints.identity": ENV_IDENTITY_URL,
     "endpoints.catalogue": ENV_CATALOGUE_URL,
     "endpoints.download": ENV_DOWNLOAD_URL,
+    "endpoints.stac": ENV_STAC_URL,
     "ca_bundle": ENV_CA_BUNDLE,
     "save_path": "SENTINEL_FETCH_SAVE_PATH",
     "temp_dir": "SENTINEL_FETCH_TEMP_DIR",
@@ -223,6 +229,7 @@ _LIMIT_RANGES: dict[str, _Range] = {
     "chunk_size_bytes": _Range(int, 4096, 64 << 20),
     "connect_timeout_s": _Range(float, 0, _HOUR_S, above=True),
     "read_timeout_s": _Range(float, 0, _HOUR_S, above=True),
+    "answer_timeout_s": _Range(float, 0, 24 * _HOUR_S, above=True),
     "max_attempts": _Range(int, 1, 100),
     "max_total_attempts": _Range(int, 1, 1000),
     # At least one whole copy of the product must fit in its budget.
@@ -277,14 +284,17 @@ class Endpoints:
         catalogue: OData catalogue base (``.../odata/v1``).
         download: OData download base (``.../odata/v1``); the only host product bytes
             are requested from.
+        stac: STAC API base (``.../v1``), where the files of a product are listed with
+            their sizes and checksums; it never receives the token.
     """
 
     identity: str = CDSE_IDENTITY_URL
     catalogue: str = CDSE_CATALOGUE_URL
     download: str = CDSE_DOWNLOAD_URL
+    stac: str = CDSE_STAC_URL
 
     def __post_init__(self) -> None:
-        for name in ("identity", "catalogue", "download"):
+        for name in ("identity", "catalogue", "download", "stac"):
             object.__setattr__(self, name, _check_base_url(name, getattr(self, name)))
 
     @property
@@ -337,6 +347,7 @@ class Endpoints:
             identity=env.get(ENV_IDENTITY_URL) or CDSE_IDENTITY_URL,
             catalogue=env.get(ENV_CATALOGUE_URL) or CDSE_CATALOGUE_URL,
             download=env.get(ENV_DOWNLOAD_URL) or CDSE_DOWNLOAD_URL,
+            stac=env.get(ENV_STAC_URL) or CDSE_STAC_URL,
         )
 
 
@@ -355,6 +366,10 @@ class Limits:
     connect_timeout_s: float = 30.0
     #: Longest silence tolerated from a server mid-stream before the attempt is abandoned.
     read_timeout_s: float = 120.0
+    #: Longest time a whole answer that is not a download (a catalogue page, a token) may
+    #: take, redirects and body included: a server trickling its headers or JSON a byte
+    #: at a time never trips ``read_timeout_s``, which covers one read.
+    answer_timeout_s: float = 300.0
     #: A transfer that receives fewer than this many bytes per second over a whole
     #: ``min_rate_window_s`` is abandoned and resumed (a body trickling a byte at a time
     #: never trips ``read_timeout_s``, which covers one read); 0 turns the check off.
@@ -506,13 +521,14 @@ def settings_from_values(values: Mapping[str, object], *, text: Collection[str] 
     """
     keys = {
         **{name: f"limits.{name}" for name in _LIMIT_FIELDS},
-        **{name: f"endpoints.{name}" for name in ("identity", "catalogue", "download")},
+        **{name: f"endpoints.{name}" for name in ("identity", "catalogue", "download", "stac")},
     }
     try:
         endpoints = Endpoints(
             identity=values.get("endpoints.identity", CDSE_IDENTITY_URL),  # type: ignore[arg-type]
             catalogue=values.get("endpoints.catalogue", CDSE_CATALOGUE_URL),  # type: ignore[arg-type]
             download=values.get("endpoints.download", CDSE_DOWNLOAD_URL),  # type: ignore[arg-type]
+            stac=values.get("endpoints.stac", CDSE_STAC_URL),  # type: ignore[arg-type]
         )
         limit_values: dict[str, object] = {}
         for name in _LIMIT_FIELDS:

@@ -24,7 +24,7 @@ from pathlib import Path
 from sentinel_fetch.errors import InputError
 from sentinel_fetch.redact import redact
 
-__all__ = ["for_display", "printable", "read_text_file", "spreadsheet_cell"]
+__all__ = ["for_display", "one_line", "printable", "read_text_file", "spreadsheet_cell"]
 
 # Characters a terminal or an editor acts on, besides the C0/C1 controls (category Cc):
 # bidirectional overrides and isolates reorder what is shown ("Trojan Source"), and the
@@ -43,6 +43,8 @@ def printable(text: str) -> str:
         'S2A_MSIL2A\\\\x1b[2J.SAFE'
         >>> printable("naïve 中文 text")
         'naïve 中文 text'
+        >>> printable("name\\udc80")
+        'name\\\\udc80'
     """
     if text.isprintable():
         return text
@@ -50,10 +52,26 @@ def printable(text: str) -> str:
 
 
 def _escaped(char: str) -> str:
-    if char in _INVISIBLE or char in _BREAKS or unicodedata.category(char) == "Cc":
+    # Cs: a lone surrogate, which no terminal encoding can write.
+    if char in _INVISIBLE or char in _BREAKS or unicodedata.category(char) in ("Cc", "Cs"):
         code = ord(char)
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
     return char
+
+
+def one_line(text: str, max_chars: int | None = None) -> str:
+    """Text on one line, at most ``max_chars`` long, secrets masked.
+
+    The order matters: secrets are masked first, on the text as received, because a
+    password with a newline or two spaces no longer matches once whitespace is folded,
+    and one cut at the limit no longer matches at all.
+
+    Example:
+        >>> one_line("HTTP 400:  bad\\n  request", 12)
+        'HTTP 400: ba'
+    """
+    folded = " ".join(redact(text).split())
+    return folded if max_chars is None else folded[:max_chars]
 
 
 def for_display(text: str) -> str:

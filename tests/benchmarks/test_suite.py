@@ -9,6 +9,7 @@ a second, and it still goes through the runner, the table and both result files.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,20 @@ def test_quick_startup_run_writes_both_result_files(tmp_path: Path) -> None:
     assert [row["benchmark"] for row in results["rows"]] == ["startup"]
     assert results["rows"][0]["baseline"] == "python -c pass"
     assert "| # | benchmark |" in (tmp_path / "latest.md").read_text()
+
+
+def test_quick_bands_run_prints_both_ratios_and_verifies_every_file(tmp_path: Path) -> None:
+    # The emulator's catalogue takes ~40 s to build in a new folder: reuse the tests' one.
+    data = os.environ.get("SENTINEL_FETCH_EMULATOR_DIR") or str(tmp_path / "data")
+    command = [sys.executable, str(BENCHMARKS / "bands.py"), "--scale", "0.002"]
+    command += ["--products", "4", "--rounds", "1", "--data-dir", data]
+    command += ["--json", str(tmp_path / "bands.json")]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    # Ratios at this scale are overhead, not bandwidth: the targets are judged at full scale.
+    assert finished.returncode in (0, 1), finished.stdout + finished.stderr
+    assert "bytes ratio (bands / whole)" in finished.stdout
+    assert "time ratio  (bands / whole)" in finished.stdout
+    assert "every file verified: True" in finished.stdout
+    result = json.loads((tmp_path / "bands.json").read_text())
+    assert result["verified"] and 0 < result["bytes_ratios"][0] < 0.5
+    assert [run["files"] for run in result["runs"]["bands"]] == [12]

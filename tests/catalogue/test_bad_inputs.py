@@ -397,6 +397,12 @@ CASES: list[tuple[str, Callable[[], object], type[SentinelFetchError], str]] = [
         "unclosed ring in the GeoJSON text",
     ),
     (
+        "geojson nested 100,000 deep",
+        area('{"type": "Polygon", "coordinates": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+        AreaError,
+        "the GeoJSON text is JSON nested deeper than 64 levels",
+    ),
+    (
         "geojson syntax",
         area('{"type": "Polygon", "coordinates": [[[0, 0]'),
         AreaError,
@@ -602,3 +608,10 @@ def test_python_users_give_areas_as_they_have_them(value: object, tmp_path: Path
     query = build_query(area=value)
     assert query.area is not None
     assert shapely.from_wkt(query.area).equals(shapely.box(11, 46, 12, 47))
+
+
+def test_a_geojson_area_file_nested_too_deep_is_one_area_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.geojson"
+    path.write_text('{"type": "Feature", "geometry": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(AreaError, match=r"deep\.geojson is JSON nested deeper than 64 levels"):
+        load_area(str(path))

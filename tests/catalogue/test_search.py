@@ -18,7 +18,14 @@ import pytest
 from sentinel_fetch.api import search
 from sentinel_fetch.catalogue.query import build_query
 from sentinel_fetch.catalogue.search import Search
-from sentinel_fetch.emulator import BodyFault, Emulator, EntityFault, StatusFault
+from sentinel_fetch.emulator import (
+    BodyFault,
+    Emulator,
+    EntityFault,
+    SlowHeadFault,
+    StatusFault,
+    TrickleFault,
+)
 from sentinel_fetch.errors import (
     CatalogueError,
     QueryError,
@@ -304,6 +311,12 @@ REQUEST_ID = "5f0c1e9a-3b7d-4c2e-9a41-0d6b8e2f7c13"
             ["$top", "less than or equal to 1000", "$skip", "a valid integer"],
         ),
         ({"detail": "Invalid $filter: unexpected 'eq' at 14"}, ["Invalid $filter"]),
+        # OData's own error object, with and without a code.
+        (
+            {"error": {"code": "InvalidFilter", "message": "Unknown property 'Nmae'"}},
+            ["InvalidFilter", "Unknown property 'Nmae'"],
+        ),
+        ({"error": {"message": "The request is invalid."}}, ["The request is invalid."]),
     ],
 )
 @pytest.mark.parametrize("status", [400, 404])
@@ -344,6 +357,9 @@ def _july_32tps_ids(cdse: Emulator) -> list[str]:
         ({"Name": " . . "}, "Name"),
         ({"Name": "x" * 5000}, "Name"),
         ({"Name": "S2A_MSIL2A\x00.SAFE"}, "Name"),
+        ({"Name": "S2A_MSIL2A_\ud800.SAFE"}, "Name"),
+        ({"S3Path": "/eodata/\udfff"}, "S3Path"),
+        ({"Attributes": [{"Name": "x\udbff", "Value": 1, "ValueType": "Integer"}]}, "Attributes"),
         ({"Checksum": "5d41402abc4b2a76b9719d911017c592"}, "Checksum"),
         ({"Checksum": [{"Algorithm": "MD5", "Value": 12}]}, "Checksum"),
         ({"ContentDate": {"Start": "yesterday"}}, "ContentDate"),
@@ -431,3 +447,19 @@ def test_a_stop_event_ends_a_wait_between_catalogue_requests(
     outcome = raised_when_stopped(lambda: list(result), stop, cdse, "catalogue")
     assert len(outcome) == 1 and isinstance(outcome[0], StoppedError), outcome
     assert cdse.stats.requests("catalogue", 503) == 1
+
+
+@pytest.mark.parametrize("fault", ["body", "head"])
+def test_a_catalogue_answer_that_trickles_ends_at_answer_timeout_s(
+    cdse: Emulator, settings: Settings, fault: str
+) -> None:
+    """Each byte arrives within the read timeout; the whole page never does."""
+    if fault == "body":
+        cdse.faults.add(TrickleFault(host="catalogue", interval_s=0.05, times=-1))
+    else:
+        cdse.faults.add(SlowHeadFault(host="catalogue", interval_s=0.05, times=-1))
+    settings = with_limits(settings, answer_timeout_s=0.5)
+
+    with pytest.raises(SearchIncompleteError) as raised:
+        list(_quick_search(settings))
+    assert "did not arrive within answer_timeout_s (0.5 s)" in str(raised.value)

@@ -132,6 +132,48 @@ def test_an_unreadable_catalogue_entry_is_reported_and_the_rest_goes_on(
     assert "ContentLength" in row["reason"]
 
 
+def test_a_long_hostile_error_code_is_cut_and_no_report_cell_is_a_formula(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "search", *FEW_PRODUCTS, "--output", "chosen.json")
+    first = json.loads((cli_env / "chosen.json").read_text())["products"][0]
+    code_sent = '=HYPERLINK("http://x")\x1b[2J' + "Z" * 200
+    cdse.faults.add(StatusFault(product=first["id"], status=403, code=code_sent, times=-1))
+
+    code, _, err = run(capsys, "download", "--from", "chosen.json", "--out", "data")
+    assert code == 1
+    assert "Z" * 65 not in err and "\x1b" not in err
+    with (cli_env / "data" / "sentinel-fetch-report.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    for row in rows[1:]:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    reason = rows[1][3]
+    assert "Z" * 20 in reason and "Z" * 65 not in reason and "\x1b" not in reason
+
+
+def test_a_name_with_a_lone_surrogate_is_an_unreadable_entry(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A JSON "\\ud800" escape in a name fails that product, not a later write."""
+    ids = online_few_ids(cdse)
+    victim = ids[0]
+    cdse.faults.add(EntityFault(product=victim, replace={"Name": "S2B_\ud800.SAFE"}, times=-1))
+
+    code, out, err = run(capsys, "search", *FEW_PRODUCTS)
+    assert code == 1, err
+    assert "1 catalogue entry could not be read" in err and "surrogate" in err
+    assert victim not in out
+    err.encode("utf-8")
+
+    code, _, err = run(capsys, "download", *FEW_PRODUCTS, "--out", "data")
+    assert code == 1, err
+    assert f"{len(ids) - 1} downloaded" in err
+    report = (cli_env / "data" / "sentinel-fetch-report.csv").read_text(encoding="utf-8")
+    (row,) = list(csv.DictReader(report.splitlines()))
+    assert (row["id"], row["status"]) == (victim, "failed") and "surrogate" in row["reason"]
+
+
 def test_ctrl_c_stops_cleanly_with_exit_130_and_resumes(cdse: Emulator, tmp_path: Path) -> None:
     cdse.config.bandwidth_bytes_per_s = 20_000
     command = [

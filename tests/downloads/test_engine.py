@@ -25,6 +25,7 @@ from sentinel_fetch.catalogue.query import build_query
 from sentinel_fetch.downloads.engine import BatchReport, DownloadEngine
 from sentinel_fetch.emulator import (
     DEMO_USERNAME,
+    BodyFault,
     ChunkedFault,
     CorruptFault,
     CutFault,
@@ -681,3 +682,28 @@ def test_the_byte_budget_of_a_product_of_unknown_size_follows_the_size_announced
     assert result.status == "failed" and budget in (result.error or "")
     assert result.attempts == len(gets) == multiple, "no request once the budget is spent"
     assert result.bytes_received == multiple * size
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [("lots",), ("-5",), ("1e3",), ("10", "20"), ("", "7"), ("99999999999999999999999",)],
+    ids=["text", "negative", "float", "conflicting", "empty-and-number", "huge"],
+)
+def test_a_malformed_or_conflicting_content_length_is_not_trusted(
+    cdse: Emulator, settings: Settings, credentials: Credentials, lengths: tuple[str, ...]
+) -> None:
+    """The body is judged by the catalogue's size, whatever the headers say."""
+    (product,) = _products(settings, 1)
+    headers = tuple(("Content-Length", value) for value in lengths)
+    cdse.faults.add(
+        BodyFault(product=product.id, parts=(("x", 3 * product.size),), headers=headers)
+    )
+    report = _engine(settings, credentials).run([product])
+    (result,) = report.results
+    assert result.status == "downloaded", result.error
+    # The first answer was the hostile one; the body was cut at the catalogue's size,
+    # the attempt failed, and the retry fetched the real archive.
+    first = cdse.stats.events("download", lambda e: e.product_id == product.id)[0]
+    assert first.status == 200
+    for part in settings.temp_path.glob("*.part"):
+        assert part.stat().st_size <= product.size

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from sentinel_fetch.downloads import folderlock
 from sentinel_fetch.downloads.folderlock import LOCK_FILE_NAME, FolderLock
-from sentinel_fetch.errors import FolderInUseError
+from sentinel_fetch.errors import FolderInUseError, StorageError
 
 HOLDER = """
 import sys
@@ -151,3 +152,44 @@ def test_one_folder_reached_by_two_paths_is_locked_once(tmp_path: Path) -> None:
 def test_checking_changes_nothing(tmp_path: Path) -> None:
     FolderLock.check_free([tmp_path, tmp_path / "not-yet"])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges there")
+def test_a_link_planted_at_the_lock_path_is_refused_and_its_target_left_alone(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (folder / LOCK_FILE_NAME).symlink_to(victim)
+
+    with pytest.raises(StorageError, match="not a regular file") as raised:
+        FolderLock.acquire([folder])
+    assert "\n" not in str(raised.value)
+    assert victim.read_text() == "precious\n"
+    FolderLock.check_free([folder])  # nothing to say: acquire() is the one that refuses
+    assert victim.read_text() == "precious\n"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no FIFOs there")
+@pytest.mark.parametrize("kind", ["fifo", "folder", "dangling link"])
+def test_anything_but_a_regular_file_at_the_lock_path_is_refused(tmp_path: Path, kind: str) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / LOCK_FILE_NAME
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(tmp_path / "elsewhere.txt")
+
+    with pytest.raises(StorageError, match="not a regular file"):
+        FolderLock.acquire([folder])
+    assert not (tmp_path / "elsewhere.txt").exists()
+
+
+@pytest.mark.parametrize("record", [b"[" * 4000, b'{"pid": ' * 1000, b"\xff\xfe", b"{}"])
+def test_a_lock_record_that_is_not_ours_names_no_holder(record: bytes) -> None:
+    assert folderlock.Holder.from_bytes(record) is None

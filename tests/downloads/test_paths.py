@@ -246,3 +246,24 @@ def test_a_temp_folder_on_another_file_system_is_refused_before_anything_is_crea
         layout.prepare()
     assert list(other_file_system.iterdir()) == []
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("served", "extension"),
+    [
+        ("....zip", ".zip"),
+        (". . .zip", ".zip"),
+        ("\u202e\u202e.zip", ".zip"),
+        ("\u200b\u2066\u2069.SAFE", ".SAFE"),
+        ("\x01\x02\x1b", ""),
+        ("..", ""),
+    ],
+)
+def test_a_name_of_which_nothing_is_left_is_called_product_and_its_id(
+    served: str, extension: str
+) -> None:
+    ids = _ids(2)
+    names = assign_file_names([(ids[0], served), (ids[1], served)])
+    assert names == {product_id: f"product~{product_id[:8]}{extension}" for product_id in ids}, (
+        names
+    )

@@ -33,6 +33,7 @@ from sentinel_fetch.emulator import (
     IgnoreRangeFault,
     RedirectFault,
     RewriteFault,
+    SlowHeadFault,
     StallFault,
     StatusFault,
     TrickleFault,
@@ -449,11 +450,13 @@ def test_rules_round_trip_through_json() -> None:
         StallFault(stall_s=0.5, after_bytes=3),
         DropHandshakeFault(host="catalogue", reset=True, times=2),
         TrickleFault(after_bytes=7, bytes_per_write=3, interval_s=0.5),
+        SlowHeadFault(host="identity", bytes_per_write=2, interval_s=0.25, times=-1),
         ChunkedFault(extra_bytes=-1, product="abc"),
         GzipFault(ignore_accept_encoding=True, chunked=False),
         StatusFault(status=401, host="identity", echo="password"),
         RewriteFault(find="S2A", replace="S2Z"),
         BodyFault(host="identity", parts=(("[", 3), ("]", 3)), content_length=9),
+        BodyFault(headers=(("Content-Length", "10"), ("Content-Length", "20"))),
         EntityFault(product="abc", replace={"Footprint": None}, drop=("GeoFootprint",)),
     ]
 

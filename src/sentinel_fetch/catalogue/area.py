@@ -23,7 +23,6 @@ Files in another CRS are reprojected with pyproj, an optional dependency
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
@@ -41,6 +40,8 @@ from shapely.geometry.base import BaseGeometry
 
 from sentinel_fetch.catalogue.filter import Geography, format_number
 from sentinel_fetch.errors import AreaError
+from sentinel_fetch.text import read_text_file
+from sentinel_fetch.untrusted import UntrustedJSONError, parse_json
 
 __all__ = [
     "DEFAULT_MAX_AREA_CHARS",
@@ -58,6 +59,8 @@ __all__ = [
 #: ``+`` so the WKT keeps its length in the URL; 4000 characters leave room for the rest
 #: of a full filter within the ~6000 characters the Copernicus Browser aims for (§4).
 DEFAULT_MAX_AREA_CHARS = 4000
+# The largest GeoJSON area read: a country's detailed border is a few megabytes.
+_MAX_AREA_FILE_BYTES = 64_000_000
 
 _FILE_SUFFIXES = (".geojson", ".json", ".shp", ".gpkg", ".wkt", ".txt")
 _WKT_TYPES = ("POINT", "POLYGON", "MULTIPOLYGON", "LINESTRING", "MULTIPOINT", "MULTILINESTRING")
@@ -435,7 +438,10 @@ def _load_file(path: Path) -> BaseGeometry:
     if not path.is_file():
         raise AreaError(f"area file {path} does not exist")
     if suffix in (".geojson", ".json"):
-        return _from_geojson_text(_read_text(path), str(path))
+        text = read_text_file(
+            path, what="GeoJSON area file", max_bytes=_MAX_AREA_FILE_BYTES, error=AreaError
+        )
+        return _from_geojson_text(text, str(path))
     if suffix == ".shp":
         return check_area(_from_shapefile(path))
     if suffix == ".gpkg":
@@ -454,11 +460,11 @@ def _read_text(path: Path) -> str:
 
 def _from_geojson_text(text: str, source: str) -> BaseGeometry:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise AreaError(
-            f"{source} is not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}"
-        ) from None
+        data = parse_json(text, max_bytes=_MAX_AREA_FILE_BYTES)
+    except UntrustedJSONError as error:
+        # "... is not valid JSON: Expecting ',' delimiter: line 1 column 9 (char 8)", or
+        # "... is JSON nested deeper than 64 levels".
+        raise AreaError(f"{source} is {error}") from None
     return _from_geojson_data(data, source)
 
 

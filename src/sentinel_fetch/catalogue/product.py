@@ -182,6 +182,7 @@ class Product:
         try:
             if not isinstance(entity, Mapping):
                 raise ValueError(f"the entry is not an object but {_shown(entity)}")
+            _refuse_surrogates(entity)
             product_name = _product_name(entity.get("Name"))
             attributes = _attributes(entity.get("Attributes"))
             footprint = _footprint_wkt(_optional_text("Footprint", entity.get("Footprint")))
@@ -301,10 +302,43 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 # characters are not refused here: the file name is made safe (and unique per product)
 # by downloads.paths, and text shown to people is escaped; refusing such names would
 # hide products a user asked for. NUL cannot reach a file name or most C strings.
-_UNUSABLE_IN_NAMES = re.compile("\x00")
+# NUL ends names in C; a lone surrogate (a JSON "\\ud800" escape) is not text and
+# cannot be encoded for a file name, the ledger or a terminal.
+_UNUSABLE_IN_NAMES = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Far above any real name (about 100 characters), low enough to keep logs and reports
 # readable and a hostile catalogue from handing over megabyte names.
 _MAX_NAME_LENGTH = 4096
+
+
+def _refuse_surrogates(entity: Mapping[str, Any]) -> None:
+    """Refuse an entity with a lone surrogate in any of its texts, keys included.
+
+    JSON may spell one (``"\\ud800"``) and Python reads it, but no encoding writes it:
+    kept, it would fail far from here, writing a file name, the ledger or a line of
+    output. The entity's depth is bounded by the parser, so the walk is too.
+
+    Raises:
+        ValueError: naming the field.
+    """
+    pending: list[tuple[str, Any]] = [(str(key), value) for key, value in entity.items()]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str):
+            texts = [value]
+        elif isinstance(value, Mapping):
+            texts = [str(key) for key in value]
+            pending.extend((where, item) for item in value.values())
+        elif isinstance(value, list):
+            texts = []
+            pending.extend((where, item) for item in value)
+        else:
+            continue
+        if _SURROGATE.search(where) or any(_SURROGATE.search(text) for text in texts):
+            raise ValueError(
+                f"{where.encode('ascii', 'backslashreplace').decode()} holds "
+                "a lone surrogate (an unpaired \\ud800-\\udfff escape), not text"
+            )
 
 
 def _shown(value: Any) -> str:

@@ -147,7 +147,9 @@ def _run(argv: Sequence[str] | None) -> int:
         where = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             where = f" (see '{exc.ctx.command_path} --help')"
-        return _fail(" ".join(exc.format_message().split()) + where, exc.exit_code)
+        from sentinel_fetch.text import one_line
+
+        return _fail(one_line(exc.format_message()) + where, exc.exit_code)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except SentinelFetchError as exc:

@@ -15,6 +15,7 @@ from sentinel_fetch.cli.options import (
     out_option,
     query_from_options,
     search_options,
+    selection_options,
     totp_option,
 )
 from sentinel_fetch.cli.triage import (
@@ -62,6 +63,7 @@ EXIT_ALL_OFFLINE = 3
     type=int,
     help="Products at once, 1-32 (default 4: a free CDSE account allows 4 connections).",
 )
+@selection_options
 @network_options
 @totp_option
 @click.option(
@@ -97,6 +99,9 @@ def download(
     unzip: bool,
     keep_zip: bool,
     dry_run: bool,
+    bands: tuple[str, ...],
+    files: tuple[str, ...],
+    preset: str | None,
     **options: Any,
 ) -> int:
     """Download products into <out>/Finish, verified against the catalogue's checksums.
@@ -117,8 +122,11 @@ def download(
       sentinel-fetch download --from results.json --workers 2 --out data
       sentinel-fetch download S2A_MSIL2A_20230704T101427_N0509_R051_T32TPS_20230704T122703.SAFE
       sentinel-fetch download --out data --retry-failed
+      sentinel-fetch download --from results.json --out data --bands B04,B08,SCL
+      sentinel-fetch download --from results.json --out data --preset metadata
     """
     from sentinel_fetch.cli.render import total_size
+    from sentinel_fetch.client import Selection
     from sentinel_fetch.errors import ProductNotFoundError
 
     config = context.config(
@@ -129,8 +137,15 @@ def download(
             "workers": workers,
             "proxy": proxy,
             "ca_bundle": ca_bundle,
+            "download.bands": list(bands) or None,
+            "download.files": list(files) or None,
+            "download.preset": preset,
         }
     )
+    # The options, else the config file's [download] table.
+    picked = {name: config.values.get(f"download.{name}") for name in ("bands", "files", "preset")}
+    # Checked before any search or login: a misspelt band is the user's to fix now.
+    file_selection = Selection.build(**picked)
     settings = config.settings()
     if keep_zip and not unzip:
         raise click.UsageError("--keep-zip goes with --unzip")
@@ -139,7 +154,7 @@ def download(
         options, settings, required=not (products or from_files or retry_failed)
     )
     triage = triage_from_options(query, options)
-    files = [file for file in from_files if file != "-"]
+    result_files = [file for file in from_files if file != "-"]
     piped = _pipe() if "-" in from_files else None
     with context.client(config, totp=totp) as client:
         if not dry_run:
@@ -149,7 +164,7 @@ def download(
             selection = client.products(
                 query,
                 names=products,
-                files=files,
+                files=result_files,
                 retry_failed=retry_failed,
                 piped=piped,
                 published_after=since,
@@ -173,8 +188,17 @@ def download(
             f"{len(wanted)} products, {total_size(sizes)}; saving to {settings.finish_path}"
         )
         if dry_run:
+            if file_selection is not None:
+                context.info(
+                    f"dry run: sizes are those of whole products; only "
+                    f"{file_selection.describe()} would be fetched (listed by STAC at the run)"
+                )
             return _dry_run(context, client.plan(wanted))
-        report = _run(context, client, wanted)
+        chosen: dict[str, Any] = {}
+        if file_selection is not None:
+            context.info(f"only these files of each product: {file_selection.describe()}")
+            chosen = picked
+        report = _run(context, client, wanted, **chosen)
         status = _summarise(
             context,
             report,
@@ -186,7 +210,7 @@ def download(
         return status
 
 
-def _run(context: CliContext, client: Client, wanted: list[Product]) -> BatchReport:
+def _run(context: CliContext, client: Client, wanted: list[Product], **chosen: Any) -> BatchReport:
     """The download, with bars on a terminal or a log line now and then elsewhere."""
     from sentinel_fetch.cli.render import BarProgress, LogProgress
 
@@ -194,8 +218,8 @@ def _run(context: CliContext, client: Client, wanted: list[Product]) -> BatchRep
         from rich.console import Console
 
         with BarProgress(Console(stderr=True)) as bars:
-            return client.download(wanted, progress=bars)
-    return client.download(wanted, progress=None if context.quiet else LogProgress())
+            return client.download(wanted, progress=bars, **chosen)
+    return client.download(wanted, progress=None if context.quiet else LogProgress(), **chosen)
 
 
 def _pipe() -> TextIO:
@@ -281,6 +305,16 @@ def _summarise(
         f"{', '.join(parts)}; {human_bytes(report.bytes_received)} in {report.elapsed_s:.0f} s "
         f"({human_bytes(rate)}/s), {report.logins} login(s)"
     )
+    for result in report.results:
+        if result.unverified:
+            # Even with -q: a file nothing could verify is never accepted silently.
+            shown = ", ".join(result.unverified[:3])
+            more = f" and {len(result.unverified) - 3} more" if len(result.unverified) > 3 else ""
+            click.echo(
+                f"warning: {result.product.name}: no checksum anywhere (STAC, manifest.safe) "
+                f"for {shown}{more}: checked by size only",
+                err=True,
+            )
     _tell_report(report_path)
     if report_path is not None and (report.count("failed") or report.count("stopped")):
         context.info("rerun the same command to retry (finished products are skipped)")

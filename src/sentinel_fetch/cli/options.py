@@ -22,6 +22,7 @@ __all__ = [
     "out_option",
     "query_from_options",
     "search_options",
+    "selection_options",
     "totp_option",
 ]
 
@@ -46,6 +47,7 @@ SEARCH_FIELDS = {
     "order_by": "order_by",
 }
 _LISTS = {
+    "bands",
     "collection",
     "product_type",
     "tile",
@@ -319,6 +321,44 @@ def network_options(function: F) -> F:
             "--ca-bundle",
             type=click.Path(exists=True, dir_okay=False),
             help="Extra trusted certificate authorities (PEM), e.g. a company proxy's.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _preset_help() -> str:
+    from sentinel_fetch.client import PRESETS
+
+    listed = "; ".join(f"{name}: {preset.help}" for name, preset in PRESETS.items())
+    return f"A named set of files. {listed}."
+
+
+def selection_options(function: F) -> F:
+    """``--bands``, ``--files`` and ``--preset``: fetch only some files of each product."""
+    from sentinel_fetch.client import PRESETS
+
+    options = [
+        click.option(
+            "--bands",
+            multiple=True,
+            metavar="LIST",
+            help="Only these bands, e.g. B04,B08,SCL (a name takes the finest resolution the "
+            "product has; B04_20m picks one; VV/VH for Sentinel-1). Files land in "
+            "<finish>/<name>.SAFE/, each verified.",
+        ),
+        click.option(
+            "--files",
+            multiple=True,
+            metavar="GLOB",
+            help="Only files whose path inside the SAFE matches, e.g. 'GRANULE/*/MTD_TL.xml' "
+            "(* also crosses folders; repeatable).",
+        ),
+        click.option(
+            "--preset",
+            type=click.Choice(list(PRESETS), case_sensitive=False),
+            help=_preset_help(),
         ),
     ]
     for option in reversed(options):

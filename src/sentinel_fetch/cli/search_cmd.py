@@ -29,7 +29,8 @@ __all__ = ["search"]
     "--output",
     type=click.Path(dir_okay=False),
     help="Save the results: .json (for 'download --from'), .geojson (footprints for QGIS), "
-    ".csv, or .txt (names).",
+    ".csv, .txt (names), or .stac.json (a STAC ItemCollection with every band as an asset, "
+    "for pystac, odc-stac, stackstac).",
 )
 @click.option("--count", "count_only", is_flag=True, help="Only count the matching products.")
 @click.option(
@@ -98,7 +99,13 @@ def search(
             f"map of {len(products)} products: {write_map(products, map_file, query.area)}"
         )
 
-    if output:
+    if output and output.lower().endswith(".stac.json"):
+        with context.client(config) as exporter:
+            path, from_stac = exporter.write_item_collection(products, output)
+        context.info(
+            f"wrote {len(products)} STAC items to {path} ({from_stac} from the STAC catalogue)"
+        )
+    elif output:
         path = write_products(products, output, query=query)
         context.info(f"wrote {len(products)} products to {path}")
     elif sys.stdout.isatty():

@@ -23,8 +23,10 @@ def status(context: CliContext, save_path: str | None, as_json: bool) -> int:
     """Summarise the download job in the save folder (--out, or given as OUT).
 
     Shows products by state, bytes, every failure with its reason, and the offline
-    products that must be ordered in the CDSE Data Workspace. Only reads the ledger
-    (never changes it): safe to run while a download is going on.
+    products that must be ordered in the CDSE Data Workspace. Reads only the ledger,
+    sentinel-fetch-ledger.sqlite, and, while a download has it open, that download's
+    SQLite side files next to it (-wal, -shm); it creates and changes no file, so it
+    works on a read-only folder and is safe to run while a download is going on.
     """
     from sentinel_fetch.cli.render import human_bytes
     from sentinel_fetch.text import for_display

@@ -30,7 +30,8 @@ def verify(
     (products whose catalogue entry has none get a zip CRC test). Bad files are moved to
     <out>/Corrupt and marked failed in the job ledger, so the next download run
     fetches them again. The ledger says which file is which product's; files it does not
-    know are looked up by name. Refused while a download runs in the folder. Exit
+    know are looked up by name. Band files (<name>.SAFE/...) are checked against the
+    size and SHA3-256/MD5 recorded for each. Refused while a download runs in the folder. Exit
     status 1 if any file was bad.
     """
     from sentinel_fetch.client import CORRUPT_FOLDER

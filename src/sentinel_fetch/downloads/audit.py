@@ -6,6 +6,11 @@ matched to its product, hashed again (BLAKE3, else MD5, else the zip CRC test) a
 when it does not match, moved aside to ``<save_path>/Corrupt`` so the next download
 run fetches it again.
 
+Single files of products (bands: ``<finish>/<name>.SAFE/<path inside the SAFE>``) are
+audited by :func:`audit_product_files` against the size and checksum the ledger recorded
+for each file when it was planned (from STAC or ``manifest.safe``); a bad one is moved to
+``Corrupt/<name>.SAFE/<path>`` and the next run with the same bands fetches it again.
+
 Which product a file is comes from the job ledger, which records every product's file
 name. A file the ledger does not know (copied in from elsewhere) is looked up in the
 catalogue by the name it suggests, and only a product whose own file name is exactly
@@ -18,16 +23,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sentinel_fetch.downloads.checksum import Expected, hash_file, verify_file
+from sentinel_fetch.downloads.checksum import SIZE_ONLY, Expected, hash_file, verify_file
+from sentinel_fetch.downloads.manifest import safe_relative_path
 from sentinel_fetch.downloads.paths import safe_file_name
 from sentinel_fetch.downloads.transfer import Downloadable
 from sentinel_fetch.errors import IntegrityError, UnsafeNameError
 
-__all__ = ["AuditReport", "FileVerdict", "audit_finished"]
+__all__ = ["AuditReport", "FileVerdict", "audit_finished", "audit_product_files"]
 
 log = logging.getLogger("sentinel_fetch.audit")
 
@@ -169,3 +176,60 @@ def _product_name(file_name: str) -> str:
 
 def _check(product: Downloadable, path: Path) -> str:
     return verify_file(path, Expected.from_catalogue(product.size, product.checksums))
+
+
+def audit_product_files(
+    finish_dir: Path,
+    corrupt_dir: Path,
+    folders: Mapping[str, str],
+    rows: Iterable[Mapping[str, Any]],
+) -> AuditReport:
+    """Re-check the single files of products that the ledger records as done.
+
+    Args:
+        finish_dir: the folder of verified products.
+        corrupt_dir: where bad files are moved (under the product's folder name).
+        folders: ``product id -> folder name`` in ``finish_dir`` (``<name>.SAFE``).
+        rows: the ledger's file rows (``product_id``, ``path``, ``size``, ``checksum``
+            as ``ALGORITHM:hex``, ``state``).
+    """
+    verdicts = []
+    for row in rows:
+        folder = folders.get(str(row.get("product_id")))
+        relative = safe_relative_path(row.get("path"))
+        if row.get("state") != "done" or folder is None or relative is None:
+            continue
+        shown = f"{folder}/{relative}"
+        try:
+            parts = [safe_file_name(part) for part in (folder, *relative.split("/"))]
+        except UnsafeNameError:
+            continue
+        path = finish_dir.joinpath(*parts)
+        if not path.is_file():
+            verdicts.append(FileVerdict(shown, "bad", "missing", str(row["product_id"])))
+            continue
+        try:
+            detail = _check_file(path, row)
+        except IntegrityError as exc:
+            target = corrupt_dir.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            log.warning("%s: %s; moved to %s", shown, exc, corrupt_dir)
+            verdicts.append(FileVerdict(shown, "bad", str(exc), str(row["product_id"])))
+            continue
+        verdicts.append(FileVerdict(shown, "ok", detail, str(row["product_id"])))
+    return AuditReport(verdicts)
+
+
+def _check_file(path: Path, row: Mapping[str, Any]) -> str:
+    size = path.stat().st_size
+    expected = row.get("size")
+    if isinstance(expected, int) and size != expected:
+        raise IntegrityError(f"{size} bytes, the listing said {expected}")
+    algorithm, _, digest = str(row.get("checksum") or "").partition(":")
+    if not digest:
+        return SIZE_ONLY
+    actual = hash_file(path, algorithm)
+    if actual != digest and row.get("verified_by") != SIZE_ONLY:
+        raise IntegrityError(f"{algorithm} does not match")
+    return algorithm if actual == digest else SIZE_ONLY

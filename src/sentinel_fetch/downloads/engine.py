@@ -14,6 +14,10 @@
 * Every product gets a file of its own (:func:`~sentinel_fetch.downloads.paths.assign_file_names`):
   the name the recorder remembers from earlier runs, else one no other product has, so
   two products never share a ``.part`` or a finished file, whatever their names.
+* With file plans (:mod:`~sentinel_fetch.downloads.files`: bands or files picked from
+  each product), a product's chosen files are fetched one by one, each its own transfer
+  under the same governor, into ``<finish>/<name>.SAFE/``; files already there are
+  skipped, and the product is done when all of them are verified.
 * A stop request (Ctrl-C, or SIGTERM through the command line) lets each worker finish
   its current chunk, keeps the partial files for the next run, and reports what was
   left undone.
@@ -34,10 +38,24 @@ from pathlib import Path
 from typing import Protocol
 
 from sentinel_fetch.auth import TokenManager
+from sentinel_fetch.downloads.files import (
+    FilesOutcome,
+    PlannedFile,
+    ProductPlan,
+    download_files,
+    finished_files,
+    plans_for,
+    safe_folder,
+)
 from sentinel_fetch.downloads.governor import Governor, StoppedError
 from sentinel_fetch.downloads.paths import Layout
 from sentinel_fetch.downloads.plan import Action, PlannedProduct, is_offline, plan
-from sentinel_fetch.downloads.transfer import Downloadable, TransferContext, download_product
+from sentinel_fetch.downloads.transfer import (
+    Downloadable,
+    TransferContext,
+    TransferOutcome,
+    download_product,
+)
 from sentinel_fetch.errors import (
     AuthError,
     ProxyError,
@@ -82,6 +100,8 @@ class ProductResult:
         attempts: transfer attempts used.
         verified_by: ``BLAKE3``, ``MD5`` or ``zip-crc`` for downloads.
         error: why it failed, one line.
+        unverified: files of a file plan checked by size only: no checksum existed for
+            them anywhere (STAC, ``manifest.safe``); reports name them.
     """
 
     product: Downloadable
@@ -91,6 +111,7 @@ class ProductResult:
     attempts: int = 0
     verified_by: str | None = None
     error: str | None = None
+    unverified: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,7 @@ class _Batch:
     fatal: SentinelFetchError | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     file_names: dict[str, str] = field(default_factory=dict)
+    plans: dict[str, ProductPlan] = field(default_factory=dict)
 
 
 def _reason(product: Downloadable, error: Exception) -> str:
@@ -233,8 +255,14 @@ class DownloadEngine:
         recorded = self.recorder.file_names() if self.recorder is not None else {}
         return plan(products, self.layout, recorded)
 
-    def run(self, products: Iterable[Downloadable]) -> BatchReport:
+    def run(
+        self,
+        products: Iterable[Downloadable],
+        plans: Mapping[str, ProductPlan] | None = None,
+    ) -> BatchReport:
         """Download every product; return one result per distinct product (by id).
+
+        ``plans`` (``product id -> file plan``) turns a product into its chosen files.
 
         Interrupting (Ctrl-C in the calling thread) stops the batch cleanly and returns a
         report with ``interrupted=True``.
@@ -244,13 +272,26 @@ class DownloadEngine:
         queue = self._dedupe(products)
         logins_before = self.tokens.logins
         planned = self.plan(queue)
-        batch = _Batch(file_names={item.product.id: item.file_name for item in planned})
+        batch = _Batch(
+            file_names={item.product.id: item.file_name for item in planned},
+            plans=plans_for(queue, plans),
+        )
         to_fetch: list[Downloadable] = []
         for item in planned:
             product = item.product
             batch.order.append(product.id)
             if item.action is Action.OFFLINE:
                 self._finish(batch, ProductResult(product, "offline", error=OFFLINE_HINT))
+            elif product.id in batch.plans:
+                file_plan = batch.plans[product.id]
+                if file_plan.error is not None:
+                    self._finish(batch, ProductResult(product, "failed", error=file_plan.error))
+                    continue
+                path = self._plan_finished(file_plan, item.file_name)
+                if path is not None:
+                    self._finish(batch, ProductResult(product, "skipped", path=path))
+                else:
+                    to_fetch.append(product)
             elif item.action is Action.SKIP:
                 self._finish(batch, ProductResult(product, "skipped", path=item.path))
             elif item.action is Action.CONFLICT:
@@ -262,7 +303,9 @@ class DownloadEngine:
                 self._finish(batch, ProductResult(product, "failed", error=reason))
             else:
                 to_fetch.append(product)
-        total_bytes = sum(max(p.size, 0) for p in to_fetch)
+        total_bytes = sum(
+            batch.plans[p.id].size if p.id in batch.plans else max(p.size, 0) for p in to_fetch
+        )
         self.progress(BatchStarted(len(queue), total_bytes, len(queue) - len(to_fetch)))
         try:
             for product in to_fetch:
@@ -299,6 +342,13 @@ class DownloadEngine:
         if batch.fatal is not None:
             raise batch.fatal
         return report
+
+    def _plan_finished(self, plan: ProductPlan, file_name: str) -> Path | None:
+        """The product's folder if every chosen file is in it with its size (no network)."""
+        folder = safe_folder(file_name)
+        if len(finished_files(plan, self.layout, folder)) != len(plan.files):
+            return None
+        return self.layout.finish_dir / folder
 
     @staticmethod
     def _dedupe(products: Iterable[Downloadable]) -> list[Downloadable]:
@@ -361,8 +411,13 @@ class DownloadEngine:
         # verifying and moving it are all one state of the job.
         self._record(batch, product, ProductState.DOWNLOADING.value)
         target = _Target(product, batch.file_names[product.id])
+        plan = batch.plans.get(product.id)
         try:
-            outcome = download_product(target, replace(context, progress=progress))
+            outcome: TransferOutcome | FilesOutcome
+            if plan is not None:
+                outcome = self._download_plan(plan, target, replace(context, progress=progress))
+            else:
+                outcome = self._download_whole(target, replace(context, progress=progress))
         except StoppedError as exc:
             reason = "the run stopped before it finished; rerun to resume"
             self._finish(
@@ -401,8 +456,46 @@ class DownloadEngine:
                 bytes_received=outcome.bytes_received,
                 attempts=outcome.attempts,
                 verified_by=outcome.verified_by,
+                unverified=getattr(outcome, "unverified", ()),
             ),
         )
+
+    def _download_whole(self, target: _Target, context: TransferContext) -> TransferOutcome:
+        """The product's archive: its native ``$zip`` where chosen, else ``$value``.
+
+        A native form the download host no longer has (its window closed since the
+        catalogue listed it) falls back to the ``$value`` archive, from byte 0.
+        """
+        url = getattr(target.product, "download_url", None)
+        if url is None:
+            return download_product(target, context)
+        try:
+            return download_product(target, context, url=url)
+        except TransferError as exc:
+            text = str(exc)
+            if "not found on the download host" not in text and "HTTP 410" not in text:
+                raise
+            log.info("%s: the native $zip is gone (%s); fetching $value", target.name, text)
+        # The partial file holds native bytes: useless for the other archive.
+        context.layout.partial(target.file_name).unlink(missing_ok=True)
+        whole: Downloadable = getattr(target.product, "product", target.product)
+        return download_product(_Target(whole, target.file_name), context)
+
+    def _download_plan(
+        self, plan: ProductPlan, target: _Target, context: TransferContext
+    ) -> FilesOutcome:
+        """A product's chosen files, each its own transfer, each recorded in the ledger."""
+        record_file = getattr(self.recorder, "record_file", None)
+
+        def record(planned: PlannedFile, state: str, details: dict[str, object]) -> None:
+            if record_file is None:
+                return
+            try:
+                record_file(plan.product, planned, state, **details)
+            except StorageError as exc:
+                raise exc from None
+
+        return download_files(plan, safe_folder(target.file_name), context, record=record)
 
     def _run_pool(self, products: list[Downloadable], batch: _Batch) -> bool:
         """Run transfers; return ``True`` if interrupted by the user."""

@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -57,6 +58,7 @@ from typing import Literal
 
 from sentinel_fetch.errors import FolderInUseError, StorageError
 from sentinel_fetch.redact import MASK, redact, redact_url
+from sentinel_fetch.untrusted import parse_json
 
 __all__ = ["LOCK_FILE_NAME", "FolderLock", "Holder", "LockMode", "describe_command"]
 
@@ -146,7 +148,7 @@ class Holder:
             True
         """
         try:
-            fields = json.loads(data.decode())
+            fields = parse_json(data)
             pid, host, since, command = (fields[k] for k in ("pid", "host", "since", "command"))
             return cls(int(pid), str(host), str(since), str(command))
         except (ValueError, TypeError, KeyError, AttributeError):
@@ -230,16 +232,54 @@ def _busy_error(folder: Path, record: bytes) -> FolderInUseError:
     )
 
 
+# A symbolic link at the lock path is never followed (we would truncate and write its
+# target, wherever it points), and a FIFO there never blocks the open.
+_SAFE_OPEN = (
+    getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+)
+
+
+def _not_a_lock_file(path: Path) -> StorageError:
+    return StorageError(
+        f"cannot lock {path.parent}: {path.name} there is not a regular file (a link, a "
+        "folder or a device); remove it and run again"
+    )
+
+
+def _checked(descriptor: int, path: Path) -> int:
+    """``descriptor`` if it is a regular file; else closed, and refused."""
+    try:
+        regular = stat.S_ISREG(os.fstat(descriptor).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        os.close(descriptor)
+        raise _not_a_lock_file(path)
+    return descriptor
+
+
 def _open(path: Path, *, create: bool) -> int:
-    flags = os.O_RDWR | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-    return os.open(path, flags | (os.O_CREAT if create else 0), 0o644)
+    flags = os.O_RDWR | _SAFE_OPEN | (os.O_CREAT if create else 0)
+    try:
+        descriptor = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO) or path.is_symlink():
+            raise _not_a_lock_file(path) from None
+        raise
+    return _checked(descriptor, path)
 
 
 def _open_read_only(path: Path) -> int:
     try:
-        return os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+        descriptor = os.open(path, os.O_RDONLY | _SAFE_OPEN)
     except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise _not_a_lock_file(path) from None
         raise StorageError(f"cannot lock {path.parent}: {exc.strerror or exc}") from None
+    return _checked(descriptor, path)
 
 
 def _same_file(descriptor: int, path: Path) -> bool:
@@ -331,6 +371,8 @@ class FolderLock:
                 descriptor = _open(path, create=False)
             except FileNotFoundError:
                 continue  # no lock file: nobody holds the folder
+            except StorageError:
+                continue  # not a lock file at all: acquire() will say so
             except OSError:
                 try:
                     descriptor = _open_read_only(path)

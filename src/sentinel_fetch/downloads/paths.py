@@ -151,16 +151,32 @@ def _id_tag(product_id: str, length: int) -> str:
     return digits[:length]
 
 
+#: The stem of a name of which nothing is left once cleaned (only dots, only controls).
+NAMELESS_STEM = "product"
+
+
 def tagged_file_name(file_name: str, product_id: str, tag_length: int = 8) -> str:
     """``file_name`` made safe, with a piece of the product id before its extension.
 
-    The name is cut, if need be, so that the tag and the extension always fit.
+    The extension is split off the name as served, before cleaning strips dots, so
+    ``....zip`` keeps ``.zip``. A name of which nothing is left once cleaned (only dots,
+    or only control or bidi characters, which become ``_``) is called
+    ``product~<id>``: never an empty or hidden name. The name is cut, if need be, so that
+    the tag and the extension always fit.
 
     Example:
         >>> tagged_file_name("a/b.SAFE.zip", "67468f5c-4c73-44be-8116-a97824d07776")
         'a_b.SAFE~67468f5c.zip'
+        >>> tagged_file_name("\u202e\u202e.zip", "67468f5c-4c73-44be-8116-a97824d07776")
+        'product~67468f5c.zip'
     """
-    stem, extension = _split_extension(safe_file_name(file_name))
+    served_stem, extension = _split_extension(file_name)
+    try:
+        stem = safe_file_name(served_stem)
+    except UnsafeNameError:
+        stem = ""
+    if not stem.strip("._- "):
+        stem = NAMELESS_STEM
     tag = TAG_SEPARATOR + _id_tag(product_id, tag_length)
     stem = _cut(stem, _MAX_NAME_BYTES - len(tag) - len(extension.encode())).rstrip(" .")
     return safe_file_name(f"{stem}{tag}{extension}")

@@ -23,6 +23,7 @@ __all__ = ["PROBLEM_STATES", "REPORT_FILE", "problems_of", "unreadable_results",
 
 REPORT_FILE = "sentinel-fetch-report.csv"
 _ADVICE = {
+    "unverified": "no checksum exists for these files anywhere: checked by size only",
     "failed": "rerun to retry; if it keeps failing, see the reason",
     "offline": "order it in the CDSE Data Workspace, then rerun",
     "stopped": "rerun to resume",
@@ -47,7 +48,12 @@ def problems_of(
     """Everything a report lists: unreadable entries first, then the run's problems."""
     problems = unreadable_results(rejected)
     if report is not None:
-        problems += [result for result in report.results if result.status in PROBLEM_STATES]
+        # A product with files nothing could verify is listed too: never accepted silently.
+        problems += [
+            result
+            for result in report.results
+            if result.status in PROBLEM_STATES or result.unverified
+        ]
     return problems
 
 
@@ -67,10 +73,10 @@ def write_report(save_path: Path, problems: Sequence[ProductResult]) -> Path | N
         {
             "name": result.product.name,
             "id": result.product.id,
-            "status": result.status,
-            "reason": redact(result.error) if result.error else None,
+            "status": _status(result),
+            "reason": redact(result.error) if result.error else _unverified(result),
             "attempts": result.attempts,
-            "advice": _ADVICE[result.status],
+            "advice": _ADVICE[_status(result)],
         }
         for result in problems
     ]
@@ -84,3 +90,16 @@ def write_report(save_path: Path, problems: Sequence[ProductResult]) -> Path | N
             )
     path.with_suffix(".json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return path
+
+
+def _status(result: ProductResult) -> str:
+    """``unverified`` for a product done but with files checked by size only."""
+    if result.status not in PROBLEM_STATES and result.unverified:
+        return "unverified"
+    return str(result.status)
+
+
+def _unverified(result: ProductResult) -> str | None:
+    if not result.unverified:
+        return None
+    return "no checksum in STAC nor in manifest.safe for: " + ", ".join(result.unverified)

@@ -30,6 +30,7 @@ out, on every way out of an attempt, so the ``.part`` file ends on bytes really 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import http.client
 import logging
@@ -61,7 +62,7 @@ from sentinel_fetch.errors import (
     StorageError,
     TransferError,
 )
-from sentinel_fetch.http import Transport, error_from_response
+from sentinel_fetch.http import Transport, declared_length, error_from_response
 from sentinel_fetch.progress import BytesReceived, ProductStarted, ProductWaiting, Progress
 from sentinel_fetch.redact import redact_url
 from sentinel_fetch.retry import ProductBudget, RetryPolicy, Sleep, fetch_budget_bytes, pause
@@ -325,8 +326,15 @@ class _Attempt:
         try:
             with context.governor.slot(context.stop):
                 try:
+                    # No deadline for the whole answer: a body may rightly take hours, and
+                    # the minimum transfer rate guards it.
                     response = context.transport.request(
-                        "GET", self.url, bearer=self._bearer, headers=headers, stream=True
+                        "GET",
+                        self.url,
+                        bearer=self._bearer,
+                        headers=headers,
+                        stream=True,
+                        whole_answer_deadline=False,
                     )
                 except ServiceError as exc:  # no answer at all: refused, reset, DNS, TLS
                     if exc.transient:
@@ -362,7 +370,7 @@ class _Attempt:
             if offset:
                 log.info("%s: server ignored Range; starting again from 0", self.product.name)
             offset = 0
-            length = int(response.headers.get("Content-Length", "0") or 0)
+            length = declared_length(response.headers) or 0
             total = length
         else:
             content_range = _parse_content_range(response.headers.get("Content-Range"))
@@ -387,7 +395,7 @@ class _Attempt:
                 f"{self._size_bound()} accepted for a product of unknown size"
             )
         if not self.expected.size and total:
-            self.expected = Expected(total, self.expected.algorithm, self.expected.digest)
+            self.expected = dataclasses.replace(self.expected, size=total)
         expected = self.expected
         verifier = StreamVerifier(expected)
         if offset:
@@ -580,7 +588,7 @@ class _Attempt:
             verifier = StreamVerifier(
                 self.expected
                 if self.expected.size
-                else Expected(offset, self.expected.algorithm, self.expected.digest)
+                else dataclasses.replace(self.expected, size=offset)
             )
             verifier.feed_file_prefix(self.part, offset)
             return verifier
@@ -629,8 +637,18 @@ def _budget(limits: Limits, expected: Expected) -> ProductBudget:
     )
 
 
-def download_product(product: Downloadable, context: TransferContext) -> TransferOutcome:
+def download_product(
+    product: Downloadable,
+    context: TransferContext,
+    *,
+    url: str | None = None,
+    expected: Expected | None = None,
+) -> TransferOutcome:
     """Download one product into the finish folder, verified, with retries.
+
+    ``url`` and ``expected`` default to the product's archive on the download host and
+    the catalogue's size and checksum; a single file of a product (a band) passes its
+    own Nodes URL and its own size and checksum, and gets the same policy.
 
     Every product is bounded by a :class:`~sentinel_fetch.retry.ProductBudget`: attempts
     in a row without progress, attempts in all, and bytes fetched in all (a multiple of
@@ -653,8 +671,10 @@ def download_product(product: Downloadable, context: TransferContext) -> Transfe
         StoppedError: the job is stopping (the partial file is kept).
     """
     limits = context.limits
-    url = context.transport.settings.endpoints.product_url(product.id)
-    expected = Expected.from_catalogue(product.size, product.checksums)
+    if url is None:
+        url = context.transport.settings.endpoints.product_url(product.id)
+    if expected is None:
+        expected = Expected.from_catalogue(product.size, product.checksums)
     backoff = RetryPolicy.from_limits(limits).backoff
     attempts_without_progress = 0
     attempts = 0

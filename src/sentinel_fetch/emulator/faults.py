@@ -29,6 +29,9 @@ What each kind reproduces (peers.md §3 numbers the user reports):
 ``trickle``     the body goes on a few bytes at a time with pauses in between: each read
                 gets something, so a per-read timeout never fires (a dying upstream, a
                 throttling middlebox).
+``slow_head``   the status line and headers go out a few bytes at a time with pauses in
+                between, before any body: a client waiting for the head with only a
+                per-read timeout waits for ever (a slowloris-style server or middlebox).
 ``chunked``     the body is sent with ``Transfer-Encoding: chunked`` and no
                 ``Content-Length`` (a zipper streaming an archive it builds on the fly),
                 optionally followed by bytes the archive does not have, or by an endless
@@ -54,14 +57,14 @@ the client masks secrets in everything it writes.
 
 Rules fire at five moments. *During the TLS handshake* (a host, no filters):
 ``drop_handshake``. *Before dispatch* (any host): ``status``, ``redirect``, ``body``,
-``end_sessions``, ``stall`` and ``expire_token`` without ``after_bytes``. *While a 2xx
-body is sent*: ``cut``, ``corrupt``, ``hold``, ``trickle``, ``chunked``, ``gzip``,
-``rewrite``, and ``stall``/``expire_token`` with ``after_bytes``. *When a download
-request carries Range*: ``ignore_range``. *For each product entity of a catalogue
-answer*: ``entity`` (its ``product`` filter selects the entity, not the request). A rule
-only counts a firing when it actually applies, so a HEAD request does not use up a
-``cut``, a ``gzip`` rule is not used up by a request that does not accept gzip, and
-``drop_handshake`` never fires over plain HTTP.
+``end_sessions``, ``slow_head``, ``stall`` and ``expire_token`` without
+``after_bytes``. *While a 2xx body is sent*: ``cut``, ``corrupt``, ``hold``,
+``trickle``, ``chunked``, ``gzip``, ``rewrite``, and ``stall``/``expire_token`` with
+``after_bytes``. *When a download request carries Range*: ``ignore_range``. *For each
+product entity of a catalogue answer*: ``entity`` (its ``product`` filter selects the
+entity, not the request). A rule only counts a firing when it actually applies, so a
+HEAD request does not use up a ``cut``, a ``gzip`` rule is not used up by a request that
+does not accept gzip, and ``drop_handshake`` never fires over plain HTTP.
 
 :meth:`FaultPlan.randomize` is for soak tests: every product GET on the download host
 independently draws a fault with probability ``rate``. The draw for the n-th request of
@@ -100,6 +103,7 @@ __all__ = [
     "IgnoreRangeFault",
     "RedirectFault",
     "RewriteFault",
+    "SlowHeadFault",
     "StallFault",
     "StatusFault",
     "TrickleFault",
@@ -429,6 +433,26 @@ class TrickleFault(Fault):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SlowHeadFault(Fault):
+    """Send the answer's status line and headers ``bytes_per_write`` bytes every
+    ``interval_s``; the body (if any) follows at the usual pace.
+
+    Fires before dispatch, so it paces whatever the request is answered with, a
+    ``status`` rule's answer included.
+    """
+
+    kind: ClassVar[str] = "slow_head"
+    bytes_per_write: int = 1
+    interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _non_negative("interval_s", self.interval_s)
+        if self.bytes_per_write < 1:
+            raise ValueError("bytes_per_write must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ChunkedFault(Fault):
     """Send the body chunked, without ``Content-Length``, then ``extra_bytes`` more.
 
@@ -564,6 +588,9 @@ class BodyFault(Fault):
             length. After a body shorter than announced the connection closes.
         close_delimited: announce no length at all: the body ends when the connection
             closes (HTTP/1.1 allows it).
+        headers: extra ``(name, value)`` header lines, sent as given, repeats included.
+            With a ``Content-Length`` among them (``"lots"``, or two that disagree) no
+            other is announced and the body ends when the connection closes.
     """
 
     kind: ClassVar[str] = "body"
@@ -572,9 +599,17 @@ class BodyFault(Fault):
     content_type: str = "application/json"
     content_length: int | None = None
     close_delimited: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        try:
+            headers = tuple((str(name), str(value)) for name, value in self.headers)
+        except (TypeError, ValueError):
+            raise ValueError("headers must be [name, value] pairs") from None
+        if any(not name or "\n" in name + value or "\r" in name + value for name, value in headers):
+            raise ValueError("a header needs a name, and no line breaks")
+        object.__setattr__(self, "headers", headers)
         if not 200 <= self.status <= 599:
             raise ValueError(f"status must be a 2xx-5xx code, got {self.status}")
         try:
@@ -591,6 +626,11 @@ class BodyFault(Fault):
     def body(self) -> bytes:
         """The bytes to send."""
         return b"".join(text.encode() * count for text, count in self.parts)
+
+    @property
+    def sets_length(self) -> bool:
+        """Whether ``headers`` carry their own ``Content-Length`` lines."""
+        return any(name.lower() == "content-length" for name, _ in self.headers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -650,6 +690,7 @@ _KINDS: dict[str, type[Fault]] = {
         RedirectFault,
         DropHandshakeFault,
         TrickleFault,
+        SlowHeadFault,
         ChunkedFault,
         GzipFault,
         RewriteFault,

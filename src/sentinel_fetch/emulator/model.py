@@ -66,10 +66,18 @@ class Response:
     def json(
         cls, status: int, payload: object, headers: list[tuple[str, str]] | None = None
     ) -> Response:
-        """A JSON response (compact separators, UTF-8)."""
-        import json
+        """A JSON response (compact separators, UTF-8).
 
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        A lone surrogate (a fault may serve one) has no UTF-8 form: it is sent as the
+        ``\\udXXX`` escape JSON spells it with, which is what a server written in
+        another language would send.
+        """
+        import json
+        import re
+
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        text = re.sub("[\ud800-\udfff]", lambda match: f"\\u{ord(match[0]):04x}", text)
+        data = text.encode()
         return cls(status, [("Content-Type", "application/json"), *(headers or [])], data)
 
 

@@ -58,6 +58,7 @@ from .faults import (
     HoldFault,
     RedirectFault,
     RewriteFault,
+    SlowHeadFault,
     StallFault,
     StatusFault,
     TrickleFault,
@@ -565,6 +566,8 @@ class Exchange:
         self.keep_alive = keep_alive
         self.internal = False
         self.recorded = False
+        #: A ``slow_head`` rule pacing this answer's status line and headers.
+        self.head_pace: SlowHeadFault | None = None
 
     @property
     def server(self) -> EmulatorServer:
@@ -597,12 +600,16 @@ class Exchange:
             options = StreamOptions(faults=body_faults, chunked=chunked, extra_bytes=extra)
             self.send_body(memoryview(body), 0, len(body), options)
             return
-        # Head and body in one write: one packet for small answers, no Nagle round trip.
-        data = self._head(response.status, headers) + body
+        head = self._head(response.status, headers)
         self.status = response.status
         self.bytes_sent = len(body)
         self.server.record(self)
-        self.connection.send_all(data)
+        if self.head_pace is not None:
+            self._send_head_bytes(head)
+            self.connection.send_all(body)
+            return
+        # Head and body in one write: one packet for small answers, no Nagle round trip.
+        self.connection.send_all(head + body)
 
     def send_head(
         self, status: int, headers: Sequence[tuple[str, str]], *, final: bool = False
@@ -618,7 +625,19 @@ class Exchange:
         self.status = status
         if final:
             self.server.record(self)
-        self.connection.send_all(data)
+        self._send_head_bytes(data)
+
+    def _send_head_bytes(self, data: bytes) -> None:
+        """Send a head, paced by a ``slow_head`` rule if one fired for this request."""
+        pace = self.head_pace
+        if pace is None:
+            self.connection.send_all(data)
+            return
+        for start in range(0, len(data), pace.bytes_per_write):
+            if start and self.server.stopping.wait(pace.interval_s):
+                self.abort()
+                raise _ClientGone("the emulator stopped while pacing a head")
+            self.connection.send_all(data[start : start + pace.bytes_per_write])
 
     def _head(self, status: int, headers: Sequence[tuple[str, str]]) -> bytes:
         lines = [f"HTTP/1.1 {status} {_reason(status)}\r\n"]
@@ -899,11 +918,11 @@ def _altered_entities(exchange: Exchange, response: Response) -> Response:
 def _send_body_fault(exchange: Exchange, fault: BodyFault) -> None:
     """Answer with a :class:`BodyFault`'s body, announcing whatever length it says."""
     body = fault.body()
-    headers = [("Content-Type", fault.content_type)]
-    if not fault.close_delimited:
+    headers = [("Content-Type", fault.content_type), *fault.headers]
+    if not fault.close_delimited and not fault.sets_length:
         announced = len(body) if fault.content_length is None else fault.content_length
         headers.append(("Content-Length", str(announced)))
-    if fault.close_delimited or fault.content_length not in (None, len(body)):
+    if fault.close_delimited or fault.sets_length or fault.content_length not in (None, len(body)):
         # Nothing else marks where this body ends, or the peer still waits for the rest.
         exchange.keep_alive = False
     if exchange.request.method == "HEAD" or not body:
@@ -1071,6 +1090,8 @@ class EmulatorServer:
                 self.hooks.expire_request_token(request)
             elif isinstance(fault, EndSessionsFault):
                 self.hooks.end_request_sessions(request)
+            elif isinstance(fault, SlowHeadFault):
+                exchange.head_pace = fault
             elif isinstance(fault, StatusFault | RedirectFault | BodyFault):
                 answer = fault
         if isinstance(answer, BodyFault):
