@@ -76,8 +76,14 @@ def test_one_client_three_downloads_one_login(cdse: Emulator, client: Client) ->
 def test_the_module_level_download_logs_in_once_per_call(
     cdse: Emulator, settings: Settings, credentials: Credentials
 ) -> None:
-    """The one-shot wrapper owns a Client per call: a login per call, closed after it."""
-    products = list(sf.search(settings=settings, **FEW))[:2]
+    """The one-shot wrapper owns a Client per call: a login per call, closed after it.
+
+    The products come from a Client closed before the downloads: ``sf.search`` leaves its
+    road to the garbage collector (documented), which would make the count below depend
+    on when the collector runs.
+    """
+    with Client(settings) as finder:
+        products = few_products(finder, 2)
     for product in products:
         sf.download([product], settings=settings, credentials=credentials)
     assert cdse.stats.logins == {DEMO_USERNAME: 2}
