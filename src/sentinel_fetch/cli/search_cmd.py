@@ -10,12 +10,19 @@ import click
 
 from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
+from sentinel_fetch.cli.triage import (
+    prepare_search,
+    report_drops,
+    triage_from_options,
+    triage_options,
+)
 
 __all__ = ["search"]
 
 
 @click.command(cls=Command)
 @search_options
+@triage_options
 @network_options
 @click.option(
     "-o",
@@ -26,14 +33,19 @@ __all__ = ["search"]
     "for pystac, odc-stac, stackstac).",
 )
 @click.option("--count", "count_only", is_flag=True, help="Only count the matching products.")
-@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many products.")
+@click.option(
+    "--map",
+    "map_file",
+    type=click.Path(dir_okay=False),
+    help="Draw the footprints and the area: .html (a page that works offline) or .png.",
+)
 @click.pass_obj
 def search(
     context: CliContext,
     /,
     output: str | None,
     count_only: bool,
-    limit: int | None,
+    map_file: str | None,
     proxy: str | None,
     ca_bundle: str | None,
     **options: Any,
@@ -52,13 +64,21 @@ def search(
       sentinel-fetch search -c S2 -t L2A -s 2023-06-01 -e 2023-06-30 \\
           --area 11,46,12,47 --cloud 20
       sentinel-fetch search -c S1 -t GRD --area aoi.geojson -s 2024-01-01 --count
+      sentinel-fetch search -c S2 -t L2A --area 11,46,12,47 -s 2020-06-01 -e 2020-06-30 \\
+          --dedupe --min-coverage 50 --map footprints.html
     """
     from sentinel_fetch.cli.render import total_size
     from sentinel_fetch.client import is_offline, write_products
 
     config = context.config({"proxy": proxy, "ca_bundle": ca_bundle})
+    prepare_search(context, options)
     query = query_from_options(options, config.settings())
     assert query is not None
+    triage = triage_from_options(query, options)
+    if map_file:
+        from sentinel_fetch.client import check_map_path
+
+        check_map_path(map_file)
     with context.client(config) as client:
         result = client.search(query)
         if count_only:
@@ -67,8 +87,17 @@ def search(
         products = []
         for product in result:
             products.append(product)
-            if limit is not None and len(products) >= limit:
+            # Dedupe, coverage and sort need every result before the cut.
+            whole = triage.needs_every_product
+            if triage.limit is not None and len(products) >= triage.limit and not whole:
                 break
+        products = report_drops(context, client.triage(products, triage, query.area))
+    if map_file:
+        from sentinel_fetch.client import write_map
+
+        context.info(
+            f"map of {len(products)} products: {write_map(products, map_file, query.area)}"
+        )
 
     if output and output.lower().endswith(".stac.json"):
         with context.client(config) as exporter:
