@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 import sys
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
+
+if TYPE_CHECKING:
+    from sentinel_fetch.catalogue.product import Product
 
 __all__ = ["search"]
 
@@ -53,42 +57,41 @@ def search(
           --area 11,46,12,47 --cloud 20
       sentinel-fetch search -c S1 -t GRD --area aoi.geojson -s 2024-01-01 --count
     """
+    from sentinel_fetch.catalogue.results import ndjson_line
     from sentinel_fetch.cli.render import total_size
-    from sentinel_fetch.client import is_offline, write_products
+    from sentinel_fetch.client import write_products
 
     config = context.config({"proxy": proxy, "ca_bundle": ca_bundle})
     query = query_from_options(options, config.settings())
     assert query is not None
+    tally = _Tally()
     with context.client(config) as client:
         result = client.search(query)
         if count_only:
             click.echo(result.count())
             return 0
-        products = []
-        for product in result:
-            products.append(product)
-            if limit is not None and len(products) >= limit:
-                break
+        # Every output takes the products as the catalogue sends them: memory does not
+        # grow with the listing (only the terminal's table holds them, to lay it out).
+        products = tally.counting(itertools.islice(result, limit))
+        if output and output.lower().endswith(".stac.json"):
+            path, from_stac = client.write_item_collection(products, output)
+            context.info(
+                f"wrote {tally.products} STAC items to {path} ({from_stac} from the STAC catalogue)"
+            )
+        elif output:
+            path = write_products(products, output, query=query)
+            context.info(f"wrote {tally.products} products to {path}")
+        elif sys.stdout.isatty():
+            _print_table(list(products))
+        else:
+            for product in products:
+                sys.stdout.write(ndjson_line(product))
 
-    if output and output.lower().endswith(".stac.json"):
-        with context.client(config) as exporter:
-            path, from_stac = exporter.write_item_collection(products, output)
-        context.info(
-            f"wrote {len(products)} STAC items to {path} ({from_stac} from the STAC catalogue)"
+    summary = f"{tally.products} products, {total_size(tally.sizes())}"
+    if tally.offline:
+        summary += (
+            f", {tally.offline} offline (order them in the CDSE Data Workspace before downloading)"
         )
-    elif output:
-        path = write_products(products, output, query=query)
-        context.info(f"wrote {len(products)} products to {path}")
-    elif sys.stdout.isatty():
-        _print_table(products)
-    else:
-        for product in products:
-            sys.stdout.write(json.dumps(product.to_dict(), ensure_ascii=False, default=str) + "\n")
-
-    offline = sum(1 for product in products if is_offline(product))
-    summary = f"{len(products)} products, {total_size([product.size for product in products])}"
-    if offline:
-        summary += f", {offline} offline (order them in the CDSE Data Workspace before downloading)"
     if len(result.windows) > 1:
         summary += f"; the search was split into {len(result.windows)} time windows"
     context.info(summary)
@@ -97,6 +100,33 @@ def search(
         click.echo(_unreadable(result.rejected), err=True)
         return 1
     return 0
+
+
+class _Tally:
+    """The summary's figures, counted as products pass on their way to the output."""
+
+    def __init__(self) -> None:
+        self.products = 0
+        self.offline = 0
+        self.total_bytes = 0
+        self.unknown_sizes = 0
+
+    def counting(self, products: Iterable[Product]) -> Iterator[Product]:
+        from sentinel_fetch.client import is_offline
+
+        for product in products:
+            self.products += 1
+            self.offline += is_offline(product)
+            if product.size > 0:
+                self.total_bytes += product.size
+            else:
+                self.unknown_sizes += 1
+            yield product
+
+    def sizes(self) -> list[int]:
+        """What ``total_size`` reads: the known total and a 0 per unknown size."""
+        known = [self.total_bytes] if self.total_bytes else []
+        return known + [0] * self.unknown_sizes
 
 
 def _unreadable(rejected: list[Any]) -> str:
