@@ -607,6 +607,11 @@ class Client:
 
         Args:
             products: products (a search result, :meth:`products`, a saved result's list).
+                They are held as one list for the run, unlike a search's outputs: the
+                batch is planned as a whole before the first byte (duplicates dropped by
+                id, file names told apart across products, the ledger's skips, offline
+                products, native archives and file plans looked up in batches) and the
+                report holds one result per product anyway.
             save_path: overrides ``settings.save_path``.
             workers: products at once (default 4, a free account's connection limit).
             progress: receives progress events (from worker threads).
