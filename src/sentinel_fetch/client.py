@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from sentinel_fetch.catalogue.browser_url import read_search_url_file
     from sentinel_fetch.catalogue.product import Product
     from sentinel_fetch.catalogue.query import Query
-    from sentinel_fetch.catalogue.results import write_products
+    from sentinel_fetch.catalogue.results import ndjson_line, write_products
     from sentinel_fetch.catalogue.search import RejectedEntry, Search
     from sentinel_fetch.config import EffectiveConfig
     from sentinel_fetch.credentials import PromptFn
@@ -91,6 +91,7 @@ __all__ = [
     "is_offline",
     "lock_folders",
     "make_query",
+    "ndjson_line",
     "read_search_url_file",
     "run_folders",
     "write_products",
@@ -110,6 +111,7 @@ _LAZY = {
     "ProductResult": "sentinel_fetch.downloads.engine",
     "Query": "sentinel_fetch.catalogue.query",
     "is_offline": "sentinel_fetch.downloads.plan",
+    "ndjson_line": "sentinel_fetch.catalogue.results",
     "read_search_url_file": "sentinel_fetch.catalogue.browser_url",
     "write_products": "sentinel_fetch.catalogue.results",
 }

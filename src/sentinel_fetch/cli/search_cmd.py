@@ -13,7 +13,7 @@ from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
 
 if TYPE_CHECKING:
-    from sentinel_fetch.catalogue.product import Product
+    from sentinel_fetch.client import Product
 
 __all__ = ["search"]
 
@@ -57,9 +57,8 @@ def search(
           --area 11,46,12,47 --cloud 20
       sentinel-fetch search -c S1 -t GRD --area aoi.geojson -s 2024-01-01 --count
     """
-    from sentinel_fetch.catalogue.results import ndjson_line
     from sentinel_fetch.cli.render import total_size
-    from sentinel_fetch.client import write_products
+    from sentinel_fetch.client import ndjson_line, write_products
 
     config = context.config({"proxy": proxy, "ca_bundle": ca_bundle})
     query = query_from_options(options, config.settings())
