@@ -46,14 +46,18 @@ _SWITCHES = (
     "stac_max_limit",
     "stac_malformed_metadata_checksums",
     "quicklook_failure_share",
+    "reprocessed_twins",
 )
 
 
 @pytest.fixture(scope="session")
 def cdse_session() -> Iterator[Emulator]:
     """The session's emulator (HTTPS, real synthetic catalogue)."""
-    # STAC's rate limit (5 requests/s) is off here: only its own tests switch it on.
-    config = EmulatorConfig(size_scale=TEST_SIZE_SCALE, stac_requests_per_s=None)
+    # STAC's rate limit (5 requests/s) is off here: only its own tests switch it on; so are
+    # the catalogue's reprocessed twins, which the tests of duplicates switch on.
+    config = EmulatorConfig(
+        size_scale=TEST_SIZE_SCALE, stac_requests_per_s=None, reprocessed_twins=False
+    )
     with Emulator(config) as emulator:
         yield emulator
 

@@ -289,6 +289,23 @@ def test_offline_products_alone_do_not_fail_the_batch(
     assert summary["failed"] == []
 
 
+def test_a_batch_of_only_offline_products_says_so_with_exit_3(
+    cdse: Emulator, workspace: Workspace, products: Products
+) -> None:
+    """Nothing downloadable at all is not success: a cron job gets exit status 3."""
+    names = workspace.write_names([products.offline.name])
+
+    result = workspace.run(
+        "-q", "download", "--from", str(names), "--out", str(workspace.save_path)
+    )
+
+    assert result.returncode == 3, result.stderr
+    assert "nothing could be downloaded: all 1 products are offline" in result.stderr
+    assert download_events(cdse, products.offline.product_id) == []
+    rows, _ = read_report(workspace.save_path)
+    assert [row["status"] for row in rows] == ["offline"]
+
+
 def test_search_summary_flags_offline_products(workspace: Workspace, products: Products) -> None:
     """``search`` says how many results are offline and where to order them."""
     online = products.online[0]

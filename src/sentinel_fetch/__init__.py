@@ -35,6 +35,7 @@ __all__ = [
     "Search",
     "SentinelFetchError",
     "Settings",
+    "Triage",
     "build_query",
     "count",
     "download",
@@ -55,6 +56,7 @@ _LAZY = {
     "RejectedEntry": "sentinel_fetch.catalogue.search",
     "Search": "sentinel_fetch.catalogue.search",
     "SentinelFetchError": "sentinel_fetch.errors",
+    "Triage": "sentinel_fetch.catalogue.triage",
     "count": "sentinel_fetch.api",
     "download": "sentinel_fetch.api",
     "search": "sentinel_fetch.api",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from sentinel_fetch.catalogue.product import Product
     from sentinel_fetch.catalogue.query import Query, build_query
     from sentinel_fetch.catalogue.search import RejectedEntry, Search
+    from sentinel_fetch.catalogue.triage import Triage
     from sentinel_fetch.client import Client
     from sentinel_fetch.downloads.engine import BatchReport, ProductResult
     from sentinel_fetch.errors import SentinelFetchError

@@ -36,9 +36,10 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
 from sentinel_fetch.downloads.folderlock import FolderLock
 from sentinel_fetch.downloads.paths import Layout, make_folder
@@ -61,9 +62,12 @@ if TYPE_CHECKING:
     from sentinel_fetch.auth import Credentials, TokenManager
     from sentinel_fetch.catalogue.browser_url import read_search_url_file
     from sentinel_fetch.catalogue.product import Product
+    from sentinel_fetch.catalogue.product_types import suggest_product_types
     from sentinel_fetch.catalogue.query import Query
+    from sentinel_fetch.catalogue.relative import parse_relative
     from sentinel_fetch.catalogue.results import ndjson_line, write_products
     from sentinel_fetch.catalogue.search import RejectedEntry, Search
+    from sentinel_fetch.catalogue.triage import SORT_ORDERS, Triage, TriageOutcome
     from sentinel_fetch.config import EffectiveConfig
     from sentinel_fetch.credentials import PromptFn
     from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, AuditReport
@@ -71,29 +75,41 @@ if TYPE_CHECKING:
     from sentinel_fetch.downloads.plan import Action, PlannedProduct, is_offline
     from sentinel_fetch.downloads.selection import PRESETS, Selection
     from sentinel_fetch.downloads.transfer import Downloadable
+    from sentinel_fetch.footprint_map import check_map_path, write_map
     from sentinel_fetch.http import Transport
+    from sentinel_fetch.quicklooks import Quicklook
 
 __all__ = [
     "CORRUPT_FOLDER",
     "PRESETS",
+    "SORT_ORDERS",
     "Action",
     "AuditReport",
     "BatchReport",
     "Client",
     "Credentials",
+    "Extraction",
+    "JobActivity",
     "LedgerSummary",
     "PlannedProduct",
     "Product",
     "ProductResult",
     "ProductSelection",
     "Query",
+    "Quicklook",
     "Selection",
+    "Triage",
+    "TriageOutcome",
+    "check_map_path",
     "is_offline",
     "lock_folders",
     "make_query",
     "ndjson_line",
+    "parse_relative",
     "read_search_url_file",
     "run_folders",
+    "suggest_product_types",
+    "write_map",
     "write_products",
 ]
 
@@ -112,7 +128,15 @@ _LAZY = {
     "Query": "sentinel_fetch.catalogue.query",
     "is_offline": "sentinel_fetch.downloads.plan",
     "ndjson_line": "sentinel_fetch.catalogue.results",
+    "Quicklook": "sentinel_fetch.quicklooks",
+    "SORT_ORDERS": "sentinel_fetch.catalogue.triage",
+    "Triage": "sentinel_fetch.catalogue.triage",
+    "TriageOutcome": "sentinel_fetch.catalogue.triage",
+    "check_map_path": "sentinel_fetch.footprint_map",
+    "parse_relative": "sentinel_fetch.catalogue.relative",
     "read_search_url_file": "sentinel_fetch.catalogue.browser_url",
+    "suggest_product_types": "sentinel_fetch.catalogue.product_types",
+    "write_map": "sentinel_fetch.footprint_map",
     "write_products": "sentinel_fetch.catalogue.results",
 }
 
@@ -259,6 +283,16 @@ def lock_folders(settings: Settings, *, command: str | None = None) -> FolderLoc
     return FolderLock.acquire(run_folders(settings), command=command)
 
 
+def _bounded_text(piped: TextIO | str) -> str:
+    """Piped text, bounded like a list file (a pipe may never end)."""
+    from sentinel_fetch.catalogue.results import MAX_NAME_LIST_BYTES
+
+    text = piped if isinstance(piped, str) else piped.read(MAX_NAME_LIST_BYTES + 1)
+    if len(text) > MAX_NAME_LIST_BYTES:
+        raise ResultFileError(f"the input is over {MAX_NAME_LIST_BYTES // 1_000_000} MB")
+    return text
+
+
 def _is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
@@ -285,6 +319,29 @@ class ProductSelection:
 
     def __len__(self) -> int:
         return len(self.products)
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """One verified zip extracted (``folder``), or why it could not be (``problem``)."""
+
+    product: Downloadable
+    folder: Path | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class JobActivity:
+    """What a job folder is doing now, beyond what its ledger counts.
+
+    Attributes:
+        running: who holds the job's folders (pid, host, since), or ``None`` if no run.
+        in_flight: ``(name, bytes on disk)`` of every product the ledger has in flight;
+            the ledger counts bytes when a product ends, so this is its ``.part`` so far.
+    """
+
+    running: str | None
+    in_flight: list[tuple[str, int]]
 
 
 class Client:
@@ -462,6 +519,8 @@ class Client:
         files: Sequence[str | Path] = (),
         retry_failed: bool = False,
         save_path: str | Path | None = None,
+        piped: TextIO | str | None = None,
+        published_after: datetime | None = None,
         **fields: Any,
     ) -> ProductSelection:
         """Every product a job asks for, from any mix of sources, each once, in order.
@@ -473,15 +532,28 @@ class Client:
                 a ``.txt`` list of names or ids (looked up again).
             retry_failed: add the products that failed in the save folder's ledger.
             save_path: the job whose ledger ``retry_failed`` reads (default: settings).
+            piped: text (or a stream) of names, ids or ``search``'s NDJSON, one per line
+                (``download --from -``); read up to the bound of a list file.
+            published_after: only products published after this instant; the search
+                asks the catalogue for no more, saved results and names are cut here.
             **fields: search fields (see :func:`make_query`).
 
         Raises:
             ProductNotFoundError: a name or id is not in the catalogue.
             LedgerFileError: the ledger holds an entry something else damaged.
+            ResultFileError: the piped text is too long or holds a line that is no product.
         """
         from sentinel_fetch.catalogue.results import read_name_list, read_products
 
         self._check_open()
+        if published_after is not None and (query is not None or fields):
+            from sentinel_fetch.catalogue.filter import format_datetime
+
+            # The catalogue does the cutting, so a nightly run asks only for what is new.
+            query = make_query(query, self._settings, **fields)
+            published = f"PublicationDate gt {format_datetime(published_after)}"
+            query = query.with_changes(extra_filters=(*query.extra_filters, published))
+            fields = {}
         selection = ProductSelection()
         collected: list[Product] = []
 
@@ -498,15 +570,95 @@ class Client:
                 collected.extend(found_by(read_name_list(file)))
             else:
                 collected.extend(read_products(file))
+        if piped is not None:
+            from sentinel_fetch.catalogue.piped import read_piped
+
+            products, listed = read_piped(_bounded_text(piped))
+            collected.extend(products)
+            if listed is not None:
+                collected.extend(found_by(listed))
         if names:
             collected.extend(self._named(list(names), found_by, selection.rejected))
         if retry_failed:
             collected.extend(self._failed_products(self._job_settings(save_path).save_path))
+        if published_after is not None:
+            # Saved results and names were not cut by the catalogue: the same rule here.
+            collected = [
+                p
+                for p in collected
+                if p.publication_date is None or p.publication_date > published_after
+            ]
         unique: dict[str, Product] = {}
         for product in collected:
             unique.setdefault(product.id, product)
         selection.products = list(unique.values())
         return selection
+
+    def newest_publication(self, save_path: str | Path | None = None) -> datetime | None:
+        """The newest publication date among the products the save folder's ledger knows.
+
+        Every product an earlier run's search found is recorded, whatever its state, so
+        what was published after this is new since that run (``download --new``).
+        ``None`` without an earlier run or without any date: then everything is new.
+
+        Raises:
+            LedgerFileError: a damaged ledger (never a reason to fetch everything again).
+        """
+        from sentinel_fetch.catalogue.product import Product
+        from sentinel_fetch.ledger import STATES
+
+        self._check_open()
+        folder = self._job_settings(save_path).save_path
+        if not (folder / LEDGER_FILE_NAME).is_file():
+            return None
+        with JobLedger.open(folder, read_only=True) as ledger:
+            entries = ledger.product_dicts(STATES)
+        dates = [
+            product.publication_date
+            for product in (Product.from_dict(entry) for entry in entries)
+            if product.publication_date is not None
+        ]
+        return max(dates) if dates else None
+
+    # -- triage and previews ------------------------------------------------------------
+
+    def triage(
+        self,
+        products: Iterable[Product],
+        triage: Triage,
+        area: Any = None,
+    ) -> TriageOutcome:
+        """The products ``triage`` keeps (twins, coverage of ``area``, order, a cut).
+
+        Every product left out is named with its reason in the outcome's ``drops``.
+
+        Raises:
+            InputError: a minimum coverage without an area.
+        """
+        from sentinel_fetch.catalogue.triage import apply_triage
+
+        self._check_open()
+        return apply_triage(list(products), triage, area)
+
+    def quicklooks(self, products: Sequence[Product], folder: str | Path) -> list[Quicklook]:
+        """Save every product's quicklook into ``folder`` (no account needed), in order.
+
+        A product without one (none listed, a refused or hostile answer) keeps its
+        place with ``path`` ``None`` and the ``problem``.
+        """
+        from sentinel_fetch.quicklooks import fetch_quicklooks
+
+        self._check_open()
+        return fetch_quicklooks(
+            products, folder, settings=self._settings, transport=self._transport
+        )
+
+    def contact_sheets(self, looks: Sequence[Quicklook], folder: str | Path) -> list[Path]:
+        """Draw the quicklooks as labelled grids (``contact-sheet.png`` and on)."""
+        from sentinel_fetch.contact_sheet import write_contact_sheets
+
+        self._check_open()
+        return write_contact_sheets(looks, Path(folder))
 
     def _named(
         self,
@@ -685,6 +837,53 @@ class Client:
                 if isinstance(recorder, JobLedger):
                     recorder.close()
 
+    def extracted(
+        self, products: Iterable[Product], save_path: str | Path | None = None
+    ) -> list[Product]:
+        """The products an earlier extraction (``download --unzip``) left in the finish
+        folder: they are done, zip or no zip."""
+        from sentinel_fetch.downloads.unzip import is_extracted
+
+        finish = self._job_settings(save_path).finish_path
+        if not finish.is_dir():
+            return []
+        return [p for p in products if is_extracted(finish, p.name, p.id)]
+
+    def extract(
+        self,
+        report: BatchReport,
+        *,
+        keep_zip: bool = False,
+        save_path: str | Path | None = None,
+    ) -> list[Extraction]:
+        """Extract every verified zip of a run into ``<finish>/<name>.SAFE``.
+
+        The zip is removed once extracted, unless ``keep_zip``; a product that could
+        not be extracted stays verified as a zip, with the problem told.
+        """
+        from sentinel_fetch.downloads.unzip import extract_product
+        from sentinel_fetch.errors import SentinelFetchError
+
+        self._check_open()
+        finish = self._job_settings(save_path).finish_path
+        done: list[Extraction] = []
+        for result in report.results:
+            path = result.path
+            if result.status not in ("downloaded", "skipped") or path is None:
+                continue
+            if path.suffix.lower() != ".zip":
+                continue
+            product = result.product
+            try:
+                folder = extract_product(path, finish, product.name, product.id)
+            except SentinelFetchError as error:
+                done.append(Extraction(product, problem=str(error)))
+                continue
+            if not keep_zip:
+                path.unlink(missing_ok=True)
+            done.append(Extraction(product, folder=folder))
+        return done
+
     def write_report(
         self,
         report: BatchReport | None,
@@ -717,6 +916,36 @@ class Client:
         self._check_open()
         with JobLedger.open(self._job_settings(save_path).save_path, read_only=True) as ledger:
             return ledger.summary()
+
+    def activity(self, save_path: str | Path | None = None) -> JobActivity:
+        """Whether a run holds the job's folders, and the bytes of its files in flight.
+
+        Only reads (the ledger and the temp folder): safe while a download runs.
+
+        Raises:
+            LedgerFileError: no ledger there, or a file that is not one.
+        """
+        from sentinel_fetch.downloads.paths import PART_SUFFIX, safe_file_name
+        from sentinel_fetch.errors import FolderInUseError, UnsafeNameError
+
+        self._check_open()
+        settings = self._job_settings(save_path)
+        with JobLedger.open(settings.save_path, read_only=True) as ledger:
+            in_flight = ledger.stored(("downloading", "verifying"))
+        try:
+            FolderLock.check_free(run_folders(settings))
+            running = None
+        except FolderInUseError as error:
+            running = str(error)
+
+        def part_size(file_name: str) -> int:
+            try:
+                part = settings.temp_path / (safe_file_name(file_name) + PART_SUFFIX)
+                return part.stat().st_size
+            except (OSError, UnsafeNameError):
+                return 0
+
+        return JobActivity(running, [(p.name, part_size(p.file_name)) for p in in_flight])
 
     def verify(
         self, save_path: str | Path | None = None, *, finish_dir: str | Path | None = None

@@ -230,7 +230,8 @@ def test_sentinel2_revisit_rhythm_over_munich(handler: Handler) -> None:
         by_orbit[attribute(product, "relativeOrbitNumber")].append(sensed)
     assert len(by_orbit) >= 2  # tiles at 48°N are seen from two relative orbits
     for dates in by_orbit.values():
-        ordered = sorted(dates)
+        # A reprocessed twin is the same acquisition: the rhythm is that of the dates.
+        ordered = sorted(set(dates))
         gaps = {(b - a).days for a, b in pairwise(ordered)}
         assert gaps == {5}  # S2A and S2B alternate on the same track (the hotspot keeps all)
 

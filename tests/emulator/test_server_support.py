@@ -89,7 +89,9 @@ class MemoryStore:
     def get(self, product_id: str) -> ProductRecord | None:
         return self._by_id.get(product_id)
 
-    def match_ids(self, filter_text: str, orderby: str | None = None) -> list[str]:
+    def match_ids(
+        self, filter_text: str, orderby: str | None = None, *, twins: bool = True
+    ) -> list[str]:
         return sorted(i for i, r in self._by_id.items() if filter_text in r.name)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from sentinel_fetch.catalogue.area import normalize_area_wkt
 from sentinel_fetch.catalogue.filter import UTC, parse_datetime
+from sentinel_fetch.catalogue.relative import parse_relative
 from sentinel_fetch.errors import QueryError
 
 __all__ = [
@@ -109,12 +110,18 @@ def as_values(value: object) -> tuple[Any, ...]:
 
 
 def parse_bound(
-    value: str | date | datetime | None, what: str, *, end_of_day: bool
+    value: str | date | datetime | None,
+    what: str,
+    *,
+    end_of_day: bool,
+    now: datetime | None = None,
 ) -> datetime | None:
-    """A start or end as typed: a date, an ISO date-time (no zone means UTC) or a datetime.
+    """A start or end as typed: a date, an ISO date-time (no zone means UTC), a datetime,
+    or an age back from now (``30d``, ``12h``, ``2w``: :mod:`.relative`).
 
     With ``end_of_day`` a date alone means "that whole day": the bound is the next
-    midnight, since the end is the first instant excluded.
+    midnight, since the end is the first instant excluded. Ages count back from ``now``
+    (default: this instant); pass one ``now`` for both bounds of a query.
     """
     if value is None or isinstance(value, datetime):
         return value
@@ -124,6 +131,12 @@ def parse_bound(
     if not isinstance(value, str):
         raise QueryError(f"{what} must be a date or a date-time, got {type(value).__name__}")
     text = value.strip()
+    try:
+        relative = parse_relative(text, now or datetime.now(UTC))
+    except ValueError as error:
+        raise QueryError(f"{what} {error}") from None
+    if relative is not None:
+        return relative
     instant = parse_instant(text, what)
     date_only = len(text) == 10
     return _next_day(instant, what) if end_of_day and date_only else instant

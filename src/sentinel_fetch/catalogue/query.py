@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sentinel_fetch.catalogue.area import (
@@ -237,11 +237,13 @@ def build_query(
         AreaError: the area cannot be read or is invalid.
     """
     area_wkt = None if area is None else area_to_wkt(load_area(area), max_chars=max_area_chars)
+    # One instant for both bounds: "--start 2d --end 1d" is exactly one day.
+    now = datetime.now(timezone.utc)
     return Query(
         collections=as_values(collections),
         product_types=as_values(product_types),
-        start=parse_bound(start, "start", end_of_day=False),
-        end=parse_bound(end, "end", end_of_day=True),
+        start=parse_bound(start, "start", end_of_day=False, now=now),
+        end=parse_bound(end, "end", end_of_day=True, now=now),
         area=area_wkt,
         max_cloud_cover=normalize_cloud_cover(max_cloud_cover)
         if max_cloud_cover is not None

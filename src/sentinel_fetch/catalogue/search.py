@@ -177,6 +177,15 @@ class Search:
         """How many products match (one ``$count`` request per name group)."""
         return sum(self._count(part) for part in self._parts())
 
+    def to_geodataframe(self) -> Any:
+        """Every matching product as a ``geopandas.GeoDataFrame`` (the ``geo`` extra).
+
+        See :func:`sentinel_fetch.geodata.to_geodataframe` for the columns.
+        """
+        from sentinel_fetch.geodata import to_geodataframe
+
+        return to_geodataframe(self)
+
     def __iter__(self) -> Iterator[Product]:
         seen: set[str] = set()
         for page in self.pages():

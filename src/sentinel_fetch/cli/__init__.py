@@ -2,8 +2,9 @@
 
 Data goes to stdout, logs and progress to stderr. Exit status: 0 everything done,
 1 some product failed or the service refused, 2 bad input (usage, URL, area, dates,
-credentials, a save folder another run holds), 130 interrupted by Ctrl-C, 143 stopped
-by SIGTERM (see :mod:`.stopping`). Errors are one line; ``-v`` adds detail.
+credentials, a save folder another run holds), 3 ``download`` found only offline
+products (nothing could be downloaded), 130 interrupted by Ctrl-C, 143 stopped by
+SIGTERM (see :mod:`.stopping`). Errors are one line; ``-v`` adds detail.
 
 Modules are imported lazily: ``sentinel-fetch --help`` must start in a blink.
 """
@@ -31,6 +32,11 @@ _COMMANDS = {
         "sentinel_fetch.cli.download_cmd",
         "download",
         "Download products: parallel, resumable, verified.",
+    ),
+    "quicklooks": (
+        "sentinel_fetch.cli.quicklooks_cmd",
+        "quicklooks",
+        "Fetch every result's quicklook and draw a contact sheet.",
     ),
     "status": (
         "sentinel_fetch.cli.status_cmd",

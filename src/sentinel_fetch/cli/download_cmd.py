@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -18,23 +18,35 @@ from sentinel_fetch.cli.options import (
     selection_options,
     totp_option,
 )
+from sentinel_fetch.cli.triage import (
+    prepare_search,
+    report_drops,
+    triage_from_options,
+    triage_options,
+)
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sentinel_fetch.client import BatchReport, Client, PlannedProduct, Product
 
-__all__ = ["download"]
+__all__ = ["EXIT_ALL_OFFLINE", "download"]
+
+#: Exit status of a run where every product was offline: nothing to show for it.
+EXIT_ALL_OFFLINE = 3
 
 
 @click.command(cls=Command)
 @click.argument("products", nargs=-1, metavar="[NAME_OR_ID]...")
 @search_options
+@triage_options
 @click.option(
     "--from",
     "from_files",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
     help="Products from a saved search (.json or .geojson from 'search --output', or a "
-    ".txt list of names/ids).",
+    ".txt list of names/ids); '-' reads names, ids or search's NDJSON from a pipe.",
 )
 @click.option(
     "--retry-failed", is_flag=True, help="Also retry the products that failed in this save folder."
@@ -54,6 +66,20 @@ __all__ = ["download"]
 @selection_options
 @network_options
 @totp_option
+@click.option(
+    "--new",
+    "only_new",
+    is_flag=True,
+    help="Only products published after the newest one this save folder's ledger knows: "
+    "what appeared since the last run (for cron jobs).",
+)
+@click.option(
+    "--unzip",
+    is_flag=True,
+    help="After verification, extract each product into <finish>/<name>.SAFE (the zip is "
+    "then removed, unless --keep-zip); a rerun still knows it is done.",
+)
+@click.option("--keep-zip", is_flag=True, help="With --unzip: keep the verified zip too.")
 @click.option("--dry-run", is_flag=True, help="Show what would be downloaded; fetch nothing.")
 @click.pass_obj
 def download(
@@ -69,6 +95,9 @@ def download(
     proxy: str | None,
     ca_bundle: str | None,
     totp: str | None,
+    only_new: bool,
+    unzip: bool,
+    keep_zip: bool,
     dry_run: bool,
     bands: tuple[str, ...],
     files: tuple[str, ...],
@@ -118,19 +147,36 @@ def download(
     # Checked before any search or login: a misspelt band is the user's to fix now.
     file_selection = Selection.build(**picked)
     settings = config.settings()
+    if keep_zip and not unzip:
+        raise click.UsageError("--keep-zip goes with --unzip")
+    prepare_search(context, options)
     query = query_from_options(
         options, settings, required=not (products or from_files or retry_failed)
     )
+    triage = triage_from_options(query, options)
+    result_files = [file for file in from_files if file != "-"]
+    piped = _pipe() if "-" in from_files else None
     with context.client(config, totp=totp) as client:
         if not dry_run:
             client.check_folders()
+        since = _since(context, client) if only_new else None
         try:
             selection = client.products(
-                query, names=products, files=from_files, retry_failed=retry_failed
+                query,
+                names=products,
+                files=result_files,
+                retry_failed=retry_failed,
+                piped=piped,
+                published_after=since,
             )
         except ProductNotFoundError as exc:
             raise click.BadParameter(str(exc), param_hint="NAME_OR_ID") from None
-        wanted = selection.products
+        area = query.area if query is not None else None
+        wanted = report_drops(context, client.triage(selection.products, triage, area))
+        extracted = {product.id for product in client.extracted(wanted)}
+        if extracted:
+            context.info(f"{len(extracted)} products already extracted in {settings.finish_path}")
+            wanted = [product for product in wanted if product.id not in extracted]
         if not wanted:
             context.info("nothing to download" + ("" if retry_failed else ": no product matched"))
             if not selection.rejected:
@@ -153,12 +199,15 @@ def download(
             context.info(f"only these files of each product: {file_selection.describe()}")
             chosen = picked
         report = _run(context, client, wanted, **chosen)
-        return _summarise(
+        status = _summarise(
             context,
             report,
             client.write_report(report, selection.rejected),
             len(selection.rejected),
         )
+        if unzip and not report.interrupted and not _extract_all(context, client, report, keep_zip):
+            return max(status, 1)
+        return status
 
 
 def _run(context: CliContext, client: Client, wanted: list[Product], **chosen: Any) -> BatchReport:
@@ -171,6 +220,43 @@ def _run(context: CliContext, client: Client, wanted: list[Product], **chosen: A
         with BarProgress(Console(stderr=True)) as bars:
             return client.download(wanted, progress=bars, **chosen)
     return client.download(wanted, progress=None if context.quiet else LogProgress(), **chosen)
+
+
+def _pipe() -> TextIO:
+    """``--from -``: standard input, which must be a pipe (the Client bounds what it reads)."""
+    import sys
+
+    if sys.stdin is None or sys.stdin.isatty():
+        raise click.UsageError("--from - reads a pipe: sentinel-fetch search ... | ... --from -")
+    return sys.stdin
+
+
+def _since(context: CliContext, client: Client) -> datetime | None:
+    """``--new``: the newest publication date the save folder's ledger knows, told."""
+    newest = client.newest_publication()
+    if newest is None:
+        context.info(
+            "--new: no earlier run in this save folder knows a publication date, "
+            "so every match is new"
+        )
+    else:
+        context.info(f"--new: only products published after {newest:%Y-%m-%d %H:%M:%S} UTC")
+    return newest
+
+
+def _extract_all(context: CliContext, client: Client, report: BatchReport, keep_zip: bool) -> bool:
+    """``--unzip``: extract every verified zip; ``False`` if one could not be."""
+    from sentinel_fetch.text import printable
+
+    ok = True
+    for done in client.extract(report, keep_zip=keep_zip):
+        if done.folder is None:
+            # Even with -q: the product is verified but not where the user asked.
+            click.echo(f"cannot unzip {printable(done.product.name)}: {done.problem}", err=True)
+            ok = False
+        else:
+            context.info(f"extracted {done.folder.name}")
+    return ok
 
 
 def _dry_run(context: CliContext, planned: list[PlannedProduct]) -> int:
@@ -236,4 +322,13 @@ def _summarise(
         from sentinel_fetch.cli.stopping import interrupted_exit_status
 
         return interrupted_exit_status()
+    offline = report.count("offline")
+    if offline and offline == len(report.results) and not unreadable:
+        # Even with -q: a cron job's run that fetched nothing must not look like success.
+        click.echo(
+            f"nothing could be downloaded: all {offline} products are offline "
+            "(order them in the CDSE Data Workspace, then rerun)",
+            err=True,
+        )
+        return EXIT_ALL_OFFLINE
     return 0 if report.ok and not unreadable else 1

@@ -8,11 +8,13 @@ the output is a file or a pipe (cron jobs, ``nohup``, CI logs).
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
 import time
 from types import TracebackType
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -69,6 +71,66 @@ def total_size(sizes: list[int]) -> str:
     return f"{text} (+{unknown} of unknown size)" if unknown else text
 
 
+_S2_NAME = re.compile(r"^(S2\w)_MSI(L\w{2})_(\d{8})(T\d{6})_(N\d{4})_(R\d{3})_(T\w{5})_\d{8}T\d{6}")
+
+
+def short_name(name: str, width: int = 44) -> str:
+    """A product name cut to ``width`` characters, keeping what tells products apart.
+
+    A Sentinel-2 name loses its processing time and extension first, then its baseline,
+    then the sensing time of day, and keeps platform, level, date, orbit and tile as
+    long as it can. Other names lose their extension, then their middle, so the start
+    (mission, mode, date) and the end (orbit, datatake) both stay.
+
+    Example:
+        >>> name = "S2B_MSIL2A_20231001T103019_N0509_R108_T32TQM_20231001T132714.SAFE"
+        >>> short_name(name)
+        'S2B_MSIL2A_20231001T103019_N0509_R108_T32TQM'
+        >>> short_name(name, 30), short_name(name, 20)
+        ('S2B_L2A_20231001_R108_T32TQM', 'S2B_20231001_T32TQM')
+        >>> short_name("S1A_IW_GRDH_1SDV_20240604T110100_20240604T110131_054172_069690"
+        ...     "_E33E.SAFE", 30)
+        'S1A_IW_GRDH_1SD…72_069690_E33E'
+    """
+    shown = for_display(name)
+    if len(shown) <= width:
+        return shown
+    match = _S2_NAME.match(shown)
+    if match is not None:
+        platform, level, day, time_of_day, baseline, orbit, tile = match.groups()
+        for candidate in (
+            f"{platform}_MSI{level}_{day}{time_of_day}_{baseline}_{orbit}_{tile}",
+            f"{platform}_MSI{level}_{day}{time_of_day}_{orbit}_{tile}",
+            f"{platform}_{level}_{day}_{orbit}_{tile}",
+            f"{platform}_{day}_{tile}",
+        ):
+            if len(candidate) <= width:
+                return candidate
+        shown = f"{platform}_{day}_{tile}"
+    else:
+        shown = re.sub(r"\.(SAFE|SEN3|zip)$", "", shown, flags=re.IGNORECASE)
+    if len(shown) <= width:
+        return shown
+    head = (width - 1) // 2 + (width - 1) % 2
+    tail = width - 1 - head
+    return shown[:head] + "…" + (shown[-tail:] if tail else "")
+
+
+def eta_text(seconds: float) -> str:
+    """Time left for people: seconds under two minutes, then minutes, then hours.
+
+    Example:
+        >>> eta_text(42.4), eta_text(150), eta_text(7260)
+        ('42 s', '3 min', '2 h 1 min')
+    """
+    if seconds < 120:
+        return f"{max(0, round(seconds))} s"
+    if seconds < 3600:
+        return f"{math.ceil(seconds / 60)} min"
+    hours, rest = divmod(math.ceil(seconds / 60), 60)
+    return f"{hours} h {rest} min"
+
+
 def _key(event: ProductStarted | BytesReceived | ProductWaiting | ProductFinished) -> str:
     """Which bar an event is for: the product id, as two products may share a name."""
     return event.product_id or event.name
@@ -76,17 +138,19 @@ def _key(event: ProductStarted | BytesReceived | ProductWaiting | ProductFinishe
 
 def _short(name: str, width: int = 44) -> str:
     """A product name for a bar's label: shown as text (not markup), cut to ``width``."""
-    shown = for_display(name)
-    return escape(shown if len(shown) <= width else shown[: width - 1] + "…")
+    return escape(short_name(name, width))
 
 
 class BarProgress:
     """Overall bar (bytes, products done/total, rate, ETA) and one bar per active file."""
 
     def __init__(self, console: Console) -> None:
+        # Name, bar, "12.3/45.6 MB", "1.2 MB/s" and the ETA share the terminal's width:
+        # at 80 columns the name gets what the numbers leave (they never wrap).
+        self._name_width = max(16, min(44, console.width - 52))
         self._progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(bar_width=None),
+            BarColumn(bar_width=max(5, min(40, console.width - self._name_width - 50))),
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
@@ -112,6 +176,10 @@ class BarProgress:
     ) -> None:
         self._progress.stop()
 
+    def __rich__(self) -> RenderableType:
+        """The bars as they stand (what the live display shows)."""
+        return self._progress.get_renderable()
+
     def _describe(self) -> str:
         return f"[bold]{self._finished}/{self._total_products} products"
 
@@ -127,7 +195,8 @@ class BarProgress:
                 task = self._files.get(_key(event))
                 if task is None:
                     task = progress.add_task(
-                        f"  {_short(event.name)}", total=event.total_bytes or None
+                        f"  {_short(event.name, self._name_width)}",
+                        total=event.total_bytes or None,
                     )
                     self._files[_key(event)] = task
                 progress.update(task, completed=event.resumed_from, total=event.total_bytes or None)
@@ -142,7 +211,10 @@ class BarProgress:
             elif isinstance(event, ProductWaiting):
                 task = self._files.get(_key(event))
                 if task is not None:
-                    progress.update(task, description=f"  {_short(event.name, 30)} [yellow]retry")
+                    progress.update(
+                        task,
+                        description=f"  {_short(event.name, self._name_width - 6)} [yellow]retry",
+                    )
             elif isinstance(event, ProductFinished):
                 task = self._files.pop(_key(event), None)
                 if task is not None:
@@ -191,7 +263,7 @@ class LogProgress:
                     self._last = now
                     rate = self._received / max(now - self._started, 1e-6)
                     left = max(self._total_bytes - self._received, 0)
-                    eta = f"{left / rate / 60:.0f} min" if rate > 0 else "?"
+                    eta = eta_text(left / rate) if rate > 0 else "?"
                     log.warning(
                         "progress: %d/%d products, %s of %s, %s/s, about %s left",
                         self._finished,

@@ -11,6 +11,12 @@ import click
 
 from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import Command, network_options, query_from_options, search_options
+from sentinel_fetch.cli.triage import (
+    prepare_search,
+    report_drops,
+    triage_from_options,
+    triage_options,
+)
 
 if TYPE_CHECKING:
     from sentinel_fetch.client import Product
@@ -20,6 +26,7 @@ __all__ = ["search"]
 
 @click.command(cls=Command)
 @search_options
+@triage_options
 @network_options
 @click.option(
     "-o",
@@ -30,14 +37,19 @@ __all__ = ["search"]
     "for pystac, odc-stac, stackstac).",
 )
 @click.option("--count", "count_only", is_flag=True, help="Only count the matching products.")
-@click.option("--limit", type=click.IntRange(min=1), help="Stop after this many products.")
+@click.option(
+    "--map",
+    "map_file",
+    type=click.Path(dir_okay=False),
+    help="Draw the footprints and the area: .html (a page that works offline) or .png.",
+)
 @click.pass_obj
 def search(
     context: CliContext,
     /,
     output: str | None,
     count_only: bool,
-    limit: int | None,
+    map_file: str | None,
     proxy: str | None,
     ca_bundle: str | None,
     **options: Any,
@@ -56,22 +68,39 @@ def search(
       sentinel-fetch search -c S2 -t L2A -s 2023-06-01 -e 2023-06-30 \\
           --area 11,46,12,47 --cloud 20
       sentinel-fetch search -c S1 -t GRD --area aoi.geojson -s 2024-01-01 --count
+      sentinel-fetch search -c S2 -t L2A --area 11,46,12,47 -s 2020-06-01 -e 2020-06-30 \\
+          --dedupe --min-coverage 50 --map footprints.html
     """
     from sentinel_fetch.cli.render import total_size
     from sentinel_fetch.client import ndjson_line, write_products
 
     config = context.config({"proxy": proxy, "ca_bundle": ca_bundle})
+    prepare_search(context, options)
     query = query_from_options(options, config.settings())
     assert query is not None
     tally = _Tally()
+    triage = triage_from_options(query, options)
+    if map_file:
+        from sentinel_fetch.client import check_map_path
+
+        check_map_path(map_file)
     with context.client(config) as client:
         result = client.search(query)
         if count_only:
             click.echo(result.count())
             return 0
         # Every output takes the products as the catalogue sends them: memory does not
-        # grow with the listing (only the terminal's table holds them, to lay it out).
-        products = tally.counting(itertools.islice(result, limit))
+        # grow with the listing. Dedupe, coverage, sort and the map need every result
+        # before the cut, so only they hold the listing (and the terminal's table, to lay
+        # it out).
+        listed: Iterable[Product] = result
+        kept: list[Product] | None = None
+        if triage.needs_every_product or map_file:
+            kept = report_drops(context, client.triage(list(result), triage, query.area))
+            listed = kept
+        elif triage.limit is not None:
+            listed = itertools.islice(result, triage.limit)
+        products = tally.counting(listed)
         if output and output.lower().endswith(".stac.json"):
             path, from_stac = client.write_item_collection(products, output)
             context.info(
@@ -85,6 +114,11 @@ def search(
         else:
             for product in products:
                 sys.stdout.write(ndjson_line(product))
+        if map_file:
+            from sentinel_fetch.client import write_map
+
+            assert kept is not None
+            context.info(f"map of {len(kept)} products: {write_map(kept, map_file, query.area)}")
 
     summary = f"{tally.products} products, {total_size(tally.sizes())}"
     if tally.offline:

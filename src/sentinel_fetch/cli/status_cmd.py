@@ -34,15 +34,29 @@ def status(context: CliContext, save_path: str | None, as_json: bool) -> int:
     with context.client(context.config({"save_path": save_path})) as client:
         folder = client.settings.save_path
         summary = client.status()
+        activity = client.activity()
+    running, in_flight = activity.running, activity.in_flight
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2))
+        data = summary.to_dict()
+        data["running"] = running
+        data["in_flight"] = [{"name": n, "bytes": b} for n, b in in_flight]
+        click.echo(json.dumps(data, indent=2))
         return 0
     click.echo(
         f"job in {folder}: {summary.total_products} products, {human_bytes(summary.total_bytes)}"
     )
+    if running:
+        click.echo(f"a run is active: {running}")
+    elif in_flight:
+        click.echo(
+            f"no run is active: {len(in_flight)} products were in flight when the last run "
+            "ended (rerun the download to resume them)"
+        )
     for state, number in summary.counts.items():
         if number:
             click.echo(f"  {state:<12} {number}")
+    for name, received in in_flight:
+        click.echo(f"  in flight: {for_display(name)}: {human_bytes(received)} so far")
     percent = 100.0 * summary.done_bytes / summary.total_bytes if summary.total_bytes else 100.0
     click.echo(
         f"verified: {human_bytes(summary.done_bytes)} ({percent:.1f} %); "

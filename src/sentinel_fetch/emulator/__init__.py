@@ -301,7 +301,7 @@ class Emulator:
         match: Any = getattr(self.store, "match_ids", None)
         if match is None:
             raise TypeError("this emulator's store cannot evaluate OData filters")
-        result: list[str] = match(filter_text, orderby)
+        result: list[str] = match(filter_text, orderby, twins=self.config.reprocessed_twins)
         return result
 
     # Wiring --------------------------------------------------------------------------

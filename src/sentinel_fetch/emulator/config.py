@@ -127,8 +127,13 @@ class EmulatorConfig:
             the cap a larger ``limit`` is cut to (stac-fastapi-pgstac: 10 and 10 000).
         stac_malformed_metadata_checksums: metadata XML assets carry the MD5 multihash
             code with a 32-byte (SHA3-256) digest, as CDSE's do (§9.7); off: a real MD5.
-        quicklook_failure_share: share of products whose STAC thumbnail answers 403 or
-            404 (§5.9: "some quicklooks answer 403 or 404"), chosen by product id.
+        quicklook_failure_share: share of products whose quicklook answers 403 or 404,
+            on the catalogue's ``Assets(<id>)/$value`` and the STAC thumbnail host alike
+            (§5.9: "some quicklooks answer 403 or 404"), chosen by product id.
+        reprocessed_twins: serve the catalogue's twins (§11.3: reprocessed baselines,
+            replaced products, CloudFerro L2A, a datatake split into two partial tiles;
+            about 3.5 % of Sentinel-2 tiles, see :mod:`.catalogue.generator`). Off, each
+            such tile is one product, as in catalogues built before twins existed.
     """
 
     seed: int = 20231001
@@ -178,6 +183,7 @@ class EmulatorConfig:
     stac_max_limit: int = 10_000
     stac_malformed_metadata_checksums: bool = True
     quicklook_failure_share: float = 0.0
+    reprocessed_twins: bool = True
 
     def patch(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply run-time changes (the admin endpoint's ``PATCH config``).
@@ -237,6 +243,7 @@ PATCHABLE_FIELDS: dict[str, str] = {
     "stac_max_limit": "int",
     "stac_malformed_metadata_checksums": "bool",
     "quicklook_failure_share": "float",
+    "reprocessed_twins": "bool",
 }
 
 

@@ -59,6 +59,7 @@ def files_handler(
     config: EmulatorConfig, store: ProductStore, archives: ArchiveStore, stats: Stats
 ) -> Handler:
     """The second origin: the thumbnail's bytes, no token needed."""
+    from .catalogue.quicklook import quicklook_refusal
 
     def handle(request: Request) -> Response:
         match = _ROUTE.fullmatch(request.path)
@@ -69,9 +70,8 @@ def files_handler(
         path = thumbnail_path(record) if record is not None else None
         if record is None or path is None:
             return Response.json(404, {"detail": "Asset not found"})
-        draw = uuid.UUID(record.id).int % 10_000 / 10_000
-        if draw < config.quicklook_failure_share:
-            status = 403 if uuid.UUID(record.id).int % 2 else 404
+        status = quicklook_refusal(record.id, config.quicklook_failure_share)
+        if status is not None:
             return Response.json(status, {"detail": "Forbidden" if status == 403 else "Not Found"})
         data = archives.member_bytes(record, path)
         if data is None:

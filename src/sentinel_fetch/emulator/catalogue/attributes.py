@@ -149,7 +149,8 @@ _TIMES = (
 )
 
 _SENTINEL_2 = (
-    AttributeDef("origin", "String", constant="ESA"),
+    # ESA, or CloudFerro for the L2A it generated at baseline 99.99 (§11.1).
+    AttributeDef("origin", "String", column="origin"),
     AttributeDef("tileId", "String", column="tile"),
     AttributeDef("cloudCover", "Double", column="cloud_cover"),
     AttributeDef("datastripId", "String", derive=_datastrip),

@@ -17,10 +17,21 @@ Collections and products:
 * SENTINEL-5P: daily-global L2 orbits (``L2__NO2___`` and six others, OFFL, and NO2 NRTI),
   2600 km swaths, names ending ``.nc``.
 
+* Twins (cdse-api.md §11.3), for about 3.5 % of Sentinel-2 (datatake, tile) pairs: 1 % a
+  replaced product (same baseline, processed again 2-30 h later), 1 % a second baseline
+  (the 02.08/02.09/03.00 original of a Collection-1 05.00 product, or a 05.10
+  reprocessing of a 05.09 one; other baselines get a replaced product instead), 0.5 % a
+  CloudFerro L2A at baseline 99.99 (``origin`` CloudFerro), and 1 % of the tiles seen
+  whole a datatake that left two complementary partial tiles (cut at the middle
+  latitude, overlapping by 0.02°) instead of one whole tile. Twins are served only while
+  the ``reprocessed_twins`` switch is on; the whole tile a split replaces only while it
+  is off (``variant`` column, :mod:`.schema`).
+
 Time span 2019-2025, densest in 2023 (:mod:`.missions` has the sampling rates). Totals for
-the default seed 20231001, measured on a 2-core machine: 271,299 products (SENTINEL-1
-104,111; SENTINEL-2 129,442; SENTINEL-3 10,086; SENTINEL-5P 27,660) sharing 85,324
-footprints, a 130 MB file, built in 13-16 s.
+the default seed 20231001, measured on a 2-core machine: 271,299 products without twins
+(SENTINEL-1 104,111; SENTINEL-2 129,442; SENTINEL-3 10,086; SENTINEL-5P 27,660), 274,864
+with them (SENTINEL-2 133,007: 4,173 twin rows, 337 of them CloudFerro, replace 608
+whole tiles), sharing 85,900 footprints, a 133 MB file, built in 13-26 s.
 
 Queries of realistic size: Sentinel-2 over Europe (lon -10..30, lat 35..70) in 2023
 matches 35,416 products, the query documented to exceed 25,000::
@@ -55,12 +66,12 @@ from .footprints import FootprintRegistry, normalise_ring
 from .hashing import fraction, key, key_array, mix, stable_hash, unit_array
 from .mgrs import Tile, tiles_in_box
 from .orbits import FloatArray, Platform, micros, swath_edges
-from .schema import DDL, INDEXES, PRODUCT_COLUMNS
+from .schema import ALWAYS, DDL, INDEXES, PRODUCT_COLUMNS, SPLIT_ORIGINAL, TWIN
 
 __all__ = ["GENERATOR_VERSION", "BuildReport", "build_catalogue"]
 
 #: Bump whenever the generated content changes: it is part of the cache file name.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 _S1, _S2, _S3, _S5P = (stable_hash(n) for n in ("SENTINEL-1", "SENTINEL-2", "SENTINEL-3", "S5P"))
 _START_US = micros(m.CATALOGUE_START)
@@ -157,6 +168,8 @@ class _Rows:
         total_slices: int | None = None,
         segment_start_us: int | None = None,
         anx_ms: float | None = None,
+        origin: str = "ESA",
+        variant: int = ALWAYS,
     ) -> None:
         h = key(self.seed, stable_hash(name))
         # The archive copy appears minutes after processing, is published minutes later
@@ -201,6 +214,8 @@ class _Rows:
                 total_slices,
                 segment_start_us,
                 anx_ms,
+                origin,
+                variant,
             )
         )
 
@@ -296,6 +311,7 @@ class _TileSeen:
     coverage: float
     lon: float
     lat: float
+    outline: Polygon
 
 
 @dataclass(frozen=True)
@@ -349,7 +365,7 @@ def _s2_passes(registry: FootprintRegistry) -> dict[int, list[_S2Pass]]:
                 continue
             tile = tiles[index]
             at_s = float(np.interp(tile.center_lat, track_lat[::-1], seconds[::-1]))
-            seen_tile = _TileSeen(tile.id, fid, coverage, tile.center_lon, tile.center_lat)
+            seen_tile = _TileSeen(tile.id, fid, coverage, tile.center_lon, tile.center_lat, seen)
             by_zone.setdefault(zone_of[index], []).append((at_s, seen_tile))
         result[rel] = [
             _S2Pass(
@@ -369,6 +385,7 @@ def _emit_s2(rows: _Rows, registry: FootprintRegistry) -> None:
     # Per (relative orbit, pass, year): tiles by decreasing density, and minus densities
     # ascending, so the tiles a draw keeps are a prefix found by bisection.
     ranked: dict[tuple[int, int, int], tuple[list[_TileSeen], list[float]]] = {}
+    splits: dict[tuple[int, str], tuple[tuple[int, float], tuple[int, float]] | None] = {}
     for platform in m.S2_PLATFORMS:
         for take in _datatakes(rows.seed, _S2, platform, zones, density):
             seen = passes[take.relative_orbit][take.index]
@@ -386,12 +403,139 @@ def _emit_s2(rows: _Rows, registry: FootprintRegistry) -> None:
                 order = ranked[slot] = ([t for _, t in weighted], [w for w, _ in weighted])
             kept = order[0][: bisect.bisect_left(order[1], -take.draw)]
             _emit_s2_datatake(
-                rows, platform, take.orbit, take.relative_orbit, start_us, kept, take.h
+                rows,
+                registry,
+                splits,
+                platform,
+                take.orbit,
+                take.relative_orbit,
+                start_us,
+                kept,
+                take.h,
             )
+
+
+#: Shares of Sentinel-2 (datatake, tile) pairs that get a twin (cdse-api.md §11.3), by
+#: cumulative draw: a replaced product (same baseline, processed again hours later), a
+#: second baseline (the pre-Collection-1 original of a 05.00 product, a 05.10
+#: reprocessing of a 05.09 one), a CloudFerro L2A at baseline 99.99, and a datatake that
+#: left the tile in two partial tiles (two datastrips) instead of one whole tile.
+_TWIN_REPLACED, _TWIN_BASELINE, _TWIN_CLOUDFERRO, _TWIN_SPLIT = 0.010, 0.020, 0.025, 0.035
+#: Only tiles the pass saw (nearly) whole are split; the pieces overlap by this much
+#: latitude, as neighbouring datastrips do.
+_SPLIT_MIN_COVERAGE = 0.95
+_SPLIT_OVERLAP_DEG = 0.02
+
+
+@dataclass(frozen=True)
+class _S2Copy:
+    """One product of a (datatake, tile, level): the stored one or one of its twins."""
+
+    baseline: str
+    processing_us: int
+    fid: int
+    coverage: float
+    origin: str = "ESA"
+    variant: int = ALWAYS
+
+
+def _pre_collection_1_baseline(start_us: int) -> str:
+    """The baseline a 2019-2021 product had before the Collection-1 reprocessing."""
+    year = _year(start_us)
+    if year < 2020:
+        return "02.08"
+    if year < 2021:
+        return "02.09"
+    return "03.00"
+
+
+def _split_tile(
+    registry: FootprintRegistry,
+    splits: dict[tuple[int, str], tuple[tuple[int, float], tuple[int, float]] | None],
+    rel: int,
+    tile: _TileSeen,
+) -> tuple[tuple[int, float], tuple[int, float]] | None:
+    """Footprint ids and coverages of the two partial tiles a split datatake leaves (cut at
+    the tile's middle latitude, overlapping slightly), shared by every split of that tile
+    seen from that relative orbit."""
+    slot = (rel, tile.tile)
+    if slot in splits:
+        return splits[slot]
+    outline = tile.outline
+    west, south, east, north = outline.bounds
+    middle = (south + north) / 2
+    pieces = []
+    for low, high in (
+        (south - 1, middle + _SPLIT_OVERLAP_DEG),
+        (middle - _SPLIT_OVERLAP_DEG, north + 1),
+    ):
+        piece = outline.intersection(shapely.box(west - 1, low, east + 1, high))
+        fid = registry.add(piece if isinstance(piece, Polygon) else None, "SENTINEL-2")
+        if fid is None:
+            splits[slot] = None
+            return None
+        pieces.append((fid, tile.coverage * piece.area / outline.area))
+    found = (pieces[0], pieces[1])
+    splits[slot] = found
+    return found
+
+
+def _s2_copies(
+    registry: FootprintRegistry,
+    splits: dict[tuple[int, str], tuple[tuple[int, float], tuple[int, float]] | None],
+    rel: int,
+    tile: _TileSeen,
+    th: int,
+    level: str,
+    baseline: str,
+    reprocessed: bool,
+    start_us: int,
+    processing_us: int,
+) -> list[_S2Copy]:
+    """The stored product of one tile and level, and its twins (none for most)."""
+    stored = _S2Copy(baseline, processing_us, tile.fid, tile.coverage)
+    h = mix(th ^ 0x7717)
+    draw, later = fraction(h, 0), fraction(h, 1)
+    if draw < _TWIN_REPLACED or (
+        _TWIN_REPLACED <= draw < _TWIN_BASELINE and not reprocessed and baseline != "05.09"
+    ):
+        again = processing_us + int((2 + 28 * later) * _HOUR_US)
+        return [stored, _S2Copy(baseline, again, tile.fid, tile.coverage, variant=TWIN)]
+    if draw < _TWIN_BASELINE:
+        if reprocessed:
+            original_us = (
+                start_us
+                + int((50 + 100 * later) * _MINUTE_US)
+                + (level == "2A") * (30 * _MINUTE_US)
+            )
+            old = _pre_collection_1_baseline(start_us)
+            return [stored, _S2Copy(old, original_us, tile.fid, tile.coverage, variant=TWIN)]
+        newer_us = processing_us + int((300 + 100 * later) * _DAY_US)
+        return [stored, _S2Copy("05.10", newer_us, tile.fid, tile.coverage, variant=TWIN)]
+    if draw < _TWIN_CLOUDFERRO:
+        if level != "2A":
+            return [stored]
+        cloudferro_us = processing_us + int((3 + 20 * later) * _DAY_US)
+        twin = _S2Copy("99.99", cloudferro_us, tile.fid, tile.coverage, "CloudFerro", TWIN)
+        return [stored, twin]
+    if draw < _TWIN_SPLIT and tile.coverage >= _SPLIT_MIN_COVERAGE:
+        halves = _split_tile(registry, splits, rel, tile)
+        if halves is None:
+            return [stored]
+        (fid_a, coverage_a), (fid_b, coverage_b) = halves
+        whole = _S2Copy(baseline, processing_us, tile.fid, tile.coverage, variant=SPLIT_ORIGINAL)
+        return [
+            whole,
+            _S2Copy(baseline, processing_us + 60_000_000, fid_a, coverage_a, variant=TWIN),
+            _S2Copy(baseline, processing_us + 170_000_000, fid_b, coverage_b, variant=TWIN),
+        ]
+    return [stored]
 
 
 def _emit_s2_datatake(
     rows: _Rows,
+    registry: FootprintRegistry,
+    splits: dict[tuple[int, str], tuple[tuple[int, float], tuple[int, float]] | None],
     platform: Platform,
     orbit: int,
     rel: int,
@@ -410,7 +554,6 @@ def _emit_s2_datatake(
         l1c_us = start_us + int((45 + 100 * fraction(h, 1)) * _MINUTE_US)
     l2a_us = l1c_us + int((15 + 45 * fraction(h, 2)) * _MINUTE_US)
     weather = fraction(h, 3)
-    number = baseline.replace(".", "")
     for tile in tiles:
         th = key(rows.seed, _S2, ord(platform.serial), orbit, stable_hash(tile.tile))
         cloud = min(100.0, max(0.0, 100.0 * (0.75 * weather + 0.35 * fraction(th, 0)) - 10.0))
@@ -420,28 +563,48 @@ def _emit_s2_datatake(
         ):
             if level == "2A":
                 cloud = min(100.0, max(0.0, cloud + 4.0 * (fraction(th, 1) - 0.5)))
-            name = (
-                f"S2{platform.serial}_MSIL{level}_{_stamp(start_us)}_N{number}_R{rel:03d}"
-                f"_T{tile.tile}_{_stamp(processing_us)}.SAFE"
+            copies = _s2_copies(
+                registry,
+                splits,
+                rel,
+                tile,
+                th,
+                level,
+                baseline,
+                reprocessed,
+                start_us,
+                processing_us,
             )
-            rows.add(
-                name=name,
-                collection="SENTINEL-2",
-                product_type=product_type,
-                platform=platform.serial,
-                start_us=start_us,
-                end_us=start_us,
-                processing_us=processing_us,
-                nominal_size=_size(th, 2, low, high, max(tile.coverage, 0.04)),
-                footprint_id=tile.fid,
-                orbit=orbit,
-                relative_orbit=rel,
-                orbit_direction="DESCENDING",
-                mode="INS-NOBS",
-                tile=tile.tile,
-                cloud_cover=round(cloud, 9),
-                baseline=baseline,
-            )
+            for number, copy in enumerate(copies):
+                # A twin's cloud mask differs a little (another processor, another strip).
+                twin_cloud = (
+                    cloud if number == 0 else cloud + 2.0 * (fraction(mix(th + number), 0) - 0.5)
+                )
+                name = (
+                    f"S2{platform.serial}_MSIL{level}_{_stamp(start_us)}"
+                    f"_N{copy.baseline.replace('.', '')}_R{rel:03d}"
+                    f"_T{tile.tile}_{_stamp(copy.processing_us)}.SAFE"
+                )
+                rows.add(
+                    name=name,
+                    collection="SENTINEL-2",
+                    product_type=product_type,
+                    platform=platform.serial,
+                    start_us=start_us,
+                    end_us=start_us,
+                    processing_us=copy.processing_us,
+                    nominal_size=_size(th, 2, low, high, max(copy.coverage, 0.04)),
+                    footprint_id=copy.fid,
+                    orbit=orbit,
+                    relative_orbit=rel,
+                    orbit_direction="DESCENDING",
+                    mode="INS-NOBS",
+                    tile=tile.tile,
+                    cloud_cover=round(min(100.0, max(0.0, twin_cloud)), 9),
+                    baseline=copy.baseline,
+                    origin=copy.origin,
+                    variant=copy.variant,
+                )
 
 
 # --------------------------------------------------------------------------- Sentinel-1

@@ -29,9 +29,9 @@ from sentinel_fetch.emulator.model import ArchiveSource, Handler, Request, Respo
 from .attributes import COLLECTIONS, attribute_listing
 from .entity import EXPANSIONS, PROPERTIES, EntityRenderer, product_uid_of_asset
 from .filter import FilterError, parse_filter
-from .quicklook import quicklook_png
+from .quicklook import quicklook_png, quicklook_refusal
 from .schema import format_uuid
-from .sql import OrderByError, compile_filter, compile_orderby
+from .sql import OrderByError, compile_filter, compile_orderby, served
 from .store import CatalogueStore
 
 __all__ = ["MAX_SKIP", "MAX_TOP", "make_catalogue_handler", "next_link"]
@@ -268,7 +268,7 @@ class _Catalogue:
         filter_text = _last(pairs, "$filter")
         try:
             node = parse_filter(filter_text) if filter_text and filter_text.strip() else None
-            where = compile_filter(node)
+            where = served(compile_filter(node), self.config.reprocessed_twins)
         except FilterError as error:
             raise HttpError(400, {"detail": str(error)}) from None
         try:
@@ -379,8 +379,14 @@ class _Catalogue:
         row = self.store.row(format_uuid(product_uid_of_asset(asset)))
         if row is None:
             raise _not_found("Asset not found")
+        refused = quicklook_refusal(row.id, self.config.quicklook_failure_share)
+        if refused is not None:
+            detail = "Forbidden" if refused == 403 else "Not Found"
+            return Response.json(refused, {"detail": detail})
         return Response(
-            200, [("Content-Type", "image/png")], quicklook_png(row.uid, row.collection)
+            200,
+            [("Content-Type", "image/png")],
+            quicklook_png(row.uid, row.collection, row.cloud_cover),
         )
 
 

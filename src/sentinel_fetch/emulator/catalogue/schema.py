@@ -16,9 +16,12 @@ from typing import NamedTuple
 from sentinel_fetch.emulator.model import ProductRecord
 
 __all__ = [
+    "ALWAYS",
     "DDL",
     "INDEXES",
     "PRODUCT_COLUMNS",
+    "SPLIT_ORIGINAL",
+    "TWIN",
     "ProductRow",
     "format_time",
     "format_uuid",
@@ -26,12 +29,21 @@ __all__ = [
 ]
 
 
+#: ``variant`` values. Twins (reprocessed baselines, replaced products, CloudFerro L2A,
+#: partial tiles of one datatake, cdse-api.md §11.3) are served only while the emulator's
+#: ``reprocessed_twins`` switch is on; a whole tile whose datatake was split into two
+#: partial tiles is served only while it is off, so the switch never doubles a tile.
+ALWAYS, TWIN, SPLIT_ORIGINAL = 0, 1, 2
+
+
 class ProductRow(NamedTuple):
     """One stored product. Optional columns are ``None`` where a mission has no such value.
 
     ``mode`` is the operational mode (``IW``, ``INS-NOBS``…), ``baseline`` the processing
     baseline or processor version, ``timeliness`` the S1 timeliness, S3 timeliness or S5P
-    processing stream, ``anx_ms`` the start time from the ascending node.
+    processing stream, ``anx_ms`` the start time from the ascending node, ``origin`` who
+    produced it (``ESA`` or ``CloudFerro``, §11.1). ``variant`` says when a product is
+    served (:data:`ALWAYS`, :data:`TWIN`, :data:`SPLIT_ORIGINAL`, see :mod:`.generator`).
     """
 
     pk: int
@@ -64,6 +76,8 @@ class ProductRow(NamedTuple):
     total_slices: int | None
     segment_start_us: int | None
     anx_ms: float | None
+    origin: str
+    variant: int
 
     @property
     def id(self) -> str:
@@ -102,6 +116,7 @@ _COLUMN_TYPES = {
     "tile": "TEXT",
     "baseline": "TEXT",
     "timeliness": "TEXT",
+    "origin": "TEXT NOT NULL",
 }
 
 DDL: tuple[str, ...] = (

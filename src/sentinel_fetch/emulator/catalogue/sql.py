@@ -37,7 +37,7 @@ from .filter import (
     Path,
     parse_datetime,
 )
-from .schema import PRODUCT_COLUMNS
+from .schema import PRODUCT_COLUMNS, SPLIT_ORIGINAL, TWIN
 
 __all__ = [
     "ORDERABLE",
@@ -45,6 +45,7 @@ __all__ = [
     "SqlFilter",
     "compile_filter",
     "compile_orderby",
+    "served",
 ]
 
 INTERSECTS_FUNCTION = "catalogue_intersects"
@@ -95,6 +96,16 @@ class SqlFilter:
 
 _TRUE = SqlFilter("1", ())
 _FALSE = SqlFilter("0", ())
+
+
+def served(where: SqlFilter, twins: bool) -> SqlFilter:
+    """``where`` narrowed to the products served with the ``reprocessed_twins`` switch.
+
+    >>> served(SqlFilter("p.online = ?", (1,)), twins=False)
+    SqlFilter(where='(p.online = ?) AND p.variant != 1', params=(1,))
+    """
+    hidden = SPLIT_ORIGINAL if twins else TWIN
+    return SqlFilter(f"({where.where}) AND p.variant != {hidden}", where.params)
 
 
 def compile_filter(node: Node | None) -> SqlFilter:

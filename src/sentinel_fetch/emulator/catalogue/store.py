@@ -32,7 +32,14 @@ from .filter import parse_filter
 from .footprints import footprint_geojson, footprint_wkt
 from .generator import GENERATOR_VERSION, BuildReport, build_catalogue
 from .schema import PRODUCT_COLUMNS, ProductRow, format_uuid, to_datetime
-from .sql import ATTRIBUTE_FUNCTION, INTERSECTS_FUNCTION, SqlFilter, compile_filter, compile_orderby
+from .sql import (
+    ATTRIBUTE_FUNCTION,
+    INTERSECTS_FUNCTION,
+    SqlFilter,
+    compile_filter,
+    compile_orderby,
+    served,
+)
 
 __all__ = ["CatalogueStore", "catalogue_file_name"]
 
@@ -243,27 +250,33 @@ class CatalogueStore:
         found = self.row(product_id)
         return None if found is None else found.record()
 
-    def match_ids(self, filter_text: str | None, orderby: str | None = None) -> list[str]:
-        """Ids of every product matching a ``$filter`` (no paging limits).
+    def match_ids(
+        self, filter_text: str | None, orderby: str | None = None, *, twins: bool = True
+    ) -> list[str]:
+        """Ids of every product matching a ``$filter`` (no paging limits), as served with
+        the ``reprocessed_twins`` switch set to ``twins``.
 
         Raises:
             FilterError: malformed filter (a ``ValueError``).
             OrderByError: malformed ``$orderby`` (a ``ValueError``).
         """
         node = parse_filter(filter_text) if filter_text and filter_text.strip() else None
-        where = compile_filter(node)
+        where = served(compile_filter(node), twins)
         order = compile_orderby(orderby)
         sql = f"SELECT p.uid FROM products p WHERE {where.where} ORDER BY {order}"  # noqa: S608
         with self._reader() as reader:
             uids = reader.connection.execute(sql, where.params).fetchall()
         return [format_uuid(uid) for (uid,) in uids]
 
-    def counts_by_collection(self) -> dict[str, int]:
-        """Number of products per collection."""
+    def counts_by_collection(self, *, twins: bool = True) -> dict[str, int]:
+        """Number of products per collection, as served with ``reprocessed_twins=twins``."""
+        where = served(SqlFilter("1", ()), twins)
+        sql = (
+            f"SELECT collection, count(*) FROM products p WHERE {where.where}"  # noqa: S608
+            " GROUP BY collection ORDER BY collection"
+        )
         with self._reader() as reader:
-            rows = reader.connection.execute(
-                "SELECT collection, count(*) FROM products GROUP BY collection ORDER BY collection"
-            ).fetchall()
+            rows = reader.connection.execute(sql, where.params).fetchall()
         return {str(c): int(n) for c, n in rows}
 
     def sensing_dates(

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sentinel_fetch.emulator.archive import ArchiveStore
-from sentinel_fetch.emulator.catalogue.sql import SqlFilter
+from sentinel_fetch.emulator.catalogue.sql import SqlFilter, served
 from sentinel_fetch.emulator.config import EmulatorConfig
 from sentinel_fetch.emulator.model import Request, Response
 
@@ -386,7 +386,10 @@ class StacApp:
             where = f"({where}) AND {condition}"
             params += extra
         rows: Sequence[Any] = self._store.search(
-            SqlFilter(where, tuple(params)), compiled.order, search.limit + 1, 0
+            served(SqlFilter(where, tuple(params)), self._config.reprocessed_twins),
+            compiled.order,
+            search.limit + 1,
+            0,
         )
         more = len(rows) > search.limit
         rows = rows[: search.limit]
