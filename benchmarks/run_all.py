@@ -47,7 +47,7 @@ from harness import (
     ratios_of,
     run_measured,
 )
-from search_listing import search_listing
+from search_listing import search_listing, search_memory
 from startup import startup
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -111,6 +111,7 @@ BENCHMARKS = [
     Benchmark("download_throttled", download_throttled, "4"),
     Benchmark("resume_after_kill", resume_after_kill, "5"),
     Benchmark("search_listing", search_listing, "8"),
+    Benchmark("search_memory", search_memory, "8"),
     Benchmark("startup", startup, "9"),
     Benchmark("emulator_curl", emulator_curl, "10"),
     Benchmark("archive_info", archive_info, "11"),

@@ -15,6 +15,7 @@ how much of the listing is the client rather than the catalogue.
 from __future__ import annotations
 
 import urllib.parse
+from pathlib import Path
 
 from harness import (
     ClientRun,
@@ -166,3 +167,87 @@ def search_listing(context: Context) -> list[Row]:
             note="products listed minus distinct ids",
         ),
     ]
+
+
+#: The whole synthetic Sentinel-2 archive (2015-2025) is past 100,000 products.
+#: Peak RSS allowed for the CLI writing the listing to a file.
+MAX_LISTING_RSS_MB = 200
+
+
+def _memory_count(emulator: EmulatorProcess, start: str, end_exclusive: str) -> int:
+    condition = (
+        f"Collection/Name eq '{_COLLECTION}' and ContentDate/Start ge {start}T00:00:00.000Z "
+        f"and ContentDate/Start lt {end_exclusive}T00:00:00.000Z"
+    )
+    answer = emulator.catalogue({"$filter": condition, "$top": "0", "$count": "true"})
+    return int(answer["@odata.count"])
+
+
+def search_memory(context: Context) -> list[Row]:
+    """Peak RSS of ``sentinel-fetch search -o`` writing 100,000+ products (NDJSON, GeoJSON).
+
+    The command itself, as a user runs it, in its own process: ``wait4`` gives its peak
+    RSS. The file's lines are counted afterwards, so the figure is for the whole listing.
+    """
+    start, end, end_exclusive = (
+        ("2023-01-01", "2023-03-31", "2023-04-01")
+        if context.quick
+        else ("2015-01-01", "2025-12-31", "2026-01-01")
+    )
+    rounds = context.rounds_for(1, 1)
+    arguments = ["-q", "search", "--collection", _COLLECTION, "--start", start, "--end", end]
+    rows: list[Row] = []
+    with EmulatorProcess(context, None) as emulator:
+        env = emulator.client_env()
+        expected = _memory_count(emulator, start, end_exclusive)
+        context.log(f"  emulator count: {expected:,} products")
+        for suffix in ("ndjson", "geojson"):
+            peaks: list[float] = []
+            listed: list[float] = []
+            for _ in range(rounds):
+                output = context.work_dir / f"listing.{suffix}"
+                command = [context.python, "-m", "sentinel_fetch", *arguments, "-o", str(output)]
+                context.log(f"  $ {shown(command)}")
+                measured = run_measured(command, env, cwd=context.work_dir)
+                peaks.append(measured.max_rss_kb / 1024)
+                listed.append(float(_products_in(output, suffix)))
+                output.unlink()
+                context.log(
+                    f"  {suffix}: {listed[-1]:,.0f} products in {measured.wall_s:.1f} s, "
+                    f"peak RSS {peaks[-1]:.0f} MB"
+                )
+            label = f"S2 {start}..{end}, everywhere ({expected:,} products)"
+            rows.append(
+                Row(
+                    "search_memory",
+                    8,
+                    f"{label} to .{suffix}: peak RSS of the CLI",
+                    "MB",
+                    peaks,
+                    target=Target("value", "<=", MAX_LISTING_RSS_MB),
+                    note=f"products written: {'/'.join(f'{n:,.0f}' for n in listed)} "
+                    f"(emulator $count {expected:,})",
+                )
+            )
+            if any(n != expected for n in listed):
+                raise RuntimeError(f".{suffix} holds {listed} products, not {expected}")
+    return rows
+
+
+def _products_in(path: Path, suffix: str) -> int:
+    """Products in a written file, read one line (NDJSON) or one feature at a time."""
+    if suffix == "ndjson":
+        with path.open("rb") as file:
+            return sum(1 for _ in file)
+    # The GeoJSON is one line; its features are counted by their own member, which the
+    # products' text (JSON-escaped) cannot hold unescaped.
+    marker = b'{"type": "Feature", "id": '
+    count = 0
+    tail = b""
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            chunk = tail + block
+            count += chunk.count(marker)
+            tail = chunk[-(len(marker) - 1) :]
+            count -= tail.count(marker)
+    return count

@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from sentinel_fetch.catalogue.product_types import suggest_product_types
     from sentinel_fetch.catalogue.query import Query
     from sentinel_fetch.catalogue.relative import parse_relative
-    from sentinel_fetch.catalogue.results import write_products
+    from sentinel_fetch.catalogue.results import ndjson_line, write_products
     from sentinel_fetch.catalogue.search import RejectedEntry, Search
     from sentinel_fetch.catalogue.triage import SORT_ORDERS, Triage, TriageOutcome
     from sentinel_fetch.config import EffectiveConfig
@@ -104,6 +104,7 @@ __all__ = [
     "is_offline",
     "lock_folders",
     "make_query",
+    "ndjson_line",
     "parse_relative",
     "read_search_url_file",
     "run_folders",
@@ -126,6 +127,7 @@ _LAZY = {
     "ProductResult": "sentinel_fetch.downloads.engine",
     "Query": "sentinel_fetch.catalogue.query",
     "is_offline": "sentinel_fetch.downloads.plan",
+    "ndjson_line": "sentinel_fetch.catalogue.results",
     "Quicklook": "sentinel_fetch.quicklooks",
     "SORT_ORDERS": "sentinel_fetch.catalogue.triage",
     "Triage": "sentinel_fetch.catalogue.triage",
@@ -759,6 +761,11 @@ class Client:
 
         Args:
             products: products (a search result, :meth:`products`, a saved result's list).
+                They are held as one list for the run, unlike a search's outputs: the
+                batch is planned as a whole before the first byte (duplicates dropped by
+                id, file names told apart across products, the ledger's skips, offline
+                products, native archives and file plans looked up in batches) and the
+                report holds one result per product anyway.
             save_path: overrides ``settings.save_path``.
             workers: products at once (default 4, a free account's connection limit).
             progress: receives progress events (from worker threads).

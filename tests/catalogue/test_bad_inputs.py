@@ -569,7 +569,8 @@ def test_bad_result_files(tmp_path: Path, name: str, content: str | None, words:
 
 def test_unknown_result_extension(tmp_path: Path) -> None:
     with pytest.raises(
-        ResultFileError, match=r"cannot save results as r.xlsx: use .json, .geojson, .csv or .txt"
+        ResultFileError,
+        match=r"cannot save results as r.xlsx: use .json, .geojson, .csv, .ndjson or .txt",
     ):
         write_products([], tmp_path / "r.xlsx")
 

@@ -42,9 +42,12 @@ def test_search_outputs(cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFix
     assert code == 0 and len(rows) == count
     assert f"{count} products" in err
 
-    for suffix in ("json", "geojson", "csv", "txt"):
+    piped = out
+    for suffix in ("json", "geojson", "csv", "ndjson", "txt"):
         code, out, err = run(capsys, *args, "--output", f"results.{suffix}")
         assert code == 0 and (cli_env / f"results.{suffix}").exists(), err
+        assert f"wrote {count} products" in err and f"{count} products, " in err
+    assert (cli_env / "results.ndjson").read_text(encoding="utf-8") == piped
     geojson = json.loads((cli_env / "results.geojson").read_text())
     assert geojson["type"] == "FeatureCollection" and len(geojson["features"]) == count
     with (cli_env / "results.csv").open() as handle:

@@ -3,13 +3,15 @@
 :func:`write_products` picks the format from the file extension:
 
 * ``.json``: our own versioned document holding the query and every product field,
-  lossless: a later download reads ids, sizes and checksums from it;
+  lossless: a later download reads ids, sizes and checksums from it; the ``count``
+  member comes after the products, so the file is written as products arrive;
 * ``.geojson``: a FeatureCollection of footprints with readable properties, which GIS
   tools such as QGIS open directly; each feature also carries the full product, so it
   reads back losslessly too;
 * ``.csv``: one row per product (name, id, dates, size, cloud cover, online, tile,
   orbit, checksums) for spreadsheets; a cell that would read as a formula (a name
   starting with ``=``) is guarded with a leading ``'``;
+* ``.ndjson``: one product per line as JSON (what a piped ``search`` prints);
 * ``.txt``: product names, one per line, for other tools.
 
 :func:`read_products` reads ``.json`` and ``.geojson`` files written here. A ``.txt``
@@ -26,7 +28,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +51,7 @@ __all__ = [
     "RESULT_FORMAT",
     "RESULT_VERSION",
     "SearchResults",
+    "ndjson_line",
     "read_name_list",
     "read_products",
     "read_results",
@@ -96,35 +99,45 @@ def write_products(
 ) -> Path:
     """Write products to ``path`` in the format its extension names.
 
-    The file is written under a temporary name and moved into place, so an interrupted
-    write never leaves half a result file.
+    Products are written as the iterable yields them and never held together, so a
+    listing of any length takes the memory of one product: pass a search result
+    itself, not a list of it. The file is written under a temporary name and moved
+    into place, so an interrupted write (a search that fails on page 90) never leaves
+    half a result file.
 
     Args:
         products: the products, in the order to write them.
-        path: ``.json``, ``.geojson``, ``.csv`` or ``.txt`` file.
+        path: ``.json``, ``.geojson``, ``.csv``, ``.ndjson`` or ``.txt`` file.
         query: the search that found them, recorded in ``.json``/``.geojson`` files.
 
     Returns:
         The path written.
 
     Raises:
-        ResultFileError: the extension is not one of the above.
+        ResultFileError: the extension is not one of the above (before any product is
+            asked for, so a search is not sent for nothing).
         StorageError: the file cannot be written.
     """
     target = Path(path)
     writers = {
-        ".json": _json_text,
-        ".geojson": _geojson_text,
-        ".csv": _csv_text,
-        ".txt": _names_text,
+        ".json": _json_chunks,
+        ".geojson": _geojson_chunks,
+        ".csv": _csv_chunks,
+        ".ndjson": _ndjson_chunks,
+        ".txt": _names_chunks,
     }
     writer = writers.get(target.suffix.lower())
     if writer is None:
         raise ResultFileError(
-            f"cannot save results as {target.name}: use .json, .geojson, .csv or .txt"
+            f"cannot save results as {target.name}: use .json, .geojson, .csv, .ndjson or .txt"
         )
-    _write_atomically(target, writer(list(products), query))
+    _write_atomically(target, writer(products, query))
     return target
+
+
+def ndjson_line(product: Product) -> str:
+    """One product as one line of JSON (``.ndjson`` files and piped ``search`` output)."""
+    return json.dumps(product.to_dict(), ensure_ascii=False, default=str) + "\n"
 
 
 def read_results(path: str | Path) -> SearchResults:
@@ -210,32 +223,44 @@ def _header(query: Query | None) -> dict[str, Any]:
     }
 
 
-def _json_text(products: list[Product], query: Query | None) -> str:
-    document = {
-        **_header(query),
-        "count": len(products),
-        "products": [product.to_dict() for product in products],
-    }
-    return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
-
-
-def _geojson_text(products: list[Product], query: Query | None) -> str:
-    features = []
+def _json_chunks(products: Iterable[Product], query: Query | None) -> Iterator[str]:
+    # The text json.dumps(indent=1) gives for {header, "products": [...], "count": n},
+    # one product at a time: the count comes last, so nothing waits for the end.
+    head = json.dumps(_header(query), indent=1, ensure_ascii=False)
+    yield head[: -len("\n}")] + ',\n "products": ['
+    count = 0
     for product in products:
-        full = product.to_dict()
-        if product.geo_footprint is not None:
-            # Stored once, as the feature's geometry.
-            del full["geo_footprint"]
-        features.append(
-            {
-                "type": "Feature",
-                "id": product.id,
-                "geometry": _geometry(product),
-                "properties": {**_summary(product), "product": full},
-            }
-        )
-    document = {"type": "FeatureCollection", "sentinel_fetch": _header(query), "features": features}
-    return json.dumps(document, ensure_ascii=False) + "\n"
+        entry = json.dumps(product.to_dict(), indent=1, ensure_ascii=False)
+        # Nested two levels deep; JSON strings hold no raw newline, so every line moves.
+        yield ("," if count else "") + "\n  " + entry.replace("\n", "\n  ")
+        count += 1
+    yield ("\n ]" if count else "]") + f',\n "count": {count}\n}}\n'
+
+
+def _geojson_chunks(products: Iterable[Product], query: Query | None) -> Iterator[str]:
+    # The text json.dumps gives for the whole FeatureCollection, one feature at a time.
+    head = json.dumps(
+        {"type": "FeatureCollection", "sentinel_fetch": _header(query)}, ensure_ascii=False
+    )
+    yield head[: -len("}")] + ', "features": ['
+    first = True
+    for product in products:
+        yield ("" if first else ", ") + json.dumps(_feature(product), ensure_ascii=False)
+        first = False
+    yield "]}\n"
+
+
+def _feature(product: Product) -> dict[str, Any]:
+    full = product.to_dict()
+    if product.geo_footprint is not None:
+        # Stored once, as the feature's geometry.
+        del full["geo_footprint"]
+    return {
+        "type": "Feature",
+        "id": product.id,
+        "geometry": _geometry(product),
+        "properties": {**_summary(product), "product": full},
+    }
 
 
 def _geometry(product: Product) -> Mapping[str, Any] | None:
@@ -278,7 +303,7 @@ def _datetime_text(value: datetime | None) -> str | None:
     return None if value is None else format_datetime(value)
 
 
-def _csv_text(products: list[Product], query: Query | None) -> str:
+def _csv_chunks(products: Iterable[Product], query: Query | None) -> Iterator[str]:
     # For spreadsheets: a cell that reads as a formula (a name from the server starting
     # with "=") is guarded; the JSON and GeoJSON files keep every value exact.
     buffer = io.StringIO()
@@ -292,20 +317,30 @@ def _csv_text(products: list[Product], query: Query | None) -> str:
                 for column in CSV_COLUMNS
             }
         )
-    return buffer.getvalue()
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
 
 
-def _names_text(products: list[Product], query: Query | None) -> str:
-    return "".join(f"{product.name}\n" for product in products)
+def _ndjson_chunks(products: Iterable[Product], query: Query | None) -> Iterator[str]:
+    for product in products:
+        yield ndjson_line(product)
 
 
-def _write_atomically(target: Path, text: str) -> None:
+def _names_chunks(products: Iterable[Product], query: Query | None) -> Iterator[str]:
+    for product in products:
+        yield f"{product.name}\n"
+
+
+def _write_atomically(target: Path, chunks: Iterable[str]) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         try:
             with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-                file.write(text)
+                for chunk in chunks:
+                    file.write(chunk)
             Path(temporary).replace(target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

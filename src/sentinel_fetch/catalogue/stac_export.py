@@ -10,6 +10,7 @@ the zipped ``Product`` asset on the download host.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -100,29 +101,52 @@ def write_item_collection(
 ) -> tuple[Path, int]:
     """Look the products up in STAC (in batches) and write them as an ItemCollection.
 
+    Products are taken one batch of STAC look-ups at a time and written at once, so
+    memory holds one batch, never the listing: the file is the text ``json.dumps`` gives
+    for :func:`item_collection` of them all. When STAC cannot be reached, that batch and
+    every later one are built from their OData entries (one warning, no more requests).
+
     Returns:
         The path written and how many products came from the STAC catalogue itself.
 
     Raises:
         StorageError: the file cannot be written.
     """
-    chosen = list(products)
     lookup = StacLookup(
         transport or Transport(settings),
         settings.endpoints.stac,
         policy=RetryPolicy.from_limits(settings.limits),
     )
-    try:
-        items = lookup.items(p.name for p in chosen)
-    except StacError as exc:
-        log.warning("STAC cannot be reached (%s); writing items from the OData entries", exc)
-        items = {}
-    document = item_collection(chosen, items, settings)
     target = Path(path)
     temporary = target.with_name(target.name + ".tmp")
+    from_stac = 0
+    reachable = True
     try:
-        temporary.write_text(json.dumps(document, ensure_ascii=False) + "\n", encoding="utf-8")
+        with temporary.open("w", encoding="utf-8", newline="") as file:
+            file.write('{"type": "FeatureCollection", "features": [')
+            first = True
+            iterator = iter(products)
+            while batch := list(itertools.islice(iterator, lookup.batch_size)):
+                items: Mapping[str, Mapping[str, Any]] = {}
+                if reachable:
+                    try:
+                        items = lookup.items(p.name for p in batch)
+                    except StacError as exc:
+                        log.warning(
+                            "STAC cannot be reached (%s); writing items from the OData entries",
+                            exc,
+                        )
+                        reachable = False
+                for feature in item_collection(batch, items, settings)["features"]:
+                    file.write(("" if first else ", ") + json.dumps(feature, ensure_ascii=False))
+                    first = False
+                from_stac += sum(1 for p in batch if item_id(p.name) in items)
+            file.write('], "links": []}\n')
         temporary.replace(target)
     except OSError as exc:
+        temporary.unlink(missing_ok=True)
         raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
-    return target, sum(1 for p in chosen if item_id(p.name) in items)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return target, from_stac

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 import sys
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +17,9 @@ from sentinel_fetch.cli.triage import (
     triage_from_options,
     triage_options,
 )
+
+if TYPE_CHECKING:
+    from sentinel_fetch.client import Product
 
 __all__ = ["search"]
 
@@ -68,12 +72,13 @@ def search(
           --dedupe --min-coverage 50 --map footprints.html
     """
     from sentinel_fetch.cli.render import total_size
-    from sentinel_fetch.client import is_offline, write_products
+    from sentinel_fetch.client import ndjson_line, write_products
 
     config = context.config({"proxy": proxy, "ca_bundle": ca_bundle})
     prepare_search(context, options)
     query = query_from_options(options, config.settings())
     assert query is not None
+    tally = _Tally()
     triage = triage_from_options(query, options)
     if map_file:
         from sentinel_fetch.client import check_map_path
@@ -84,40 +89,42 @@ def search(
         if count_only:
             click.echo(result.count())
             return 0
-        products = []
-        for product in result:
-            products.append(product)
-            # Dedupe, coverage and sort need every result before the cut.
-            whole = triage.needs_every_product
-            if triage.limit is not None and len(products) >= triage.limit and not whole:
-                break
-        products = report_drops(context, client.triage(products, triage, query.area))
-    if map_file:
-        from sentinel_fetch.client import write_map
+        # Every output takes the products as the catalogue sends them: memory does not
+        # grow with the listing. Dedupe, coverage, sort and the map need every result
+        # before the cut, so only they hold the listing (and the terminal's table, to lay
+        # it out).
+        listed: Iterable[Product] = result
+        kept: list[Product] | None = None
+        if triage.needs_every_product or map_file:
+            kept = report_drops(context, client.triage(list(result), triage, query.area))
+            listed = kept
+        elif triage.limit is not None:
+            listed = itertools.islice(result, triage.limit)
+        products = tally.counting(listed)
+        if output and output.lower().endswith(".stac.json"):
+            path, from_stac = client.write_item_collection(products, output)
+            context.info(
+                f"wrote {tally.products} STAC items to {path} ({from_stac} from the STAC catalogue)"
+            )
+        elif output:
+            path = write_products(products, output, query=query)
+            context.info(f"wrote {tally.products} products to {path}")
+        elif sys.stdout.isatty():
+            _print_table(list(products))
+        else:
+            for product in products:
+                sys.stdout.write(ndjson_line(product))
+        if map_file:
+            from sentinel_fetch.client import write_map
 
-        context.info(
-            f"map of {len(products)} products: {write_map(products, map_file, query.area)}"
+            assert kept is not None
+            context.info(f"map of {len(kept)} products: {write_map(kept, map_file, query.area)}")
+
+    summary = f"{tally.products} products, {total_size(tally.sizes())}"
+    if tally.offline:
+        summary += (
+            f", {tally.offline} offline (order them in the CDSE Data Workspace before downloading)"
         )
-
-    if output and output.lower().endswith(".stac.json"):
-        with context.client(config) as exporter:
-            path, from_stac = exporter.write_item_collection(products, output)
-        context.info(
-            f"wrote {len(products)} STAC items to {path} ({from_stac} from the STAC catalogue)"
-        )
-    elif output:
-        path = write_products(products, output, query=query)
-        context.info(f"wrote {len(products)} products to {path}")
-    elif sys.stdout.isatty():
-        _print_table(products)
-    else:
-        for product in products:
-            sys.stdout.write(json.dumps(product.to_dict(), ensure_ascii=False, default=str) + "\n")
-
-    offline = sum(1 for product in products if is_offline(product))
-    summary = f"{len(products)} products, {total_size([product.size for product in products])}"
-    if offline:
-        summary += f", {offline} offline (order them in the CDSE Data Workspace before downloading)"
     if len(result.windows) > 1:
         summary += f"; the search was split into {len(result.windows)} time windows"
     context.info(summary)
@@ -126,6 +133,33 @@ def search(
         click.echo(_unreadable(result.rejected), err=True)
         return 1
     return 0
+
+
+class _Tally:
+    """The summary's figures, counted as products pass on their way to the output."""
+
+    def __init__(self) -> None:
+        self.products = 0
+        self.offline = 0
+        self.total_bytes = 0
+        self.unknown_sizes = 0
+
+    def counting(self, products: Iterable[Product]) -> Iterator[Product]:
+        from sentinel_fetch.client import is_offline
+
+        for product in products:
+            self.products += 1
+            self.offline += is_offline(product)
+            if product.size > 0:
+                self.total_bytes += product.size
+            else:
+                self.unknown_sizes += 1
+            yield product
+
+    def sizes(self) -> list[int]:
+        """What ``total_size`` reads: the known total and a 0 per unknown size."""
+        known = [self.total_bytes] if self.total_bytes else []
+        return known + [0] * self.unknown_sizes
 
 
 def _unreadable(rejected: list[Any]) -> str:
