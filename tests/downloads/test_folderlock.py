@@ -193,3 +193,88 @@ def test_anything_but_a_regular_file_at_the_lock_path_is_refused(tmp_path: Path,
 @pytest.mark.parametrize("record", [b"[" * 4000, b'{"pid": ' * 1000, b"\xff\xfe", b"{}"])
 def test_a_lock_record_that_is_not_ours_names_no_holder(record: bytes) -> None:
     assert folderlock.Holder.from_bytes(record) is None
+
+
+# -- cooperating downloads: the shared mode ------------------------------------------------
+
+SHARED_HOLDER = HOLDER.replace('command="the test\'s holder"', 'mode="shared", command="a download"')
+
+
+class SharedHolder(Holder):
+    """A process holding the folders in the shared mode (a cooperating download)."""
+
+    def __init__(self, *folders: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SHARED_HOLDER, *map(str, folders)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line == "held\n", f"the holder did not take the lock: {line!r}"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shared hold is exclusive on Windows")
+def test_downloads_share_a_folder_that_verify_may_not_take(
+    folders: list[Path], holders: list[Holder]
+) -> None:
+    first, second = SharedHolder(*folders), SharedHolder(*folders)
+    holders += [first, second]
+
+    with FolderLock.acquire(folders, mode="shared") as third:
+        assert third.mode == "shared"
+        FolderLock.check_free(folders, mode="shared")
+        with pytest.raises(FolderInUseError) as refused:
+            FolderLock.acquire(folders)  # exclusive: verify, a download without a ledger
+        with pytest.raises(FolderInUseError):
+            FolderLock.check_free(folders)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "more download(s) sharing it" in message
+    assert any(f"pid {pid} " in message for pid in (first.pid, second.pid, os.getpid()))
+
+    first.release()
+    assert (folders[0] / LOCK_FILE_NAME).exists(), "the file stays while others share it"
+    second.kill()  # kill -9: its share goes with its process
+    with FolderLock.acquire(folders) as alone:
+        assert alone.mode == "exclusive"
+        record = (folders[0] / LOCK_FILE_NAME).read_bytes()
+        assert record.count(b"\n") == 1, "a fresh record: the dead ones are not named"
+    assert not (folders[0] / LOCK_FILE_NAME).exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shared hold is exclusive on Windows")
+def test_a_download_is_refused_while_verify_holds_the_folder(
+    folders: list[Path], holders: list[Holder]
+) -> None:
+    holder = Holder(*folders)
+    holders.append(holder)
+    with pytest.raises(FolderInUseError, match=f"pid {holder.pid}"):
+        FolderLock.acquire(folders, mode="shared")
+    with pytest.raises(FolderInUseError):
+        FolderLock.check_free(folders, mode="shared")
+    holder.release()
+    with FolderLock.acquire(folders, mode="shared"):
+        pass
+    for folder in folders:
+        assert not (folder / LOCK_FILE_NAME).exists(), "the last sharer removes the file"
+
+
+def test_an_unknown_mode_is_refused(folders: list[Path]) -> None:
+    with pytest.raises(ValueError, match="mode"):
+        FolderLock(folders, mode="both")  # type: ignore[arg-type]
+
+
+def test_a_part_lock_has_one_holder_and_goes_with_it(tmp_path: Path) -> None:
+    from sentinel_fetch.downloads.folderlock import PartLock
+
+    first, second = PartLock(tmp_path, "a.zip"), PartLock(tmp_path, "a.zip")
+    assert first.try_acquire() and first.held
+    assert not second.try_acquire(), "a slow writer keeps the file until it lets go"
+    assert PartLock(tmp_path, "b.zip").try_acquire(), "other products are not held up"
+    first.release()
+    first.release()  # idempotent
+    assert second.try_acquire()
+    second.release()
+    assert not (tmp_path / ".a.zip.lock").exists()

@@ -19,24 +19,25 @@ that is safe), so ``Temp`` and ``Finish`` hold only product files between runs.
 ``status`` takes no lock (it reads the ledger in SQLite's read-only mode); ``verify``
 takes the save and finish folders, so it never moves a file a download is writing.
 
-How it grows into cooperating runs. Today there is one mode, ``"exclusive"``. Runs that
-share a folder by design will:
+Cooperating runs. A folder is held in one of two modes:
 
-1. take the folders in a ``"shared"`` mode (``LOCK_SH``; ``LockFileEx`` without the
-   exclusive flag on Windows): any number of cooperating runs hold it together, while
-   ``verify``, a run of an older version and anything else taking ``"exclusive"`` is
-   refused as now, and waits for none of them; the holder file becomes one record per
-   holder so the message can name them all;
-2. claim each product through a lease in the ledger before touching its ``.part``
-   file: a row ``(product id, run id, expires)`` written with compare-and-set
-   (SQLite ``BEGIN IMMEDIATE``; on PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED``),
-   renewed while bytes flow and taken over once expired, so a killed run's products
-   return to the pool without anyone cleaning up. The engine stays the single writer
-   of its own leases and states.
+* ``"exclusive"`` (``verify``, a download without a ledger, a run of an older version):
+  nobody else may hold the folder in any mode;
+* ``"shared"`` (``download`` with its job ledger): any number of downloads hold it
+  together (``LOCK_SH``), each claiming its products through leases in the ledger
+  (:mod:`~sentinel_fetch.downloads.coordination`), while anything exclusive is refused,
+  and waits for none of them. The lock file then holds one record per holder (a line
+  each), so the message of a refused run can name them.
 
-The folder lock keeps its job then: keeping apart writers that do not take part in
-the leases. Its interface stays :meth:`FolderLock.acquire` / :meth:`FolderLock.release`
-with a ``mode``; what changes is the set of modes and what a holder record says.
+A shared holder that finds nobody else (its exclusive try succeeds) starts a fresh
+record; the last one to leave (again: its exclusive try succeeds) removes the file. On
+Windows (``msvcrt.locking`` knows no shared mode) a shared hold is exclusive: downloads
+on one folder there are refused, not merged, which is safe.
+
+Within a shared folder a product's ``.part`` file has a lock of its own
+(:class:`PartLock`): only the run holding the product's lease writes it, and a run that
+takes a product over from one whose lease expired while it was still alive (stalled,
+suspended) waits until that one stops writing.
 """
 
 from __future__ import annotations
@@ -60,15 +61,23 @@ from sentinel_fetch.errors import FolderInUseError, StorageError
 from sentinel_fetch.redact import MASK, redact, redact_url
 from sentinel_fetch.untrusted import parse_json
 
-__all__ = ["LOCK_FILE_NAME", "FolderLock", "Holder", "LockMode", "describe_command"]
+__all__ = [
+    "LOCK_FILE_NAME",
+    "FolderLock",
+    "Holder",
+    "LockMode",
+    "PartLock",
+    "describe_command",
+]
 
 log = logging.getLogger("sentinel_fetch.download")
 
 #: The lock file kept in every folder a run writes (hidden: it is not a product).
 LOCK_FILE_NAME = ".sentinel-fetch.lock"
 
-#: How a folder is held. Only one mode exists yet; see the module docstring.
-LockMode = Literal["exclusive"]
+#: How a folder is held; see the module docstring.
+LockMode = Literal["exclusive", "shared"]
+_MODES = ("exclusive", "shared")
 
 # Windows locks are mandatory: a locked byte cannot be read by others. The lock is on
 # a byte far past the holder record, so a second run can still read who holds it.
@@ -170,7 +179,8 @@ class _Unsupported(Exception):
 if sys.platform == "win32":
     import msvcrt
 
-    def _try_lock(descriptor: int) -> None:
+    def _try_lock(descriptor: int, *, shared: bool = False) -> None:
+        # No shared mode: a shared hold is exclusive here (safe, not cooperative).
         os.lseek(descriptor, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
         try:
             msvcrt.locking(descriptor, msvcrt.LK_NBLCK, 1)
@@ -191,15 +201,19 @@ if sys.platform == "win32":
         os.lseek(descriptor, 0, os.SEEK_SET)
         os.write(descriptor, data)
 
+    def _append_record(descriptor: int, data: bytes) -> None:
+        _write_record(descriptor, data)  # never reached: a hold here is always alone
+
     # An open file cannot be deleted on Windows, so the file stays between runs.
     _REMOVES_FILE = False
+    _HAS_SHARED = False
 
 else:
     import fcntl
 
-    def _try_lock(descriptor: int) -> None:
+    def _try_lock(descriptor: int, *, shared: bool = False) -> None:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise _Busy from exc
         except OSError as exc:
@@ -217,12 +231,31 @@ else:
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, data, 0)
 
+    def _append_record(descriptor: int, data: bytes) -> None:
+        end = os.fstat(descriptor).st_size
+        if end + len(data) <= _HOLDER_MAX_BYTES:
+            os.pwrite(descriptor, data, end)
+
     _REMOVES_FILE = True
+    _HAS_SHARED = True
+
+
+def _holders(record: bytes) -> list[Holder]:
+    """Every holder a lock file names (one line each; unreadable lines are skipped)."""
+    found = []
+    for line in record.splitlines()[:32]:
+        holder = Holder.from_bytes(line)
+        if holder is not None:
+            found.append(holder)
+    return found
 
 
 def _busy_error(folder: Path, record: bytes) -> FolderInUseError:
-    holder = Holder.from_bytes(record)
+    holders = _holders(record)
+    holder = holders[-1] if holders else None
     who = holder.describe() if holder else "a process that is just starting"
+    if len(holders) > 1:
+        who = f"{who}, and {len(holders) - 1} more download(s) sharing it"
     return FolderInUseError(
         f"{folder} is in use by another run ({who}); "
         "wait for it to finish, or stop it, then run again",
@@ -316,7 +349,7 @@ class FolderLock:
 
     Args:
         folders: every folder the run writes; they must exist.
-        mode: how to hold them (only ``"exclusive"`` yet).
+        mode: how to hold them: ``"exclusive"`` or ``"shared"`` (see the module docstring).
         holder: what the lock files say about this run.
     """
 
@@ -327,6 +360,8 @@ class FolderLock:
         mode: LockMode = "exclusive",
         holder: Holder | None = None,
     ) -> None:
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         self.folders = tuple(folders)
         self.mode = mode
         self.holder = holder or Holder.this_process()
@@ -356,8 +391,9 @@ class FolderLock:
         return lock
 
     @staticmethod
-    def check_free(folders: Iterable[Path]) -> None:
-        """Raise now if another run holds one of ``folders``; change nothing.
+    def check_free(folders: Iterable[Path], *, mode: LockMode = "exclusive") -> None:
+        """Raise now if another run holds one of ``folders`` so that ``mode`` is refused;
+        change nothing.
 
         For a command that has slow work to do (a search, a login) before it writes:
         it learns at once that it could not write. Only :meth:`acquire` makes sure.
@@ -379,7 +415,7 @@ class FolderLock:
                 except StorageError:
                     continue  # a file we may not even read: acquire() will say so
             try:
-                _try_lock(descriptor)
+                _try_lock(descriptor, shared=mode == "shared")
             except _Busy:
                 raise _busy_error(Path(folder), _read_record(descriptor)) from None
             except _Unsupported:
@@ -407,7 +443,7 @@ class FolderLock:
                 descriptor = _open_read_only(path)
                 writable = False
             try:
-                _try_lock(descriptor)
+                alone = self._take(descriptor)
             except _Busy:
                 record = _read_record(descriptor)
                 os.close(descriptor)
@@ -433,9 +469,36 @@ class FolderLock:
         if not writable:
             return
         try:
-            _write_record(descriptor, self.holder.to_bytes())
+            if alone:
+                _write_record(descriptor, self.holder.to_bytes())
+            else:
+                _append_record(descriptor, self.holder.to_bytes())
         except OSError as exc:
             raise StorageError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+
+    def _take(self, descriptor: int) -> bool:
+        """Lock ``descriptor`` in this lock's mode; ``True`` if no one else holds it.
+
+        A shared hold first tries the exclusive lock: if that succeeds nobody else holds
+        the folder (the record is started afresh: the file may still name a run killed
+        long ago), and it turns into the shared lock. Turning is not atomic (``flock``
+        lets go, then locks again), so an exclusive run may slip in between: then this
+        run is the one refused, as if it had come a moment later.
+
+        Raises:
+            _Busy: another holder's mode refuses this one.
+            _Unsupported: the file system cannot lock.
+        """
+        if self.mode == "exclusive" or not _HAS_SHARED:
+            _try_lock(descriptor)
+            return True
+        try:
+            _try_lock(descriptor)
+        except _Busy:
+            _try_lock(descriptor, shared=True)
+            return False
+        _try_lock(descriptor, shared=True)
+        return True
 
     def release(self) -> None:
         """Let go of every folder (idempotent).
@@ -447,12 +510,27 @@ class FolderLock:
         """
         held, self._held = self._held, []
         for path, descriptor in reversed(held):
-            if _REMOVES_FILE:
+            if _REMOVES_FILE and self._last_holder(descriptor):
                 with contextlib.suppress(OSError):
                     path.unlink()
             with contextlib.suppress(OSError):
                 _unlock(descriptor)
             os.close(descriptor)
+
+    def _last_holder(self, descriptor: int) -> bool:
+        """Whether this run is the folder's only holder (then it removes the lock file).
+
+        A shared holder asks by trying the exclusive lock: granted, nobody else holds
+        the folder; refused, the file stays for the others (the try may have dropped
+        this run's shared lock: it is letting go anyway).
+        """
+        if self.mode == "exclusive" or not _HAS_SHARED:
+            return True
+        try:
+            _try_lock(descriptor)
+        except (_Busy, _Unsupported, OSError):
+            return False
+        return True
 
     def __enter__(self) -> FolderLock:
         return self
@@ -464,3 +542,73 @@ class FolderLock:
         traceback: TracebackType | None,
     ) -> None:
         self.release()
+
+
+class PartLock:
+    """The right to write one product's partial file, held by the run holding its lease.
+
+    The lease in the ledger says whose turn it is; this lock makes sure the previous
+    holder has stopped writing: a run whose lease expired while it was alive (stalled,
+    suspended, its heartbeat late) keeps this lock until it notices and stops, and the
+    run that took the product over waits for it (or tries again later) before it
+    touches the file. A killed run's lock goes with its process.
+
+    The lock is a hidden file next to the partial files (``.<file name>.lock``),
+    removed when released, the same way as :class:`FolderLock`'s.
+
+    Args:
+        temp_dir: the temp folder.
+        file_name: the product's file name in this job.
+    """
+
+    def __init__(self, temp_dir: Path, file_name: str) -> None:
+        self.path = temp_dir / f".{file_name}.lock"
+        self._descriptor: int | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if free; ``False`` if another run (or thread) still writes.
+
+        A file system that cannot lock counts as free: the lease alone decides there.
+
+        Raises:
+            StorageError: the lock file cannot be created.
+        """
+        if self._descriptor is not None:
+            return True
+        while True:
+            try:
+                descriptor = _open(self.path, create=True)
+            except OSError as exc:
+                raise StorageError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+            try:
+                _try_lock(descriptor)
+            except _Busy:
+                os.close(descriptor)
+                return False
+            except _Unsupported:
+                os.close(descriptor)
+                return True
+            except BaseException:
+                os.close(descriptor)
+                raise
+            if _same_file(descriptor, self.path):
+                self._descriptor = descriptor
+                return True
+            os.close(descriptor)
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._descriptor is not None
+
+    def release(self) -> None:
+        """Let go (idempotent); the file is removed while still locked (POSIX)."""
+        descriptor, self._descriptor = self._descriptor, None
+        if descriptor is None:
+            return
+        if _REMOVES_FILE:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        with contextlib.suppress(OSError):
+            _unlock(descriptor)
+        os.close(descriptor)

@@ -8,6 +8,8 @@ run shows is what the run does. The decision is pure (the caller looks at the di
 from __future__ import annotations
 
 import enum
+import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,89 @@ from sentinel_fetch.downloads.paths import Layout, assign_file_names
 from sentinel_fetch.downloads.transfer import Downloadable
 from sentinel_fetch.errors import IntegrityError
 
-__all__ = ["Action", "PlannedProduct", "decide", "is_offline", "plan"]
+__all__ = [
+    "MAX_SHARDS",
+    "Action",
+    "PlannedProduct",
+    "Shard",
+    "decide",
+    "in_shard",
+    "is_offline",
+    "parse_shard",
+    "plan",
+    "shard_of",
+]
+
+
+#: The most shards a batch can be split into (a SLURM array of ten thousand tasks).
+MAX_SHARDS = 10_000
+_SHARD = re.compile(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` (1-based) of ``count``: which products of a batch one task takes.
+
+    For clusters without a database server (a SLURM array, a Kubernetes indexed job):
+    every task is given the same batch and its own ``K/N``, and the products split
+    between them without any task talking to another.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.count <= MAX_SHARDS:
+            raise ValueError(f"the number of shards must be 1-{MAX_SHARDS}, got {self.count}")
+        if not 1 <= self.index <= self.count:
+            raise ValueError(f"shard {self.index} of {self.count}: K must be 1-{self.count}")
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str) -> Shard:
+    """``"K/N"`` as a :class:`Shard` (``K`` counts from 1, as SLURM array tasks may).
+
+    Raises:
+        ValueError: not ``K/N``, or ``K`` outside 1..N; the message is one line.
+
+    Example:
+        >>> parse_shard("2/3")
+        Shard(index=2, count=3)
+        >>> parse_shard("0/3")
+        Traceback (most recent call last):
+        ...
+        ValueError: shard 0 of 3: K must be 1-3
+    """
+    match = _SHARD.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        shown = str(text)[:40]
+        raise ValueError(f"{shown!r} is not K/N (this task's share of N, e.g. 2/8)")
+    return Shard(int(match.group(1)), int(match.group(2)))
+
+
+def in_shard(product_id: str, shard: Shard) -> bool:
+    """Whether a product belongs to ``shard``, by a stable hash of its id alone.
+
+    The hash (SHA-256) is the same on every machine, Python version and run, and does
+    not depend on the order or the rest of the batch: a product found by one task's
+    search is found in the same shard by every other task's, and a rerun of a task
+    takes the same products.
+
+    Example:
+        >>> sum(in_shard("a1b2", parse_shard(f"{k}/4")) for k in range(1, 5))
+        1
+    """
+    digest = hashlib.sha256(product_id.strip().lower().encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shard.count == shard.index - 1
+
+
+def shard_of(products: Iterable[Downloadable], shard: Shard | None) -> list[Downloadable]:
+    """The products of a batch that belong to ``shard`` (all of them for ``None``)."""
+    if shard is None:
+        return list(products)
+    return [product for product in products if in_shard(product.id, shard)]
 
 
 class Action(str, enum.Enum):
