@@ -23,6 +23,7 @@ stays hidden wherever the error is printed, logged or stored.
     │   │   └── ProxyError             the proxy is not running or refuses our credentials
     │   ├── ResultFileError            a saved search result that cannot be read
     │   ├── LedgerFileError            no job ledger there, or a file that is not one
+    │   ├── LedgerLocationError        a --ledger URL that cannot be used (bad, unreachable)
     │   ├── ProductNotFoundError       names or ids asked for that the catalogue does not hold
     │   ├── FolderInUseError           another run holds the save folder (pid, host, since)
     │   └── SelectionError             a band, file pattern or preset that cannot be used
@@ -68,6 +69,7 @@ __all__ = [
     "InvalidCredentialsError",
     "InvalidProductIdError",
     "LedgerFileError",
+    "LedgerLocationError",
     "ProductNotFoundError",
     "ProductOfflineError",
     "ProxyError",
@@ -165,6 +167,17 @@ class LedgerFileError(InputError):
 
     Raised before anything is written: a zero-length file, another program's SQLite
     database or a damaged entry is reported, never turned into a ledger or repaired.
+    """
+
+
+class LedgerLocationError(InputError):
+    """A ledger location (``--ledger``) that cannot be used: not a folder or a
+    ``postgresql://`` URL, a server that cannot be reached or refuses us, a database that
+    is not a sentinel-fetch job, or psycopg (the ``postgresql`` extra) not installed.
+
+    Raised when the ledger is opened, before anything is downloaded; the message shows
+    the URL without its password. A server lost later, mid-run, is a
+    :class:`StorageError` (the run cannot record what it does, so it stops).
     """
 
 

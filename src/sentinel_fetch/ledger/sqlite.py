@@ -27,13 +27,13 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sentinel_fetch.downloads.paths import make_folder
 from sentinel_fetch.errors import LedgerFileError, StorageError
+from sentinel_fetch.ledger.base import FailedProduct, LedgerSummary, StoredProduct
 from sentinel_fetch.progress import LEDGER_STATES, ProductState
 from sentinel_fetch.redact import redact
 from sentinel_fetch.untrusted import parse_json
@@ -144,63 +144,6 @@ def _storage_errors(path: Path) -> Iterator[None]:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class FailedProduct:
-    """A product whose last attempt failed."""
-
-    id: str
-    name: str
-    reason: str
-    attempts: int
-    updated: str
-
-
-@dataclass(frozen=True)
-class StoredProduct:
-    """A product as the ledger remembers it: enough to find and check its file.
-
-    Attributes:
-        id: the product UUID.
-        name: the product name.
-        size: bytes, 0 when the catalogue did not say.
-        checksums: algorithm to hex digest, as the catalogue gave them.
-        file_name: its file in the temp and finish folders.
-        state: its last state (:data:`STATES`).
-    """
-
-    id: str
-    name: str
-    size: int
-    checksums: Mapping[str, str]
-    file_name: str
-    state: str
-
-
-@dataclass(frozen=True)
-class LedgerSummary:
-    """A batch at a glance (``sentinel-fetch status``)."""
-
-    counts: dict[str, int]
-    total_products: int
-    total_bytes: int
-    done_bytes: int
-    bytes_received: int
-    failed: list[FailedProduct] = field(default_factory=list)
-    offline: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form (``status --json``)."""
-        return {
-            "counts": self.counts,
-            "total_products": self.total_products,
-            "total_bytes": self.total_bytes,
-            "done_bytes": self.done_bytes,
-            "bytes_received": self.bytes_received,
-            "failed": [f.__dict__ for f in self.failed],
-            "offline": self.offline,
-        }
 
 
 class JobLedger:
