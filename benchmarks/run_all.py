@@ -49,6 +49,7 @@ from harness import (
 )
 from search_listing import search_listing, search_memory
 from startup import startup
+from team import team
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 EMULATOR_CURL = Path(__file__).resolve().parent / "emulator_curl.py"
@@ -117,6 +118,7 @@ BENCHMARKS = [
     Benchmark("archive_info", archive_info, "11"),
     Benchmark("bands", bands, "12"),
     Benchmark("faults", faults, "13"),
+    Benchmark("team", team, "14"),
 ]
 #: Names that select the benchmark which measures them.
 ALIASES = {

@@ -1,10 +1,12 @@
-"""Two runs on one save folder (overlapping cron jobs, a second terminal): the second stops.
+"""Two jobs on one folder, or a ``verify`` under a running download: the second stops.
 
-A run holds its save, temp and finish folders until it ends. A second ``download`` on
-any of them, or a ``verify`` that would move files under it, stops at once, before a
-search or a login, with one line naming the process that holds the folder; ``status``
-still reads the ledger. A run killed with ``kill -9`` blocks no one: the operating
-system drops its lock with the process.
+A run holds its save, temp and finish folders until it ends. A second ``download`` of
+the same job (the same save folder and ledger) joins it and shares the batch
+(tests/test_team_job.py); a ``download`` of another job on its temp or finish folder,
+or a ``verify`` that would move files under it, stops at once, before a search or a
+login, with one line naming the process that holds the folder; ``status`` still reads
+the ledger. A run killed with ``kill -9`` blocks no one: the operating system drops its
+lock with the process.
 
 The emulator of this module streams slowly (a product takes minutes), so the first run
 is surely mid-transfer when the others start; the tests wait on the emulator's counters
@@ -75,7 +77,7 @@ def _refused_by(result: subprocess.CompletedProcess[str], holder: int) -> str:
     return lines[0]
 
 
-def test_a_second_run_stops_at_once_and_a_killed_run_blocks_no_one(
+def test_another_job_stops_at_once_and_a_killed_run_blocks_no_one(
     slow_cdse: Emulator, tmp_path: Path
 ) -> None:
     emulator = slow_cdse
@@ -103,7 +105,6 @@ def test_a_second_run_stops_at_once_and_a_killed_run_blocks_no_one(
         assert streaming and running.poll() is None, (tmp_path / "first-run.log").read_text()
         seen = (emulator.stats.requests("identity"), emulator.stats.requests("catalogue"))
 
-        again = workspace.run(*arguments)
         shared_finish = workspace.run(
             "download", "--from", str(names), "--out", str(other),
             "--finish-dir", str(workspace.finish),
@@ -115,7 +116,6 @@ def test_a_second_run_stops_at_once_and_a_killed_run_blocks_no_one(
         audit = workspace.run("verify", str(workspace.save_path))
         status = workspace.run("status", str(workspace.save_path), "--json")
 
-        assert str(workspace.save_path) in _refused_by(again, running.pid)
         assert str(workspace.finish) in _refused_by(shared_finish, running.pid)
         assert str(workspace.temp) in _refused_by(shared_temp, running.pid)
         _refused_by(audit, running.pid)

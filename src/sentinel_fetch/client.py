@@ -41,7 +41,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
-from sentinel_fetch.downloads.folderlock import FolderLock
+from sentinel_fetch.downloads.folderlock import FolderLock, LockMode
 from sentinel_fetch.downloads.paths import Layout, make_folder
 from sentinel_fetch.errors import (
     ClientClosedError,
@@ -52,7 +52,13 @@ from sentinel_fetch.errors import (
     QueryError,
     ResultFileError,
 )
-from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger, LedgerSummary, StoredProduct
+from sentinel_fetch.ledger import (
+    LEDGER_FILE_NAME,
+    JobLedger,
+    Ledger,
+    LedgerSummary,
+    StoredProduct,
+)
 from sentinel_fetch.progress import ProductState, Progress
 from sentinel_fetch.settings import Settings
 
@@ -71,8 +77,9 @@ if TYPE_CHECKING:
     from sentinel_fetch.config import EffectiveConfig
     from sentinel_fetch.credentials import PromptFn
     from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, AuditReport
+    from sentinel_fetch.downloads.coordination import Team
     from sentinel_fetch.downloads.engine import BatchReport, ProductResult
-    from sentinel_fetch.downloads.plan import Action, PlannedProduct, is_offline
+    from sentinel_fetch.downloads.plan import Action, PlannedProduct, Shard, is_offline
     from sentinel_fetch.downloads.selection import PRESETS, Selection
     from sentinel_fetch.downloads.transfer import Downloadable
     from sentinel_fetch.footprint_map import check_map_path, write_map
@@ -263,8 +270,18 @@ def run_folders(settings: Settings) -> list[Path]:
     return [settings.save_path, settings.temp_path, settings.finish_path]
 
 
-def lock_folders(settings: Settings, *, command: str | None = None) -> FolderLock:
+def lock_folders(
+    settings: Settings,
+    *,
+    command: str | None = None,
+    mode: LockMode = "exclusive",
+    job: str = "",
+) -> FolderLock:
     """Check the folders of a run, create them, and lock them all for this process.
+
+    ``mode="shared"``: downloads that cooperate through the job ledger ``job`` (its
+    location) hold the folders together; anything exclusive (``verify``) and runs of
+    another job are refused while they do.
 
     Nothing is created when the temp and finish folders would be on different file
     systems. Release the lock (or use it as a context manager) when the run ends; the
@@ -280,7 +297,30 @@ def lock_folders(settings: Settings, *, command: str | None = None) -> FolderLoc
     layout.check()
     make_folder(settings.save_path)
     layout.prepare()
-    return FolderLock.acquire(run_folders(settings), command=command)
+    return FolderLock.acquire(run_folders(settings), command=command, mode=mode, job=job)
+
+
+def _job_location(settings: Settings) -> str:
+    """Which job a download belongs to: its PostgreSQL ledger (password masked), else
+    its save folder (the SQLite ledger in it)."""
+    from sentinel_fetch.redact import redact_url
+
+    url = getattr(settings, "ledger", None)
+    if url:
+        return redact_url(str(url))
+    return str(settings.save_path.resolve())
+
+
+def _shard(shard: Shard | str) -> Shard:
+    """A shard given as ``"K/N"`` text, checked."""
+    from sentinel_fetch.downloads.plan import Shard, parse_shard
+
+    if isinstance(shard, Shard):
+        return shard
+    try:
+        return parse_shard(shard)
+    except ValueError as exc:
+        raise InputError(f"shard: {exc}") from None
 
 
 def _bounded_text(piped: TextIO | str) -> str:
@@ -716,7 +756,8 @@ class Client:
         """
         settings = self._job_settings(save_path)
         Layout(settings.temp_path, settings.finish_path).check()
-        FolderLock.check_free(run_folders(settings))
+        # Downloads with a ledger share their folders: only an exclusive holder refuses.
+        FolderLock.check_free(run_folders(settings), mode="shared", job=_job_location(settings))
 
     def plan(
         self, products: Iterable[Downloadable], *, save_path: str | Path | None = None
@@ -751,13 +792,20 @@ class Client:
         bands: str | Iterable[str] | None = None,
         files: str | Iterable[str] | None = None,
         preset: str | None = None,
+        shard: Shard | str | None = None,
+        quota_stop: str | int | None = None,
     ) -> BatchReport:
         """Download products into ``<save_path>/Finish``, verified; resume what is partial.
 
         The run holds the save, temp and finish folders (:func:`lock_folders`) from start
-        to end: a second run on any of them, in this process or another, stops at once
-        with :class:`~sentinel_fetch.errors.FolderInUseError`. Every call shares this
-        Client's login: three downloads make one password login.
+        to end, shared with other downloads of the same job: any number of them (here
+        or in other processes, or on other machines with a PostgreSQL ledger) share
+        the batch, each product claimed by one of them through a lease in the ledger
+        (:mod:`~sentinel_fetch.downloads.coordination`), and every request takes one
+        of the account's connection slots, so that all of them together stay within
+        the account's limit. ``verify`` (or a download with ``ledger=False``) on the
+        same folders stops at once with :class:`~sentinel_fetch.errors.FolderInUseError`.
+        Every call shares this Client's login: three downloads make one password login.
 
         Args:
             products: products (a search result, :meth:`products`, a saved result's list).
@@ -782,6 +830,11 @@ class Client:
                 ``<finish>/<name>.SAFE/<path inside the SAFE>``, each verified. Without
                 them, Sentinel-1 RAW/GRD/SLC products the catalogue still offers in their
                 native compressed form (``$zip``) are fetched so, verified against it.
+            shard: only part ``K/N`` of the batch (a stable hash of each product id),
+                for cluster tasks that share no ledger.
+            quota_stop: stop taking products before the account's 30-day volume
+                reaches this share of its quota (``"95%"``) or this many bytes; the
+                products not started stay queued for a later run.
 
         Returns:
             One result per distinct product; ``report.ok`` when all are verified.
@@ -801,19 +854,29 @@ class Client:
 
         self._check_open()
         wanted = checked_products(products)
+        if shard is not None:
+            from sentinel_fetch.downloads.plan import shard_of
+
+            wanted = shard_of(wanted, _shard(shard))
         chosen = Selection.build(bands=bands, files=files, preset=preset)
         if progress is not None and not callable(progress):
             raise InputError(f"progress must be callable, got {type(progress).__name__}")
         settings = self._job_settings(save_path, workers)
-        with lock_folders(settings):
-            recorder: JobRecorder | None = JobLedger.open(settings.save_path) if ledger else None
+        job_location = _job_location(settings) if ledger else ""
+        with lock_folders(settings, mode="shared" if ledger else "exclusive", job=job_location):
+            job = self._open_job_ledger(settings) if ledger else None
+            recorder: JobRecorder | None = job
+            team = self._team(job, settings, quota_stop) if job is not None else None
             try:
+                if team is not None:
+                    team.start()
                 engine = DownloadEngine(
                     settings,
                     self._tokens,
                     transport=self._transport,
                     progress=progress,
                     recorder=recorder,
+                    team=team,
                 )
                 online = [p for p in wanted if not is_offline(p)]
                 plans = None
@@ -834,8 +897,49 @@ class Client:
                     )
                 return engine.run(wanted, plans)
             finally:
-                if isinstance(recorder, JobLedger):
-                    recorder.close()
+                if team is not None:
+                    team.close()
+                if job is not None:
+                    job.close()
+
+    def _open_job_ledger(self, settings: Settings) -> Ledger:
+        """The job's ledger: ``settings.ledger`` (PostgreSQL) or the save folder's SQLite."""
+        from sentinel_fetch.ledger import open_ledger
+
+        location = getattr(settings, "ledger", None) or settings.save_path
+        return open_ledger(location, create=True)
+
+    def _team(self, ledger: Ledger, settings: Settings, quota_stop: str | int | None) -> Team:
+        """This run's part in the job: its account's budget, leases and quota stop.
+
+        Raises:
+            InputError: ``quota_stop`` cannot be read, or is past the account's quota.
+        """
+        import threading
+
+        from sentinel_fetch.downloads.coordination import Team, TeamOptions, account_key
+        from sentinel_fetch.downloads.quota import parse_quota_stop
+        from sentinel_fetch.ledger import DEFAULT_QUOTA_BYTES
+
+        account = account_key(self._tokens.username)
+        own = getattr(settings, "account_settings", None)
+        configured = own(account) if callable(own) else None
+        max_connections = getattr(configured, "max_connections", None) or settings.limits.workers
+        quota_bytes = getattr(configured, "quota", None) or DEFAULT_QUOTA_BYTES
+        stop_at = None
+        if quota_stop is not None:
+            try:
+                stop_at = parse_quota_stop(quota_stop, quota_bytes)
+            except ValueError as exc:
+                raise InputError(f"quota stop: {exc}") from None
+        options = TeamOptions(
+            account=account,
+            max_connections=max_connections,
+            lease_s=settings.limits.lease_s,
+            quota_bytes=quota_bytes,
+            quota_stop_bytes=stop_at,
+        )
+        return Team(ledger, options, stop=threading.Event(), save_path=str(settings.save_path))
 
     def extracted(
         self, products: Iterable[Product], save_path: str | Path | None = None

@@ -64,6 +64,7 @@ _OPTIONS = {
     "download.bands": "--bands",
     "download.files": "--files",
     "download.preset": "--preset",
+    "download.quota_stop": "--quota-stop",
 }
 _TOP_LEVEL = {"save_path", "temp_dir", "finish_dir", "proxy", "ca_bundle"}
 #: Older spellings kept working, merged into their one name before layers are merged:
@@ -92,8 +93,9 @@ def _flatten(document: Mapping[str, Any], where: str) -> dict[str, Any]:
         "endpoints": {"identity", "catalogue", "download", "stac"},
         "account": _ACCOUNT,
         "limits": _LIMIT_NAMES,
-        # What download fetches of each product (bands, path patterns, a preset).
-        "download": {"bands", "files", "preset"},
+        # What download fetches of each product (bands, path patterns, a preset), and
+        # where it stops taking products on the account's quota meter ("95%", bytes).
+        "download": {"bands", "files", "preset", "quota_stop"},
     }
     for key, value in document.items():
         if key in ALIASES:

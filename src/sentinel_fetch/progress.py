@@ -26,6 +26,7 @@ __all__ = [
     "ProductWaiting",
     "Progress",
     "ProgressEvent",
+    "QuotaWarning",
 ]
 
 
@@ -163,8 +164,31 @@ class BatchFinished:
     elapsed_s: float
 
 
+@dataclass(frozen=True)
+class QuotaWarning:
+    """The account passed a share of its 30-day volume (told once per threshold per run).
+
+    Attributes:
+        account: the CDSE account.
+        used_bytes: its bytes over the last 30 days, every worker's.
+        quota_bytes: its volume per 30 days (12 TB unless configured).
+        fraction: the threshold just passed (0.8, 0.95).
+    """
+
+    account: str
+    used_bytes: int
+    quota_bytes: int
+    fraction: float
+
+
 ProgressEvent = (
-    BatchStarted | ProductStarted | BytesReceived | ProductWaiting | ProductFinished | BatchFinished
+    BatchStarted
+    | ProductStarted
+    | BytesReceived
+    | ProductWaiting
+    | ProductFinished
+    | BatchFinished
+    | QuotaWarning
 )
 
 

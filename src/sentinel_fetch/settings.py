@@ -244,6 +244,9 @@ _LIMIT_RANGES: dict[str, _Range] = {
     "probe_after_s": _Range(float, 0, _HOUR_S, above=True),
     "page_size": _Range(int, 1, 1000),
     "token_refresh_margin_s": _Range(float, 0, _HOUR_S),
+    # Cooperating runs: a lease renewed every third of it; a killed run's products wait
+    # this long for another run.
+    "lease_s": _Range(float, 0.3, _HOUR_S),
 }
 
 
@@ -406,6 +409,10 @@ class Limits:
     #: Write part files past the page cache (``O_DIRECT``) where the filesystem allows:
     #: less CPU per GB, a cheap final fsync, and the user's page cache left alone.
     direct_io: bool = True
+    #: Cooperating runs (many downloads on one job): how long a claim on a product, and
+    #: one of the account's connection slots, lasts unless renewed (every third of it).
+    #: A run killed with ``kill -9`` leaves its products to the others after this long.
+    lease_s: float = 60.0
 
     def __post_init__(self) -> None:
         for name, range_ in _LIMIT_RANGES.items():

@@ -326,3 +326,65 @@ def test_dry_run_treats_an_unknown_online_state_as_downloadable(
 
     assert code == 0, err
     assert out.startswith("fetch "), out
+
+
+# -- team jobs: --shard, --quota-stop ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "word"),
+    [
+        (["--shard", "3"], "is not K/N"),
+        (["--shard", "0/4"], "K must be 1-4"),
+        (["--shard", "5/4"], "K must be 1-4"),
+        (["--quota-stop", "lots"], "not a percentage"),
+        (["--quota-stop", "120%"], "up to 100%"),
+    ],
+)
+def test_bad_shard_and_quota_stop_are_one_line_before_any_request(
+    cli_env: Path,
+    cdse: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    arguments: list[str],
+    word: str,
+) -> None:
+    cdse.stats.reset()
+    code, out, err = run(capsys, "download", *FEW_PRODUCTS, "--out", "data", *arguments)
+    assert_one_line_error(code, out, err, word)
+    assert cdse.stats.requests() == 0
+
+
+def test_a_bad_quota_stop_in_the_config_file_is_one_line(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (cli_env / "sentinel-fetch.toml").write_text('[download]\nquota_stop = "most"\n')
+    code, out, err = run(capsys, "download", *FEW_PRODUCTS, "--out", "data")
+    assert_one_line_error(code, out, err, "download.quota_stop")
+
+
+def test_shards_split_a_batch_between_tasks(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two tasks, two save folders, no shared ledger: every product in exactly one."""
+    fetched: list[set[str]] = []
+    for k in (1, 2):
+        code, _, err = run(
+            capsys, "download", *FEW_PRODUCTS, "--out", f"task{k}", "--shard", f"{k}/2"
+        )
+        assert code == 0, err
+        assert f"shard {k}/2: " in err
+        fetched.append({p.name for p in (cli_env / f"task{k}" / "Finish").iterdir()})
+    expected = {f"{name}.zip" for name in _few_names(cdse)}
+    assert fetched[0] | fetched[1] == expected
+    assert not fetched[0] & fetched[1]
+    assert fetched[0] and fetched[1], "both tasks had work (the hash spreads them)"
+
+
+def _few_names(cdse: Emulator) -> list[str]:
+    ids = online_few_ids(cdse)
+    names = []
+    for product_id in ids:
+        record = cdse.store.get(product_id)
+        assert record is not None
+        names.append(record.name)
+    return names

@@ -278,3 +278,23 @@ def test_a_part_lock_has_one_holder_and_goes_with_it(tmp_path: Path) -> None:
     assert second.try_acquire()
     second.release()
     assert not (tmp_path / ".a.zip.lock").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shared hold is exclusive on Windows")
+def test_downloads_of_another_job_may_not_share_a_folder(
+    folders: list[Path], holders: list[Holder]
+) -> None:
+    """Two jobs (two ledgers) on one Finish would be two writers that never meet."""
+    holder = SharedHolder(*folders)  # its job: "" (the test's holder names none)
+    holders.append(holder)
+    with pytest.raises(FolderInUseError, match="another job") as refused:
+        FolderLock.acquire([folders[2]], mode="shared", job="/elsewhere/save")
+    assert "\n" not in str(refused.value) and f"pid {holder.pid} " in str(refused.value)
+    with pytest.raises(FolderInUseError, match="another job"):
+        FolderLock.check_free([folders[2]], mode="shared", job="/elsewhere/save")
+    FolderLock.check_free(folders, mode="shared")  # the same job: welcome
+    holder.kill()
+    # A dead holder's record decides nothing: the folder is free for any job.
+    FolderLock.check_free(folders, mode="shared", job="/elsewhere/save")
+    with FolderLock.acquire(folders, mode="shared", job="/elsewhere/save"):
+        pass

@@ -14,8 +14,10 @@ from sentinel_fetch.cli.options import (
     network_options,
     out_option,
     query_from_options,
+    quota_stop_option,
     search_options,
     selection_options,
+    shard_option,
     totp_option,
 )
 from sentinel_fetch.cli.triage import (
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from sentinel_fetch.client import BatchReport, Client, PlannedProduct, Product
+    from sentinel_fetch.downloads.plan import Shard
 
 __all__ = ["EXIT_ALL_OFFLINE", "download"]
 
@@ -81,6 +84,8 @@ EXIT_ALL_OFFLINE = 3
 )
 @click.option("--keep-zip", is_flag=True, help="With --unzip: keep the verified zip too.")
 @click.option("--dry-run", is_flag=True, help="Show what would be downloaded; fetch nothing.")
+@shard_option
+@quota_stop_option
 @click.pass_obj
 def download(
     context: CliContext,
@@ -102,6 +107,8 @@ def download(
     bands: tuple[str, ...],
     files: tuple[str, ...],
     preset: str | None,
+    shard: Shard | None,
+    quota_stop: str | None,
     **options: Any,
 ) -> int:
     """Download products into <out>/Finish, verified against the catalogue's checksums.
@@ -140,6 +147,7 @@ def download(
             "download.bands": list(bands) or None,
             "download.files": list(files) or None,
             "download.preset": preset,
+            "download.quota_stop": quota_stop,
         }
     )
     # The options, else the config file's [download] table.
@@ -147,6 +155,10 @@ def download(
     # Checked before any search or login: a misspelt band is the user's to fix now.
     file_selection = Selection.build(**picked)
     settings = config.settings()
+    team: dict[str, Any] = {}
+    stop_at = config.values.get("download.quota_stop")
+    if stop_at is not None:
+        team["quota_stop"] = _checked_quota_stop(stop_at, config)
     if keep_zip and not unzip:
         raise click.UsageError("--keep-zip goes with --unzip")
     prepare_search(context, options)
@@ -173,6 +185,12 @@ def download(
             raise click.BadParameter(str(exc), param_hint="NAME_OR_ID") from None
         area = query.area if query is not None else None
         wanted = report_drops(context, client.triage(selection.products, triage, area))
+        if shard is not None:
+            from sentinel_fetch.downloads.plan import shard_of
+
+            everything = len(wanted)
+            wanted = shard_of(wanted, shard)
+            context.info(f"shard {shard}: {len(wanted)} of the {everything} products")
         extracted = {product.id for product in client.extracted(wanted)}
         if extracted:
             context.info(f"{len(extracted)} products already extracted in {settings.finish_path}")
@@ -198,7 +216,7 @@ def download(
         if file_selection is not None:
             context.info(f"only these files of each product: {file_selection.describe()}")
             chosen = picked
-        report = _run(context, client, wanted, **chosen)
+        report = _run(context, client, wanted, **chosen, **team)
         status = _summarise(
             context,
             report,
@@ -208,6 +226,22 @@ def download(
         if unzip and not report.interrupted and not _extract_all(context, client, report, keep_zip):
             return max(status, 1)
         return status
+
+
+def _checked_quota_stop(value: object, config: Any) -> str | int:
+    """The config file's ``[download] quota_stop`` (or the option's), or a usage error."""
+    from sentinel_fetch.downloads.quota import parse_quota_stop
+
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise click.UsageError(
+            f'download.quota_stop must be a share ("95%") or a number of bytes, got {value!r}'
+        )
+    try:
+        parse_quota_stop(value)
+    except ValueError as exc:
+        where = config.sources.get("download.quota_stop", "")
+        raise click.UsageError(f"download.quota_stop: {exc} ({where})") from None
+    return value
 
 
 def _run(context: CliContext, client: Client, wanted: list[Product], **chosen: Any) -> BatchReport:
@@ -315,6 +349,9 @@ def _summarise(
                 f"for {shown}{more}: checked by size only",
                 err=True,
             )
+    if report.stopped_because:
+        # Even with -q: products were left queued on purpose, and why must be said.
+        click.echo(f"stopped early: {report.stopped_because}", err=True)
     _tell_report(report_path)
     if report_path is not None and (report.count("failed") or report.count("stopped")):
         context.info("rerun the same command to retry (finished products are skipped)")

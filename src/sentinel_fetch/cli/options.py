@@ -9,6 +9,7 @@ import click
 
 if TYPE_CHECKING:
     from sentinel_fetch.client import Query
+    from sentinel_fetch.downloads.plan import Shard
     from sentinel_fetch.settings import Settings
 
 __all__ = [
@@ -21,8 +22,10 @@ __all__ = [
     "network_options",
     "out_option",
     "query_from_options",
+    "quota_stop_option",
     "search_options",
     "selection_options",
+    "shard_option",
     "totp_option",
 ]
 
@@ -407,3 +410,50 @@ def query_from_options(
             )
         return None
     return make_query(url, settings, **fields)
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
+    """``--shard K/N``, checked before any search or login."""
+    from sentinel_fetch.downloads.plan import parse_shard
+
+    if value is None:
+        return None
+    try:
+        return parse_shard(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _quota_stop(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--quota-stop``: its form checked at once (the account's quota is known later)."""
+    from sentinel_fetch.downloads.quota import parse_quota_stop
+
+    if value is None:
+        return None
+    try:
+        parse_quota_stop(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+def shard_option(function: F) -> F:
+    """``--shard K/N``: this task's share of a batch, for clusters without a shared ledger."""
+    return click.option(
+        "--shard",
+        metavar="K/N",
+        callback=_shard,
+        help="Take only part K of N of the batch, split by a stable hash of the product id: "
+        "for cluster tasks without a shared ledger (SLURM arrays, Kubernetes indexed jobs).",
+    )(function)
+
+
+def quota_stop_option(function: F) -> F:
+    """``--quota-stop``: stop before the account's 30-day volume is used up."""
+    return click.option(
+        "--quota-stop",
+        metavar="SHARE|BYTES",
+        callback=_quota_stop,
+        help="Stop taking products before the account's 30-day volume reaches this share "
+        "of its quota (95%) or this many bytes (11TB); products not started stay queued.",
+    )(function)

@@ -35,6 +35,7 @@ from sentinel_fetch.progress import (
     ProductStarted,
     ProductWaiting,
     ProgressEvent,
+    QuotaWarning,
 )
 from sentinel_fetch.text import for_display
 
@@ -228,6 +229,18 @@ class BarProgress:
                     progress.update(self._overall, description=self._describe())
             elif isinstance(event, BatchFinished) and self._overall is not None:
                 progress.update(self._overall, description=self._describe())
+            elif isinstance(event, QuotaWarning):
+                progress.console.print(Text(quota_warning_text(event), style="yellow"))
+
+
+def quota_warning_text(event: QuotaWarning) -> str:
+    """``warning: account me@x.eu has used 81 % of its 30-day quota (9.7 TB of 12.0 TB)``."""
+    return (
+        f"warning: account {for_display(event.account)} has used "
+        f"{event.used_bytes / event.quota_bytes:.0%} of its 30-day quota "
+        f"({human_bytes(event.used_bytes)} of {human_bytes(event.quota_bytes)}; "
+        f"past {event.fraction:.0%} warns); CDSE slows it to 1 MB/s once it is used up"
+    )
 
 
 class LogProgress:
@@ -273,6 +286,8 @@ class LogProgress:
                         human_bytes(rate),
                         eta,
                     )
+            elif isinstance(event, QuotaWarning):
+                log.warning("%s", quota_warning_text(event))
             elif isinstance(event, ProductFinished):
                 if event.status in ("downloaded", "failed", "offline"):
                     self._finished += 1

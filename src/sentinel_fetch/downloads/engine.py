@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sentinel_fetch.auth import TokenManager
 from sentinel_fetch.downloads.files import (
@@ -80,6 +80,10 @@ from sentinel_fetch.progress import (
 from sentinel_fetch.redact import redact
 from sentinel_fetch.settings import Settings
 
+if TYPE_CHECKING:
+    from sentinel_fetch.downloads.coordination import Team
+    from sentinel_fetch.ledger.base import Claim
+
 __all__ = ["BatchReport", "DownloadEngine", "JobRecorder", "ProductResult", "is_offline"]
 
 log = logging.getLogger("sentinel_fetch.download")
@@ -123,6 +127,8 @@ class BatchReport:
     interrupted: bool = False
     logins: int = 0
     peak_connections: int = 0
+    #: Why a cooperating run stopped taking products early (the quota stop), if it did.
+    stopped_because: str | None = None
 
     def count(self, status: ProductStatus) -> int:
         """How many products ended with ``status``."""
@@ -190,6 +196,17 @@ class _Batch:
     lock: threading.Lock = field(default_factory=threading.Lock)
     file_names: dict[str, str] = field(default_factory=dict)
     plans: dict[str, ProductPlan] = field(default_factory=dict)
+    #: Cooperating runs: the claim each product is being worked under.
+    claims: dict[str, Claim] = field(default_factory=dict)
+    #: Cooperating runs: products not to claim again before a monotonic time.
+    deferred: dict[str, float] = field(default_factory=dict)
+
+
+class _End:
+    """The end of a product source (``None`` there means: nothing now, ask again)."""
+
+
+_END = _End()
 
 
 def _reason(product: Downloadable, error: Exception) -> str:
@@ -206,6 +223,10 @@ class DownloadEngine:
         transport: the network road; one is built from ``settings`` if omitted.
         progress: receives progress events.
         recorder: receives every product state change (the job ledger).
+        team: this run's part in a job shared with other runs
+            (:mod:`~sentinel_fetch.downloads.coordination`): products are claimed
+            through leases, requests take the account's slots too. Started and closed
+            by the caller.
     """
 
     def __init__(
@@ -216,6 +237,7 @@ class DownloadEngine:
         transport: Transport | None = None,
         progress: Progress | None = None,
         recorder: JobRecorder | None = None,
+        team: Team | None = None,
     ) -> None:
         self.settings = settings
         self.tokens = tokens
@@ -223,17 +245,46 @@ class DownloadEngine:
         self.progress: Progress = progress or NullProgress()
         self.recorder = recorder
         self.layout = Layout(settings.temp_path, settings.finish_path)
-        self.governor = Governor(
-            settings.limits.workers,
-            probe_after_s=settings.limits.probe_after_s,
-            probe_max_s=settings.limits.throttle_cooldown_s,
-            max_pause_s=settings.limits.backoff_max_s,
+        self.team = team
+        self.stop = team.stop if team is not None else threading.Event()
+        if team is not None:
+            from sentinel_fetch.downloads.coordination import metered
+
+            if team.emit is None:
+                team.emit = self.progress
+            self.progress = metered(self.progress, team)
+        self.governor = self._governor()
+
+    def _governor(self) -> Governor:
+        limits = self.settings.limits
+        if self.team is None:
+            return Governor(
+                limits.workers,
+                probe_after_s=limits.probe_after_s,
+                probe_max_s=limits.throttle_cooldown_s,
+                max_pause_s=limits.backoff_max_s,
+            )
+        from sentinel_fetch.downloads.coordination import TeamGovernor
+
+        return TeamGovernor(
+            self.team,
+            limits.workers,
+            probe_after_s=limits.probe_after_s,
+            probe_max_s=limits.throttle_cooldown_s,
+            max_pause_s=limits.backoff_max_s,
         )
-        self.stop = threading.Event()
 
     def _record(self, batch: _Batch, product: Downloadable, state: str, **details: object) -> None:
         if self.recorder is None:
             return
+        claim = batch.claims.get(product.id)
+        if claim is not None and self.team is not None and state != "done":
+            from sentinel_fetch.downloads.coordination import lease_lost
+
+            if lease_lost(self.team, claim):
+                # Another worker has the product now: its state is that worker's to say
+                # (a verified file of ours is still worth telling: "done" goes through).
+                return
         try:
             self.recorder.record(product, state, file_name=batch.file_names[product.id], **details)
         except StorageError as exc:
@@ -309,14 +360,22 @@ class DownloadEngine:
         )
         self.progress(BatchStarted(len(queue), total_bytes, len(queue) - len(to_fetch)))
         try:
-            for product in to_fetch:
-                self._record(batch, product, "queued")
+            if self.team is not None:
+                # Never "queued" over another worker's "downloading" or "done".
+                self.team.enqueue([_Target(p, batch.file_names[p.id]) for p in to_fetch])
+            else:
+                for product in to_fetch:
+                    self._record(batch, product, "queued")
             interrupted = self._run_pool(to_fetch, batch)
         except KeyboardInterrupt:
             # Before the pool started, or again while it stopped: the same clean end, with
             # a report, and every product not finished still to do.
             interrupted = True
             self.stop.set()
+        if self.team is not None:
+            from sentinel_fetch.downloads.coordination import settle
+
+            settle(self, batch, to_fetch)
         for product in to_fetch:
             if product.id not in batch.results:
                 reason = str(batch.fatal) if batch.fatal else "the run stopped before it finished"
@@ -329,6 +388,7 @@ class DownloadEngine:
             # A Client's token manager outlives a run: count this run's logins only.
             logins=self.tokens.logins - logins_before,
             peak_connections=self.governor.peak,
+            stopped_because=self.team.stopped_because if self.team is not None else None,
         )
         self.progress(
             BatchFinished(
@@ -400,6 +460,15 @@ class DownloadEngine:
     def _work(self, product: Downloadable, context: TransferContext, batch: _Batch) -> None:
         if self.stop.is_set():
             return
+        if self.team is not None:
+            from sentinel_fetch.downloads.coordination import work_claimed
+
+            work_claimed(self, product, context, batch)
+            return
+        self._work_one(product, context, batch)
+
+    def _work_one(self, product: Downloadable, context: TransferContext, batch: _Batch) -> None:
+        """One product, start to end, with its result recorded (never raises)."""
 
         def progress(event: ProgressEvent) -> None:
             # The transfer knows the product by name; bars are kept by id, as two
@@ -498,6 +567,25 @@ class DownloadEngine:
 
         return download_files(plan, safe_folder(target.file_name), context, record=record)
 
+    def _source(self, products: list[Downloadable], batch: _Batch) -> Iterator[Downloadable | None]:
+        """The products to work on, in turn; ``None``: none now, ask again soon."""
+        if self.team is None:
+            yield from products
+            return
+        from sentinel_fetch.downloads.coordination import claims
+
+        by_id = {product.id: product for product in products}
+        sizes = {
+            p.id: batch.plans[p.id].size if p.id in batch.plans else max(p.size, 0)
+            for p in products
+        }
+        for claim in claims(self.team, sizes, batch.deferred):
+            if claim is None:
+                yield None
+                continue
+            batch.claims[claim.item.product_id] = claim
+            yield by_id[claim.item.product_id]
+
     def _run_pool(self, products: list[Downloadable], batch: _Batch) -> bool:
         """Run transfers; return ``True`` if interrupted by the user."""
         if not products:
@@ -508,20 +596,27 @@ class DownloadEngine:
         # governor still bounds open requests to the download host by ``workers``.
         threads = self.settings.limits.workers + 1
         pending: set[Future[None]] = set()
-        source: Iterator[Downloadable] = iter(products)
+        source = self._source(products, batch)
         interrupted = False
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="download") as pool:
             try:
                 exhausted = False
                 while True:
                     while not exhausted and len(pending) < threads and not self.stop.is_set():
-                        product = next(source, None)
-                        if product is None:
+                        product = next(source, _END)
+                        if product is _END:
                             exhausted = True
                             break
+                        if product is None:  # nothing now; others hold the rest
+                            break
+                        assert not isinstance(product, _End)
                         pending.add(pool.submit(self._work, product, context, batch))
                     if not pending:
-                        break
+                        if exhausted or self.stop.is_set():
+                            break
+                        poll_s = self.team.options.poll_s if self.team is not None else 0.5
+                        self.stop.wait(poll_s)
+                        continue
                     # A short timeout keeps the calling thread responsive to Ctrl-C.
                     done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                     for future in done:

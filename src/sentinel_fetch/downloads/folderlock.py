@@ -128,18 +128,22 @@ class Holder:
         host: the machine's name (folders on a network share are locked across machines).
         since: when the lock was taken, ISO 8601 UTC.
         command: the command line, secrets masked.
+        job: for a shared hold, the job's ledger (its location, password masked): runs
+            of one job share folders; a run of another job is refused.
     """
 
     pid: int
     host: str
     since: str
     command: str
+    job: str = ""
 
     @classmethod
-    def this_process(cls, command: str | None = None) -> Holder:
+    def this_process(cls, command: str | None = None, job: str = "") -> Holder:
         """This process, now; ``command`` defaults to this process's command line."""
         now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-        return cls(os.getpid(), socket.gethostname(), now, command or describe_command(sys.argv))
+        command = command or describe_command(sys.argv)
+        return cls(os.getpid(), socket.gethostname(), now, command, job)
 
     def to_bytes(self) -> bytes:
         """The record written into the lock file."""
@@ -159,7 +163,7 @@ class Holder:
         try:
             fields = parse_json(data)
             pid, host, since, command = (fields[k] for k in ("pid", "host", "since", "command"))
-            return cls(int(pid), str(host), str(since), str(command))
+            return cls(int(pid), str(host), str(since), str(command), str(fields.get("job", "")))
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
@@ -262,6 +266,17 @@ def _busy_error(folder: Path, record: bytes) -> FolderInUseError:
         folder=folder,
         pid=holder.pid if holder else None,
         host=holder.host if holder else None,
+    )
+
+
+def _other_job_error(folder: Path, holder: Holder) -> FolderInUseError:
+    return FolderInUseError(
+        f"{folder} is in use by a run of another job ({holder.describe()}; its ledger: "
+        f"{holder.job or 'none'}): one folder, one job; use another folder, or the same "
+        "--out/--ledger as that run",
+        folder=folder,
+        pid=holder.pid,
+        host=holder.host,
     )
 
 
@@ -374,14 +389,22 @@ class FolderLock:
         *,
         mode: LockMode = "exclusive",
         command: str | None = None,
+        job: str = "",
     ) -> FolderLock:
         """Lock every folder at once, or none: never waits.
+
+        Args:
+            folders: every folder the run writes.
+            mode: ``"exclusive"`` or ``"shared"``.
+            command: what the lock files say the run is (default: this command line).
+            job: for ``"shared"``: the job's ledger; a folder shared with runs of
+                another job is refused (their leases are in another ledger).
 
         Raises:
             FolderInUseError: another run holds one of them (the message names it).
             StorageError: a folder does not exist, or its lock file cannot be written.
         """
-        lock = cls(_distinct(folders), mode=mode, holder=Holder.this_process(command))
+        lock = cls(_distinct(folders), mode=mode, holder=Holder.this_process(command, job))
         try:
             for folder in lock.folders:
                 lock._lock(folder)
@@ -391,7 +414,7 @@ class FolderLock:
         return lock
 
     @staticmethod
-    def check_free(folders: Iterable[Path], *, mode: LockMode = "exclusive") -> None:
+    def check_free(folders: Iterable[Path], *, mode: LockMode = "exclusive", job: str = "") -> None:
         """Raise now if another run holds one of ``folders`` so that ``mode`` is refused;
         change nothing.
 
@@ -415,13 +438,23 @@ class FolderLock:
                 except StorageError:
                     continue  # a file we may not even read: acquire() will say so
             try:
-                _try_lock(descriptor, shared=mode == "shared")
+                try:
+                    _try_lock(descriptor)
+                    record = b""  # nobody holds it: what the file says is stale
+                except _Busy:
+                    if mode != "shared" or not _HAS_SHARED:
+                        raise
+                    _try_lock(descriptor, shared=True)
+                    record = _read_record(descriptor)
             except _Busy:
                 raise _busy_error(Path(folder), _read_record(descriptor)) from None
             except _Unsupported:
                 continue
             else:
                 _unlock(descriptor)
+                others = [h for h in _holders(record) if h.job != job]
+                if others:
+                    raise _other_job_error(Path(folder), others[-1])
             finally:
                 os.close(descriptor)
 
@@ -468,13 +501,31 @@ class FolderLock:
         self._held.append((path, descriptor))
         if not writable:
             return
+        mine = self.holder.to_bytes()
         try:
             if alone:
-                _write_record(descriptor, self.holder.to_bytes())
-            else:
-                _append_record(descriptor, self.holder.to_bytes())
+                _write_record(descriptor, mine)
+                return
+            # Another job's runs claim through another ledger: sharing its Temp or
+            # Finish would let two writers at one file. Refused, as an exclusive hold
+            # would be (a refusal is all the records ever decide). Checked before our
+            # record is added and again after (two jobs arriving at once).
+            self._refuse_other_jobs(folder, _read_record(descriptor))
+            _append_record(descriptor, mine)
+            record = _read_record(descriptor)
         except OSError as exc:
             raise StorageError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+        try:
+            self._refuse_other_jobs(folder, record)
+        except FolderInUseError:
+            with contextlib.suppress(OSError):
+                _write_record(descriptor, record.replace(mine, b""))
+            raise
+
+    def _refuse_other_jobs(self, folder: Path, record: bytes) -> None:
+        others = [h for h in _holders(record) if h.job != self.holder.job]
+        if others:
+            raise _other_job_error(folder, others[-1])
 
     def _take(self, descriptor: int) -> bool:
         """Lock ``descriptor`` in this lock's mode; ``True`` if no one else holds it.

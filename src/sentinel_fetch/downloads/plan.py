@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sentinel_fetch.downloads.checksum import Expected, verify_file
 from sentinel_fetch.downloads.paths import Layout, assign_file_names
@@ -97,7 +98,10 @@ def in_shard(product_id: str, shard: Shard) -> bool:
     return int.from_bytes(digest[:8], "big") % shard.count == shard.index - 1
 
 
-def shard_of(products: Iterable[Downloadable], shard: Shard | None) -> list[Downloadable]:
+_P = TypeVar("_P", bound=Downloadable)
+
+
+def shard_of(products: Iterable[_P], shard: Shard | None) -> list[_P]:
     """The products of a batch that belong to ``shard`` (all of them for ``None``)."""
     if shard is None:
         return list(products)
