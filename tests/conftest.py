@@ -113,3 +113,34 @@ def credentials() -> Credentials:
 def with_limits(settings: Settings, **changes: object) -> Settings:
     """A copy of ``settings`` with some limits changed."""
     return settings.with_changes(limits=dataclasses.replace(settings.limits, **changes))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest) -> str:
+    """A real PostgreSQL server for this session (xdist worker): see tests/postgres.py.
+
+    Skipped where PostgreSQL is not installed, failed in CI.
+    """
+    from tests.postgres import server_url
+
+    return server_url(request)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A ``postgresql://`` URL whose tables go to a schema of this test's own."""
+    from tests.postgres import fresh_schema_url
+
+    return fresh_schema_url(postgres_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a job's ledger lives, for each implementation: a save folder or a URL.
+
+    Tests of the ledger interface take this, so the same test runs on both.
+    """
+    if request.param == "sqlite":
+        return str(tmp_path / "job")
+    url: str = request.getfixturevalue("postgres_url")
+    return url

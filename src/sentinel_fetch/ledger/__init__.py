@@ -13,6 +13,8 @@ Two implementations of one interface (:class:`~sentinel_fetch.ledger.base.Ledger
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sentinel_fetch.ledger.base import (
     DEFAULT_QUOTA_BYTES,
     QUOTA_WINDOW,
@@ -47,4 +49,37 @@ __all__ = [
     "WorkItem",
     "WorkerStatus",
     "new_worker_id",
+    "open_ledger",
 ]
+
+
+def open_ledger(location: str | Path, *, create: bool = True, read_only: bool = False) -> Ledger:
+    """Open the ledger of a job: a save folder's SQLite file, or a PostgreSQL database.
+
+    Args:
+        location: a save folder (the ledger is ``sentinel-fetch-ledger.sqlite`` in it), or
+            a ``postgresql://`` / ``postgres://`` URL. Its password is registered with
+            :func:`~sentinel_fetch.redact.register_secret` before anything can quote it.
+        create: create the ledger (folder and file, or tables) if missing.
+        read_only: only read (``status``): nothing is created or changed.
+
+    Raises:
+        LedgerLocationError: a URL that cannot be used, a server that cannot be reached
+            or refuses us, psycopg missing.
+        LedgerFileError: no job there (``create`` false or ``read_only``), or not ours.
+        StorageError: the folder or file cannot be created.
+    """
+    from sentinel_fetch.ledger.postgres import PostgresLedger, is_postgres_url
+
+    if is_postgres_url(location):
+        return PostgresLedger.open(str(location), create=create, read_only=read_only)
+    text = str(location)
+    scheme, sep, _ = text.partition("://")
+    if sep and scheme.isalnum():
+        from sentinel_fetch.errors import LedgerLocationError
+        from sentinel_fetch.redact import redact_url
+
+        raise LedgerLocationError(
+            f"unknown ledger location {redact_url(text)}: give a folder or a postgresql:// URL"
+        )
+    return JobLedger.open(Path(location), create=create, read_only=read_only)

@@ -509,6 +509,16 @@ class Ledger(ABC):
         """Whether ``worker`` holds a live lease on ``item`` now (a check before Finish)."""
 
     @abstractmethod
+    def pending(self, *, among: Collection[str] | None = None) -> int:
+        """How many products are still to do: ``queued`` or ``downloading``, leased or not.
+
+        When :meth:`claim_next` returns ``None`` and this is 0, the batch is finished;
+        when it is not 0, other workers hold leases: wait (they finish, or their leases
+        expire and can be taken over). ``claim_next`` may also return ``None`` under
+        heavy contention while rows are claimable: poll, do not conclude from one call.
+        """
+
+    @abstractmethod
     def requeue(self, items: Iterable[WorkItem]) -> int:
         """Return items to ``queued`` whatever their state, unless a live lease holds them
         (a finished file that went missing). Returns how many changed."""
