@@ -173,20 +173,30 @@ def check_outcome(
         assert parts == [], f"part files left in {temp}: {parts[:3]}"
 
     served = emulator.stats.bytes_served()
+    fired = len(emulator.faults.fired)
+    print(
+        f"team job: {len(batch)} products, {total} bytes; served {served / total:.3f}x; "
+        f"peak {emulator.stats.peak_streams()} streams; {fired} faults; "
+        f"429s {emulator.stats.throttled}"
+    )
+    assert fired >= 10, "faults were injected"
     assert served <= 1.1 * total, f"served {served / total:.3f} × the batch"
     # Served whole more than once: only what was in flight when the kill came (its last
     # bytes were on the wire or in buffers, not yet on disk) may be fetched again.
     refetched = [
-        e.name
-        for e in batch.values()
-        if emulator.stats.bytes_served(e.product_id) >= 2 * e.length
+        e.name for e in batch.values() if emulator.stats.bytes_served(e.product_id) >= 2 * e.length
     ]
     assert len(refetched) <= 4 * WORKERS, refetched
     assert emulator.stats.peak_streams(DEMO_USERNAME) <= 4
     assert emulator.stats.peak_streams() <= 4
-    # Every worker did some of the work, and the restarted one took over the killed one's.
-    summaries = [line for text in texts[1:] for line in text.splitlines() if " downloaded, " in line]
+    # Every worker that was not killed ended with its summary.
+    summaries = [
+        line for text in texts[1:] for line in text.splitlines() if " downloaded, " in line
+    ]
     assert len(summaries) == WORKERS, texts[-1][-2000:]
+    assert emulator.stats.range_requests >= 1, "partial files were resumed"
+    taken_over = sum(text.count("taking it over from worker") for text in texts[1:])
+    assert taken_over >= 1, "the killed worker's products were taken over"
 
 
 def test_three_workers_share_one_folder_through_the_sqlite_ledger(

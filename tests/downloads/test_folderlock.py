@@ -197,7 +197,9 @@ def test_a_lock_record_that_is_not_ours_names_no_holder(record: bytes) -> None:
 
 # -- cooperating downloads: the shared mode ------------------------------------------------
 
-SHARED_HOLDER = HOLDER.replace('command="the test\'s holder"', 'mode="shared", command="a download"')
+SHARED_HOLDER = HOLDER.replace(
+    'command="the test\'s holder"', 'mode="shared", command="a download"'
+)
 
 
 class SharedHolder(Holder):

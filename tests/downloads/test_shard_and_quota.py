@@ -171,3 +171,13 @@ def test_other_workers_bytes_never_lower_the_meter() -> None:
     meter = QuotaMeter(500, quota_bytes=1000)
     meter.update(100)
     assert meter.used_bytes == 500
+
+
+def test_products_in_flight_count_against_the_stop() -> None:
+    """Four workers starting at once must not overshoot the line by four products."""
+    meter = QuotaMeter(0, quota_bytes=1000, stop_at_bytes=500)
+    meter.reserve("a", 300)
+    assert meter.must_stop(201) and not meter.must_stop(200)
+    meter.add(300)
+    meter.release("a")
+    assert not meter.must_stop(200) and meter.must_stop(201)

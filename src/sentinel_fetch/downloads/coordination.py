@@ -247,14 +247,9 @@ class Team:
             # The lease expires by itself; the recorded state already says what happened.
             log.warning("could not release %s in the ledger: %s", item.product_id, exc)
 
-    def unfinished(self, among: Collection[str]) -> set[str]:
-        """Products of ``among`` that some worker may still work on (not terminal)."""
-        wanted = set(among)
-        return {
-            row["id"]
-            for row in self.ledger.entries(["queued", "downloading", "verifying"])
-            if row["id"] in wanted
-        }
+    def unfinished(self, among: Collection[str]) -> int:
+        """How many products of ``among`` some worker may still work on (not terminal)."""
+        return self.ledger.pending(among=among)
 
     def states(self, among: Collection[str]) -> dict[str, Mapping[str, Any]]:
         """The ledger's rows for the products of ``among``."""
@@ -444,9 +439,11 @@ def claims(
                 del deferred[product_id]
         claim = team.claim(batch - set(deferred))
         if claim is not None:
-            if team.quota_refuses(sizes.get(claim.item.product_id, 0)):
+            size = sizes.get(claim.item.product_id, 0)
+            if team.quota_refuses(size):
                 team.let_go(claim.item)
                 return
+            team.meter.reserve(claim.item.product_id, size)
             yield claim
             continue
         # Nothing claimable: finished, or held by live leases (ours or others').
@@ -491,12 +488,20 @@ def work_claimed(
         engine._fail_batch(batch, exc)
         return
     if not free:
+        team.meter.release(product.id)
         log.info("%s: its part file is still being written elsewhere; later", product.name)
         batch.claims.pop(product.id, None)
         batch.deferred[product.id] = time.monotonic() + max(team.options.lease_s / 3, 0.05)
         team.let_go(claim.item)
         return
     event = team.hold(claim)
+    if claim.taken_over:
+        # A worker died or stalled: worth telling whoever watches this one.
+        log.warning(
+            "%s: taking it over from worker %s (its lease ran out); resuming its part file",
+            product.name,
+            claim.previous_worker,
+        )
     try:
         finished = None
         if claim.taken_over:
@@ -512,6 +517,7 @@ def work_claimed(
             engine._work_one(product, replace(context, stop=event), batch)
     finally:
         part_lock.release()
+        team.meter.release(product.id)
         lost = team.lost_lease(claim.item)
         result = batch.results.get(product.id)
         if lost and result is not None and result.status != "downloaded":

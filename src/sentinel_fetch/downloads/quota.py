@@ -144,6 +144,8 @@ class QuotaMeter:
         self.quota_bytes = quota_bytes
         self.stop_at_bytes = stop_at_bytes
         self._used = max(used_bytes, 0)
+        #: Bytes of products started and not yet finished, counted against the stop.
+        self._reserved: dict[str, int] = {}
         self._lock = threading.Lock()
         #: Thresholds still ahead: each is told once, when it is passed.
         self._pending = {f for f in WARN_AT if self._used < f * quota_bytes}
@@ -184,13 +186,26 @@ class QuotaMeter:
     def must_stop(self, next_bytes: int = 0) -> bool:
         """Whether a product of ``next_bytes`` may not start: it would pass the stop line.
 
-        A product is started only if what is used plus its size stays under the
-        threshold, so the run stops *before* the quota is used up, not after it.
+        A product is started only if what is used, plus the whole size of every product
+        in flight (:meth:`reserve`), plus its own size stays under the threshold, so the
+        run stops *before* the quota is used up, not after it (in-flight bytes already
+        received count twice: the stop errs on the early side).
         """
         if self.stop_at_bytes is None:
             return False
         with self._lock:
-            return self._used + max(next_bytes, 0) > self.stop_at_bytes
+            committed = self._used + sum(self._reserved.values())
+            return committed + max(next_bytes, 0) > self.stop_at_bytes
+
+    def reserve(self, key: str, size: int) -> None:
+        """A product of ``size`` bytes starts: count it against the stop until it ends."""
+        with self._lock:
+            self._reserved[key] = max(size, 0)
+
+    def release(self, key: str) -> None:
+        """The product ``key`` ended (its bytes are in :attr:`used_bytes` now)."""
+        with self._lock:
+            self._reserved.pop(key, None)
 
     def describe_stop(self) -> str:
         """Why the run stopped, one line (the report's reason for every queued product)."""
