@@ -79,7 +79,15 @@ if TYPE_CHECKING:
     from sentinel_fetch.downloads.audit import CORRUPT_FOLDER, AuditReport
     from sentinel_fetch.downloads.coordination import Team
     from sentinel_fetch.downloads.engine import BatchReport, ProductResult
-    from sentinel_fetch.downloads.plan import Action, PlannedProduct, Shard, is_offline
+    from sentinel_fetch.downloads.plan import (
+        Action,
+        PlannedProduct,
+        Shard,
+        is_offline,
+        parse_shard,
+        shard_of,
+    )
+    from sentinel_fetch.downloads.quota import parse_quota_stop
     from sentinel_fetch.downloads.selection import PRESETS, Selection
     from sentinel_fetch.downloads.transfer import Downloadable
     from sentinel_fetch.footprint_map import check_map_path, write_map
@@ -105,6 +113,7 @@ __all__ = [
     "Query",
     "Quicklook",
     "Selection",
+    "Shard",
     "Triage",
     "TriageOutcome",
     "check_map_path",
@@ -112,9 +121,12 @@ __all__ = [
     "lock_folders",
     "make_query",
     "ndjson_line",
+    "parse_quota_stop",
     "parse_relative",
+    "parse_shard",
     "read_search_url_file",
     "run_folders",
+    "shard_of",
     "suggest_product_types",
     "write_map",
     "write_products",
@@ -134,6 +146,10 @@ _LAZY = {
     "ProductResult": "sentinel_fetch.downloads.engine",
     "Query": "sentinel_fetch.catalogue.query",
     "is_offline": "sentinel_fetch.downloads.plan",
+    "Shard": "sentinel_fetch.downloads.plan",
+    "parse_shard": "sentinel_fetch.downloads.plan",
+    "shard_of": "sentinel_fetch.downloads.plan",
+    "parse_quota_stop": "sentinel_fetch.downloads.quota",
     "ndjson_line": "sentinel_fetch.catalogue.results",
     "Quicklook": "sentinel_fetch.quicklooks",
     "SORT_ORDERS": "sentinel_fetch.catalogue.triage",
@@ -305,10 +321,10 @@ def _job_location(settings: Settings) -> str:
     its save folder (the SQLite ledger in it)."""
     from sentinel_fetch.redact import redact_url
 
-    url = getattr(settings, "ledger", None)
-    if url:
-        return redact_url(str(url))
-    return str(settings.save_path.resolve())
+    location = getattr(settings, "ledger", None)
+    if location and "://" in str(location):
+        return redact_url(str(location))
+    return str(Path(location or settings.save_path).expanduser().resolve())
 
 
 def _shard(shard: Shard | str) -> Shard:
@@ -938,6 +954,7 @@ class Client:
             lease_s=settings.limits.lease_s,
             quota_bytes=quota_bytes,
             quota_stop_bytes=stop_at,
+            own_finish=not getattr(settings, "ledger", None),
         )
         return Team(ledger, options, stop=threading.Event(), save_path=str(settings.save_path))
 

@@ -388,3 +388,24 @@ def _few_names(cdse: Emulator) -> list[str]:
         assert record is not None
         names.append(record.name)
     return names
+
+
+def test_the_quota_stop_keeps_products_queued_and_says_why(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Past the stop line nothing starts; the products wait in the ledger for the next run."""
+    from sentinel_fetch.ledger import JobLedger
+
+    cdse.stats.reset()
+    code, _, err = run(capsys, "download", *FEW_PRODUCTS, "--out", "data", "--quota-stop", "1")
+    assert code == 1, err
+    assert "stopped early: quota stop" in err
+    assert cdse.stats.requests("download") == 0, "not one product request"
+    with JobLedger.open(cli_env / "data", read_only=True) as ledger:
+        states = {row["state"] for row in ledger.entries()}
+    assert states == {"queued"}
+
+    code, _, err = run(capsys, "download", *FEW_PRODUCTS, "--out", "data")
+    assert code == 0, err
+    with JobLedger.open(cli_env / "data", read_only=True) as ledger:
+        assert {row["state"] for row in ledger.entries()} == {"done"}

@@ -30,8 +30,7 @@ from sentinel_fetch.cli.triage import (
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sentinel_fetch.client import BatchReport, Client, PlannedProduct, Product
-    from sentinel_fetch.downloads.plan import Shard
+    from sentinel_fetch.client import BatchReport, Client, PlannedProduct, Product, Shard
 
 __all__ = ["EXIT_ALL_OFFLINE", "download"]
 
@@ -186,7 +185,7 @@ def download(
         area = query.area if query is not None else None
         wanted = report_drops(context, client.triage(selection.products, triage, area))
         if shard is not None:
-            from sentinel_fetch.downloads.plan import shard_of
+            from sentinel_fetch.client import shard_of
 
             everything = len(wanted)
             wanted = shard_of(wanted, shard)
@@ -230,7 +229,7 @@ def download(
 
 def _checked_quota_stop(value: object, config: Any) -> str | int:
     """The config file's ``[download] quota_stop`` (or the option's), or a usage error."""
-    from sentinel_fetch.downloads.quota import parse_quota_stop
+    from sentinel_fetch.client import parse_quota_stop
 
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise click.UsageError(

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from sentinel_fetch.client import Query
-    from sentinel_fetch.downloads.plan import Shard
+    from sentinel_fetch.client import Query, Shard
     from sentinel_fetch.settings import Settings
 
 __all__ = [
@@ -414,7 +413,7 @@ def query_from_options(
 
 def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
     """``--shard K/N``, checked before any search or login."""
-    from sentinel_fetch.downloads.plan import parse_shard
+    from sentinel_fetch.client import parse_shard
 
     if value is None:
         return None
@@ -426,7 +425,7 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Sha
 
 def _quota_stop(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``--quota-stop``: its form checked at once (the account's quota is known later)."""
-    from sentinel_fetch.downloads.quota import parse_quota_stop
+    from sentinel_fetch.client import parse_quota_stop
 
     if value is None:
         return None

@@ -126,6 +126,10 @@ class TeamOptions:
             before its product fails (the other workers keep them all for that long).
         quota_bytes: the account's volume per 30 days.
         quota_stop_bytes: stop taking products before this much is used (``None``: never).
+        own_finish: the job's ledger is the save folder's own (SQLite): its Finish is the
+            job's only one, so a product recorded done that is not there (deleted, or
+            other files chosen this time) is to be fetched again. With a ledger shared
+            by many save folders, "done" means done in some worker's folder.
         poll_s: how often a worker with nothing to claim asks again (others hold the
             rest: their leases may expire).
     """
@@ -137,6 +141,7 @@ class TeamOptions:
     quota_bytes: int = 12 * 10**12
     quota_stop_bytes: int | None = None
     poll_s: float = 0.5
+    own_finish: bool = True
 
 
 class Team:
@@ -217,8 +222,17 @@ class Team:
     # -- claims -----------------------------------------------------------------------
 
     def enqueue(self, products: Collection[Any]) -> None:
-        """Put this worker's batch in the ledger (idempotent across workers)."""
+        """Put this worker's batch in the ledger (idempotent across workers).
+
+        ``products`` are those the plan found not finished in this worker's folders.
+        With the job's own Finish (:attr:`TeamOptions.own_finish`) those recorded done
+        go back to the queue (their files are not there); a claim looks at the disk
+        again before it fetches anything, so one that another worker just finished is
+        found, not fetched twice.
+        """
         self.ledger.enqueue(products)
+        if self.options.own_finish and products:
+            self.ledger.requeue([WorkItem(product.id) for product in products])
 
     def claim(self, among: Collection[str]) -> Claim | None:
         """The next product of ``among`` nobody holds, leased to this worker."""
@@ -503,14 +517,16 @@ def work_claimed(
             claim.previous_worker,
         )
     try:
-        finished = None
-        if claim.taken_over:
-            file_plan = batch.plans.get(product.id)
-            if file_plan is not None:
-                finished = engine._plan_finished(file_plan, file_name)
-            else:
-                item = plan([product], engine.layout, {product.id: file_name})[0]
-                finished = item.path if item.action is Action.SKIP else None
+        # The disk again: another worker of this folder may have finished it since the
+        # plan (then the ledger knows its file), or a dead one may have moved it into
+        # Finish just before it died.
+        file_plan = batch.plans.get(product.id)
+        if file_plan is not None:
+            finished = engine._plan_finished(file_plan, file_name)
+        else:
+            recorded = {product.id: file_name} if claim.taken_over or claim.file_name else {}
+            item = plan([product], engine.layout, recorded)[0]
+            finished = item.path if item.action is Action.SKIP else None
         if finished is not None:
             engine._finish(batch, ProductResult(product, "skipped", path=finished))
         else:
