@@ -885,6 +885,9 @@ class Client:
             team = self._team(job, settings, quota_stop) if job is not None else None
             try:
                 if team is not None:
+                    from sentinel_fetch.downloads.folderlock import sweep_part_locks
+
+                    sweep_part_locks(settings.temp_path)
                     team.start()
                 engine = DownloadEngine(
                     settings,

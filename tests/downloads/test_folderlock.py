@@ -300,3 +300,16 @@ def test_downloads_of_another_job_may_not_share_a_folder(
     FolderLock.check_free(folders, mode="shared", job="/elsewhere/save")
     with FolderLock.acquire(folders, mode="shared", job="/elsewhere/save"):
         pass
+
+
+def test_part_locks_left_by_a_killed_run_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    from sentinel_fetch.downloads.folderlock import PartLock, sweep_part_locks
+
+    (tmp_path / ".dead.zip.lock").write_bytes(b"")
+    (tmp_path / "product.zip.part").write_bytes(b"data")
+    live = PartLock(tmp_path, "live.zip")
+    assert live.try_acquire()
+    assert sweep_part_locks(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".live.zip.lock", "product.zip.part"]
+    live.release()
+    assert sweep_part_locks(tmp_path / "missing") == 0

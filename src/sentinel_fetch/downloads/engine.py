@@ -579,12 +579,15 @@ class DownloadEngine:
             p.id: batch.plans[p.id].size if p.id in batch.plans else max(p.size, 0)
             for p in products
         }
-        for claim in claims(self.team, sizes, batch.deferred):
-            if claim is None:
-                yield None
-                continue
-            batch.claims[claim.item.product_id] = claim
-            yield by_id[claim.item.product_id]
+        try:
+            for claim in claims(self.team, sizes, batch.deferred):
+                if claim is None:
+                    yield None
+                    continue
+                batch.claims[claim.item.product_id] = claim
+                yield by_id[claim.item.product_id]
+        except SentinelFetchError as exc:  # the ledger is out of reach: nothing to claim
+            self._fail_batch(batch, exc)
 
     def _run_pool(self, products: list[Downloadable], batch: _Batch) -> bool:
         """Run transfers; return ``True`` if interrupted by the user."""

@@ -68,6 +68,7 @@ __all__ = [
     "LockMode",
     "PartLock",
     "describe_command",
+    "sweep_part_locks",
 ]
 
 log = logging.getLogger("sentinel_fetch.download")
@@ -663,3 +664,30 @@ class PartLock:
         with contextlib.suppress(OSError):
             _unlock(descriptor)
         os.close(descriptor)
+
+
+def sweep_part_locks(temp_dir: Path) -> int:
+    """Remove the part locks runs killed with ``kill -9`` left in ``temp_dir``.
+
+    A lock nobody holds is taken and let go, which removes its file; one a live run
+    holds is left alone. Returns how many were removed.
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(temp_dir))
+    except OSError:
+        return 0
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(".lock") and entry.is_file()):
+            continue
+        if name == LOCK_FILE_NAME:
+            continue
+        lock = PartLock(temp_dir, name[1 : -len(".lock")])
+        try:
+            if lock.try_acquire():
+                lock.release()
+                removed += 1
+        except StorageError:
+            continue
+    return removed
