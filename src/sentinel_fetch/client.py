@@ -52,7 +52,14 @@ from sentinel_fetch.errors import (
     QueryError,
     ResultFileError,
 )
-from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger, LedgerSummary, StoredProduct
+from sentinel_fetch.ledger import (
+    LEDGER_FILE_NAME,
+    AccountStatus,
+    JobLedger,
+    LedgerSummary,
+    StoredProduct,
+    WorkerStatus,
+)
 from sentinel_fetch.progress import ProductState, Progress
 from sentinel_fetch.settings import Settings
 
@@ -83,6 +90,7 @@ __all__ = [
     "CORRUPT_FOLDER",
     "PRESETS",
     "SORT_ORDERS",
+    "AccountStatus",
     "Action",
     "AuditReport",
     "BatchReport",
@@ -100,6 +108,7 @@ __all__ = [
     "Selection",
     "Triage",
     "TriageOutcome",
+    "WorkerStatus",
     "check_map_path",
     "is_offline",
     "lock_folders",
@@ -905,17 +914,77 @@ class Client:
 
     # -- the job folder -----------------------------------------------------------------
 
-    def status(self, save_path: str | Path | None = None) -> LedgerSummary:
-        """The job in ``save_path`` at a glance, from its ledger; only reads it.
+    def status(
+        self, save_path: str | Path | None = None, *, ledger: str | Path | None = None
+    ) -> LedgerSummary:
+        """The job at a glance, from its ledger; only reads it.
 
-        Safe while a download runs in the folder.
+        The ledger is ``ledger`` if given, else the configured one (``settings.ledger``:
+        a folder or a ``postgresql://`` URL), else the save folder's. With a shared
+        ledger the summary lists every worker and account of the job, and each
+        account's quota meter against ``settings.quota_bytes``. Safe while downloads run.
 
         Raises:
             LedgerFileError: no ledger there, or a file that is not one.
+            LedgerLocationError: a ledger URL that cannot be used or reached.
         """
+        from sentinel_fetch.ledger import open_ledger
+
         self._check_open()
-        with JobLedger.open(self._job_settings(save_path).save_path, read_only=True) as ledger:
-            return ledger.summary()
+        settings = self._job_settings(save_path)
+        location = self.ledger_location(save_path, ledger=ledger)
+        with open_ledger(location, read_only=True) as opened:
+            return opened.summary(quotas={"*": settings.quota_bytes})
+
+    def ledger_location(
+        self, save_path: str | Path | None = None, *, ledger: str | Path | None = None
+    ) -> str | Path:
+        """Where the job's ledger is: ``ledger``, else ``settings.ledger``, else the save
+        folder (the argument ``save_path`` wins over a configured ledger)."""
+        if ledger is not None:
+            return ledger
+        settings = self._job_settings(save_path)
+        if save_path is None and settings.ledger is not None:
+            return settings.ledger
+        return settings.save_path
+
+    def status_of(self, locations: Sequence[str | Path]) -> LedgerSummary:
+        """One report of several ledgers (the shards of a job): only reads them.
+
+        The rows are merged as :func:`~sentinel_fetch.ledger.merge.merge_ledgers`
+        merges them, into a temporary file that is deleted afterwards.
+
+        Raises:
+            LedgerFileError: a location holds no ledger, or one given twice.
+        """
+        import tempfile
+
+        from sentinel_fetch.ledger.merge import merge_ledgers
+
+        self._check_open()
+        with (
+            tempfile.TemporaryDirectory(prefix="sentinel-fetch-merge-") as folder,
+            merge_ledgers(locations, Path(folder) / LEDGER_FILE_NAME) as merged,
+        ):
+            return merged.summary(quotas={"*": self._settings.quota_bytes})
+
+    def merge_ledgers(self, sources: Sequence[str | Path], output: str | Path) -> LedgerSummary:
+        """Write the ledgers of several shards into one new ledger file ``output``.
+
+        The sources are only read (safe while their downloads run). ``status`` reads
+        the result like any ledger (``sentinel-fetch status merged.sqlite``'s folder, or
+        pass the file itself to :meth:`status_of`).
+
+        Raises:
+            LedgerFileError: a source holds no ledger, one is given twice, or ``output``
+                exists.
+            StorageError: ``output`` cannot be written.
+        """
+        from sentinel_fetch.ledger.merge import merge_ledgers
+
+        self._check_open()
+        with merge_ledgers(sources, Path(output)) as merged:
+            return merged.summary(quotas={"*": self._settings.quota_bytes})
 
     def activity(self, save_path: str | Path | None = None) -> JobActivity:
         """Whether a run holds the job's folders, and the bytes of its files in flight.
