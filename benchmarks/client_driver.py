@@ -48,11 +48,8 @@ def download(arguments: argparse.Namespace) -> dict[str, Any]:
         settings = sf.Settings.from_env()
         settings = settings.with_changes(limits=replace(settings.limits, direct_io=False))
     if arguments.max_connections:
-        from sentinel_fetch.settings import AccountSettings
-
         settings = settings or sf.Settings.from_env()
-        budget = AccountSettings(max_connections=arguments.max_connections)
-        settings = settings.with_changes(accounts={"*": budget})
+        settings = settings.with_changes(max_connections=arguments.max_connections)
     cpu_before = _cpu_s()
     # Wall clock as well: cooperating workers (benchmarks/team.py) are separate processes.
     began_at = time.time()

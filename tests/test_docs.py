@@ -197,8 +197,9 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
         and not line.startswith("cd ")
         and not line.startswith("export ")
     ]
-    # Before it, only the browser the HTML map test needs (installed when missing).
-    assert commands == [".ci/browser", TEST_COMMAND]
+    # Before it, only the browser the HTML map test needs and the PostgreSQL server the
+    # ledger's tests need (each installed when missing).
+    assert commands == [".ci/browser", ".ci/postgres", TEST_COMMAND]
 
 
 def test_chinese_readme_opens_with_the_same_commands() -> None:

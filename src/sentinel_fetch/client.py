@@ -54,10 +54,12 @@ from sentinel_fetch.errors import (
 )
 from sentinel_fetch.ledger import (
     LEDGER_FILE_NAME,
+    AccountStatus,
     JobLedger,
     Ledger,
     LedgerSummary,
     StoredProduct,
+    WorkerStatus,
 )
 from sentinel_fetch.progress import ProductState, Progress
 from sentinel_fetch.settings import Settings
@@ -98,6 +100,7 @@ __all__ = [
     "CORRUPT_FOLDER",
     "PRESETS",
     "SORT_ORDERS",
+    "AccountStatus",
     "Action",
     "AuditReport",
     "BatchReport",
@@ -116,6 +119,7 @@ __all__ = [
     "Shard",
     "Triage",
     "TriageOutcome",
+    "WorkerStatus",
     "check_map_path",
     "is_offline",
     "lock_folders",
@@ -321,8 +325,8 @@ def _job_location(settings: Settings) -> str:
     its save folder (the SQLite ledger in it)."""
     from sentinel_fetch.redact import redact_url
 
-    location = getattr(settings, "ledger", None)
-    if location and "://" in str(location):
+    location = settings.ledger
+    if location and "://" in location:
         return redact_url(str(location))
     return str(Path(location or settings.save_path).expanduser().resolve())
 
@@ -925,8 +929,7 @@ class Client:
         """The job's ledger: ``settings.ledger`` (PostgreSQL) or the save folder's SQLite."""
         from sentinel_fetch.ledger import open_ledger
 
-        location = getattr(settings, "ledger", None) or settings.save_path
-        return open_ledger(location, create=True)
+        return open_ledger(settings.ledger or settings.save_path, create=True)
 
     def _team(self, ledger: Ledger, settings: Settings, quota_stop: str | int | None) -> Team:
         """This run's part in the job: its account's budget, leases and quota stop.
@@ -938,13 +941,10 @@ class Client:
 
         from sentinel_fetch.downloads.coordination import Team, TeamOptions, account_key
         from sentinel_fetch.downloads.quota import parse_quota_stop
-        from sentinel_fetch.ledger import DEFAULT_QUOTA_BYTES
 
         account = account_key(self._tokens.username)
-        own = getattr(settings, "account_settings", None)
-        configured = own(account) if callable(own) else None
-        max_connections = getattr(configured, "max_connections", None) or settings.limits.workers
-        quota_bytes = getattr(configured, "quota", None) or DEFAULT_QUOTA_BYTES
+        max_connections = settings.max_connections or settings.limits.workers
+        quota_bytes = settings.quota_bytes
         stop_at = None
         if quota_stop is not None:
             try:
@@ -957,7 +957,7 @@ class Client:
             lease_s=settings.limits.lease_s,
             quota_bytes=quota_bytes,
             quota_stop_bytes=stop_at,
-            own_finish=not getattr(settings, "ledger", None),
+            own_finish=settings.ledger is None,
         )
         return Team(ledger, options, stop=threading.Event(), save_path=str(settings.save_path))
 
@@ -1029,17 +1029,77 @@ class Client:
 
     # -- the job folder -----------------------------------------------------------------
 
-    def status(self, save_path: str | Path | None = None) -> LedgerSummary:
-        """The job in ``save_path`` at a glance, from its ledger; only reads it.
+    def status(
+        self, save_path: str | Path | None = None, *, ledger: str | Path | None = None
+    ) -> LedgerSummary:
+        """The job at a glance, from its ledger; only reads it.
 
-        Safe while a download runs in the folder.
+        The ledger is ``ledger`` if given, else the configured one (``settings.ledger``:
+        a folder or a ``postgresql://`` URL), else the save folder's. With a shared
+        ledger the summary lists every worker and account of the job, and each
+        account's quota meter against ``settings.quota_bytes``. Safe while downloads run.
 
         Raises:
             LedgerFileError: no ledger there, or a file that is not one.
+            LedgerLocationError: a ledger URL that cannot be used or reached.
         """
+        from sentinel_fetch.ledger import open_ledger
+
         self._check_open()
-        with JobLedger.open(self._job_settings(save_path).save_path, read_only=True) as ledger:
-            return ledger.summary()
+        settings = self._job_settings(save_path)
+        location = self.ledger_location(save_path, ledger=ledger)
+        with open_ledger(location, read_only=True) as opened:
+            return opened.summary(quotas={"*": settings.quota_bytes})
+
+    def ledger_location(
+        self, save_path: str | Path | None = None, *, ledger: str | Path | None = None
+    ) -> str | Path:
+        """Where the job's ledger is: ``ledger``, else ``settings.ledger``, else the save
+        folder (the argument ``save_path`` wins over a configured ledger)."""
+        if ledger is not None:
+            return ledger
+        settings = self._job_settings(save_path)
+        if save_path is None and settings.ledger is not None:
+            return settings.ledger
+        return settings.save_path
+
+    def status_of(self, locations: Sequence[str | Path]) -> LedgerSummary:
+        """One report of several ledgers (the shards of a job): only reads them.
+
+        The rows are merged as :func:`~sentinel_fetch.ledger.merge.merge_ledgers`
+        merges them, into a temporary file that is deleted afterwards.
+
+        Raises:
+            LedgerFileError: a location holds no ledger, or one given twice.
+        """
+        import tempfile
+
+        from sentinel_fetch.ledger.merge import merge_ledgers
+
+        self._check_open()
+        with (
+            tempfile.TemporaryDirectory(prefix="sentinel-fetch-merge-") as folder,
+            merge_ledgers(locations, Path(folder) / LEDGER_FILE_NAME) as merged,
+        ):
+            return merged.summary(quotas={"*": self._settings.quota_bytes})
+
+    def merge_ledgers(self, sources: Sequence[str | Path], output: str | Path) -> LedgerSummary:
+        """Write the ledgers of several shards into one new ledger file ``output``.
+
+        The sources are only read (safe while their downloads run). ``status`` reads
+        the result like any ledger (``sentinel-fetch status merged.sqlite``'s folder, or
+        pass the file itself to :meth:`status_of`).
+
+        Raises:
+            LedgerFileError: a source holds no ledger, one is given twice, or ``output``
+                exists.
+            StorageError: ``output`` cannot be written.
+        """
+        from sentinel_fetch.ledger.merge import merge_ledgers
+
+        self._check_open()
+        with merge_ledgers(sources, Path(output)) as merged:
+            return merged.summary(quotas={"*": self._settings.quota_bytes})
 
     def activity(self, save_path: str | Path | None = None) -> JobActivity:
         """Whether a run holds the job's folders, and the bytes of its files in flight.

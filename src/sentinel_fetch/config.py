@@ -7,12 +7,14 @@ project file is ``sentinel-fetch.toml`` in the working directory. Example::
 
     save_path = "D:/sentinel"
     proxy = "socks5h://127.0.0.1:7890"
+    ledger = "postgresql://worker@db.example/sentinel"   # a job shared by many machines
 
     [limits]
     workers = 4                      # a top-level ``workers = 4`` means the same
 
     [account]
     username = "me@example.com"      # the password belongs in the keyring or ~/.netrc
+    quota = "12TB"                   # per rolling 30 days: what status's quota meter reads
 
     [endpoints]                      # only to use a mirror or the emulator
     catalogue = "https://catalogue.dataspace.copernicus.eu/odata/v1"
@@ -61,12 +63,13 @@ _OPTIONS = {
     "limits.workers": "--workers",
     "proxy": "--proxy",
     "ca_bundle": "--ca-bundle",
+    "ledger": "--ledger",
     "download.bands": "--bands",
     "download.files": "--files",
     "download.preset": "--preset",
     "download.quota_stop": "--quota-stop",
 }
-_TOP_LEVEL = {"save_path", "temp_dir", "finish_dir", "proxy", "ca_bundle"}
+_TOP_LEVEL = {"save_path", "temp_dir", "finish_dir", "proxy", "ca_bundle", "ledger"}
 #: Older spellings kept working, merged into their one name before layers are merged:
 #: a top-level ``workers`` in a user file must not beat ``[limits] workers`` in a
 #: project file (a closer layer), as it would if both names were layered.
@@ -91,7 +94,9 @@ def _flatten(document: Mapping[str, Any], where: str) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     sections = {
         "endpoints": {"identity", "catalogue", "download", "stac"},
-        "account": _ACCOUNT,
+        # quota: the account's data quota (status's quota meter), not a credential.
+        # max_connections: the account's connection budget across a team job's workers.
+        "account": _ACCOUNT | {"quota", "max_connections"},
         "limits": _LIMIT_NAMES,
         # What download fetches of each product (bands, path patterns, a preset), and
         # where it stops taking products on the account's quota meter ("95%", bytes).
@@ -200,12 +205,29 @@ class EffectiveConfig:
             value = self.values[name]
             if name in _SECRET_KEYS:
                 shown = MASK
-            elif name == "proxy" and value:
+            elif name in ("proxy", "ledger") and value:
                 shown = redact_url(str(value))
             else:
                 shown = str(value)
             rows.append((name, shown, self.sources.get(name, "default")))
         return rows
+
+
+def _register_url_password(url: object) -> None:
+    """The password of a ``postgresql://user:password@host`` ledger URL is a secret."""
+    if not isinstance(url, str) or "://" not in url:
+        return
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        passwords = [parts.password or ""]
+        passwords += [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
+    except ValueError:
+        return
+    for password in passwords:
+        if password:
+            register_secret(unquote(password))
 
 
 def load_config(
@@ -262,4 +284,5 @@ def load_config(
         secret = values.get(name)
         if isinstance(secret, str):
             register_secret(secret)
+    _register_url_password(values.get("ledger"))
     return EffectiveConfig(values, sources, files)

@@ -29,12 +29,14 @@ __all__ = [
     "CDSE_DOWNLOAD_URL",
     "CDSE_IDENTITY_URL",
     "CDSE_STAC_URL",
+    "DEFAULT_QUOTA_BYTES",
     "ENVIRONMENT",
     "ENV_CATALOGUE_URL",
     "ENV_CA_BUNDLE",
     "ENV_DOWNLOAD_URL",
     "ENV_IDENTITY_URL",
     "ENV_STAC_URL",
+    "LEDGER_SCHEMES",
     "MAX_WORKERS",
     "PROXY_SCHEMES",
     "Endpoints",
@@ -42,6 +44,7 @@ __all__ = [
     "Settings",
     "origin_of",
     "parse_limit",
+    "parse_size",
     "settings_from_values",
     "url_problem",
 ]
@@ -75,9 +78,16 @@ ENVIRONMENT: dict[str, str] = {
     "finish_dir": "SENTINEL_FETCH_FINISH_DIR",
     "limits.workers": "SENTINEL_FETCH_WORKERS",
     "proxy": "SENTINEL_FETCH_PROXY",
+    "ledger": "SENTINEL_FETCH_LEDGER",
     # Read by the credentials lookup, not by Settings; listed so the table is complete.
     "account.username": "CDSE_USERNAME",
 }
+
+#: CDSE's data quota per account: 12 TB (decimal) per rolling 30 days (cdse-api.md).
+DEFAULT_QUOTA_BYTES = 12 * 10**12
+#: URL schemes of a ledger in a database (``--ledger``); anything else is a folder.
+LEDGER_SCHEMES = ("postgresql", "postgres")
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?\s*", re.IGNORECASE)
 
 #: Most products downloaded at once. A free account allows 4 connections; Copernicus
 #: Services accounts have more, but no account is helped by more than 32.
@@ -184,6 +194,57 @@ def _check_proxy(setting: str, proxy: object) -> str | None:
     if parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
         raise _invalid(setting, f"{expected}, got {redact_url(proxy)!r}")
     return proxy
+
+
+def parse_size(setting: str, value: object) -> int:
+    """A byte count from a number or text with a decimal or binary unit (``quota``).
+
+    Example:
+        >>> parse_size("account.quota", "12 TB")
+        12000000000000
+        >>> parse_size("account.quota", "1.5TiB")
+        1649267441664
+        >>> parse_size("account.quota", 5000)
+        5000
+
+    Raises:
+        ConfigError: not a positive size.
+    """
+    expected = "must be a positive size in bytes, or text like '12TB' or '500 GiB'"
+    if isinstance(value, bool):
+        raise _invalid(setting, f"{expected}, got {_shown(value)}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and (match := _SIZE.fullmatch(value)):
+        power = " KMGTP".index(match[2].upper() or " ")
+        base = 1024 if match[3] else 1000
+        number = int(float(match[1]) * base**power)
+    else:
+        raise _invalid(setting, f"{expected}, got {_shown(value)}")
+    if number <= 0:
+        raise _invalid(setting, f"{expected}, got {_shown(value)}")
+    return number
+
+
+def _check_ledger(setting: str, value: object) -> str | None:
+    """A save folder (text) or a ``postgresql://`` URL; ``None`` is the save folder's."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value).strip():
+        raise _invalid(
+            setting, f"must be a folder or a postgresql:// URL (text), got {_shown(value)}"
+        )
+    text = os.fspath(value).strip()
+    assert isinstance(text, str)
+    scheme, sep, _ = text.partition("://")
+    if sep and scheme.isalnum():
+        if scheme.lower() not in LEDGER_SCHEMES:
+            raise _invalid(
+                setting,
+                f"must be a folder or a postgresql:// URL, got {redact_url(text)!r}",
+            )
+        return text
+    return str(Path(text).expanduser())
 
 
 def _check_path(setting: str, value: object, *, what: str = "folder") -> Path:
@@ -443,6 +504,14 @@ class Settings:
         temp_dir: in-progress ``.part`` files; defaults to ``<save_path>/Temp``. Must be
             on the same file system as ``finish_dir`` so the final move is atomic.
         finish_dir: verified products only; defaults to ``<save_path>/Finish``.
+        ledger: where the job's ledger is: ``None`` for the SQLite file in the save
+            folder, another folder, or a ``postgresql://`` URL (a job shared by many
+            machines).
+        quota_bytes: the account's data quota over a rolling 30 days (12 TB): what the
+            quota meter of ``status`` reads against.
+        max_connections: the account's connection budget across every worker of a team
+            job (CDSE: 4 for a free account, 20 for an organisation's); ``None``: as
+            many as ``limits.workers``.
     """
 
     endpoints: Endpoints = field(default_factory=Endpoints)
@@ -452,6 +521,9 @@ class Settings:
     save_path: Path = field(default_factory=lambda: Path("sentinel-data"))
     temp_dir: Path | None = None
     finish_dir: Path | None = None
+    ledger: str | None = None
+    quota_bytes: int = DEFAULT_QUOTA_BYTES
+    max_connections: int | None = None
 
     def __post_init__(self) -> None:
         """Check every field; folders given as text become paths."""
@@ -467,6 +539,10 @@ class Settings:
         for name in ("temp_dir", "finish_dir"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _check_path(name, getattr(self, name)))
+        object.__setattr__(self, "ledger", _check_ledger("ledger", self.ledger))
+        object.__setattr__(self, "quota_bytes", parse_size("quota_bytes", self.quota_bytes))
+        if self.max_connections is not None:
+            _LIMIT_RANGES["workers"].check("max_connections", self.max_connections)
 
     @property
     def temp_path(self) -> Path:
@@ -535,6 +611,8 @@ def settings_from_values(values: Mapping[str, object], *, text: Collection[str] 
     keys = {
         **{name: f"limits.{name}" for name in _LIMIT_FIELDS},
         **{name: f"endpoints.{name}" for name in ("identity", "catalogue", "download", "stac")},
+        "quota_bytes": "account.quota",
+        "max_connections": "account.max_connections",
     }
     try:
         endpoints = Endpoints(
@@ -559,6 +637,9 @@ def settings_from_values(values: Mapping[str, object], *, text: Collection[str] 
             save_path=_expanded(values.get("save_path", "sentinel-data")),  # type: ignore[arg-type]
             temp_dir=_expanded(values.get("temp_dir")),  # type: ignore[arg-type]
             finish_dir=_expanded(values.get("finish_dir")),  # type: ignore[arg-type]
+            ledger=values.get("ledger"),  # type: ignore[arg-type]
+            quota_bytes=values.get("account.quota", DEFAULT_QUOTA_BYTES),  # type: ignore[arg-type]
+            max_connections=values.get("account.max_connections"),  # type: ignore[arg-type]
         )
     except ConfigError as exc:
         if exc.setting is None or exc.setting not in keys:

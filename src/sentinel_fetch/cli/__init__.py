@@ -43,6 +43,11 @@ _COMMANDS = {
         "status",
         "Summarise a download job from its ledger.",
     ),
+    "ledger": (
+        "sentinel_fetch.cli.ledger_cmd",
+        "ledger",
+        "Merge the ledgers of a job's shards into one (ledger merge).",
+    ),
     "verify": (
         "sentinel_fetch.cli.verify_cmd",
         "verify",

@@ -11,6 +11,7 @@ from sentinel_fetch.cli.context import CliContext
 from sentinel_fetch.cli.options import (
     Command,
     finish_dir_option,
+    ledger_option,
     network_options,
     out_option,
     query_from_options,
@@ -83,6 +84,7 @@ EXIT_ALL_OFFLINE = 3
 )
 @click.option("--keep-zip", is_flag=True, help="With --unzip: keep the verified zip too.")
 @click.option("--dry-run", is_flag=True, help="Show what would be downloaded; fetch nothing.")
+@ledger_option
 @shard_option
 @quota_stop_option
 @click.pass_obj
@@ -106,6 +108,7 @@ def download(
     bands: tuple[str, ...],
     files: tuple[str, ...],
     preset: str | None,
+    ledger: str | None,
     shard: Shard | None,
     quota_stop: str | None,
     **options: Any,
@@ -147,6 +150,7 @@ def download(
             "download.files": list(files) or None,
             "download.preset": preset,
             "download.quota_stop": quota_stop,
+            "ledger": ledger,
         }
     )
     # The options, else the config file's [download] table.

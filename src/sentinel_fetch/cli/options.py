@@ -18,6 +18,7 @@ __all__ = [
     "finish_dir_option",
     "global_parameters",
     "json_option",
+    "ledger_option",
     "network_options",
     "out_option",
     "query_from_options",
@@ -218,6 +219,22 @@ def out_option(*, default: str | None = None, help: str) -> Callable[[F], F]:
 def finish_dir_option(help: str) -> Callable[[F], F]:
     """``--finish-dir DIR``: verified products, when not ``<out>/Finish``."""
     return click.option("--finish-dir", type=click.Path(file_okay=False), help=help)
+
+
+def ledger_option(function: F) -> F:
+    """``--ledger LOCATION``: the job's ledger, when not the save folder's SQLite file.
+
+    A ``postgresql://user@host/db`` URL shares one job among workers on many machines;
+    a folder names another save folder's ledger. The value goes to the settings as the
+    ``ledger`` key (config file: top-level ``ledger = "..."``; SENTINEL_FETCH_LEDGER).
+    """
+    return click.option(
+        "--ledger",
+        "ledger",
+        metavar="LOCATION",
+        help="The job's ledger: a postgresql:// URL (a job shared by many machines) or a "
+        "folder; default: the save folder's SQLite ledger.",
+    )(function)
 
 
 def json_option(function: F) -> F:

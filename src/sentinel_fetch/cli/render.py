@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console, RenderableType
 from rich.markup import escape
@@ -39,7 +40,19 @@ from sentinel_fetch.progress import (
 )
 from sentinel_fetch.text import for_display
 
-__all__ = ["BarProgress", "LogProgress", "human_bytes", "total_size"]
+if TYPE_CHECKING:
+    from sentinel_fetch.client import AccountStatus, LedgerSummary
+
+__all__ = [
+    "BarProgress",
+    "LogProgress",
+    "human_bytes",
+    "job_lines",
+    "quota_line",
+    "result_lines",
+    "state_lines",
+    "total_size",
+]
 
 log = logging.getLogger("sentinel_fetch.cli")
 
@@ -70,6 +83,91 @@ def total_size(sizes: list[int]) -> str:
     unknown = sum(1 for size in sizes if size <= 0)
     text = human_bytes(sum(size for size in sizes if size > 0))
     return f"{text} (+{unknown} of unknown size)" if unknown else text
+
+
+# -- status ----------------------------------------------------------------------------------
+
+#: The quota meter's thresholds: a note from the first, a warning from the second.
+QUOTA_THRESHOLDS = (0.80, 0.95)
+
+
+def state_lines(summary: LedgerSummary) -> list[str]:
+    """``  state   count`` for every state the job has products in."""
+    return [f"  {state:<12} {number}" for state, number in summary.counts.items() if number]
+
+
+def result_lines(summary: LedgerSummary) -> list[str]:
+    """Verified and fetched bytes, then every failure with its reason, then the offline."""
+    total = summary.total_bytes
+    percent = 100.0 * summary.done_bytes / total if total else 100.0
+    lines = [
+        f"verified: {human_bytes(summary.done_bytes)} ({percent:.1f} %); "
+        f"fetched over all runs: {human_bytes(summary.bytes_received)}"
+    ]
+    if summary.failed:
+        lines.append("failed (rerun the download, or use --retry-failed):")
+        lines += [
+            f"  {for_display(f.name)}: {for_display(f.reason)} ({f.attempts} attempt(s))"
+            for f in summary.failed
+        ]
+    if summary.offline:
+        lines.append("offline (order these in the CDSE Data Workspace, then rerun):")
+        lines += [f"  {for_display(name)}" for name in summary.offline]
+    return lines
+
+
+def _rate(bytes_per_s: float) -> str:
+    return f"{human_bytes(bytes_per_s)}/s"
+
+
+def quota_line(account: AccountStatus) -> str:
+    """The quota meter of one account, with a warning from 80 % and 95 %.
+
+    Example:
+        >>> from sentinel_fetch.client import AccountStatus
+        >>> a = AccountStatus("me", 1, 1, 0, 0, 0, 0, 0.0, 9_700_000_000_000, 12 * 10**12)
+        >>> quota_line(a)
+        'quota meter: 9.70 TB of 12.00 TB in the last 30 days (80.8 %): over 80 %'
+    """
+    fraction = account.quota_fraction
+    text = (
+        f"quota meter: {human_bytes(account.quota_used)} of {human_bytes(account.quota)}"
+        f" in the last 30 days ({100 * fraction:.1f} %)"
+    )
+    if fraction >= 1.0:
+        return text + ": used up, CDSE slows the account to 1 MB/s"
+    if fraction >= QUOTA_THRESHOLDS[1]:
+        return text + ": over 95 %, nearly used up"
+    if fraction >= QUOTA_THRESHOLDS[0]:
+        return text + ": over 80 %"
+    return text
+
+
+def job_lines(summary: LedgerSummary) -> list[str]:
+    """Per worker and per account: done, running, failed, bytes, rate; the quota meters.
+
+    Empty for a job no registered worker ran (an older ledger).
+    """
+    lines: list[str] = []
+    if summary.workers:
+        lines.append(f"workers ({sum(w.alive for w in summary.workers)} running):")
+        for w in summary.workers:
+            state = "running" if w.alive else ("finished" if w.finished else "gone")
+            lines.append(
+                f"  {for_display(w.host)} pid {w.pid} ({for_display(w.account)}, {state}):"
+                f" done {w.done}, running {w.running}, failed {w.failed},"
+                f" {human_bytes(w.bytes)} at {_rate(w.rate)}"
+            )
+    if summary.accounts:
+        lines.append("accounts:")
+        for a in summary.accounts:
+            lines.append(
+                f"  {for_display(a.account)}: {a.workers} worker(s), {a.alive} running;"
+                f" done {a.done}, running {a.running}, failed {a.failed},"
+                f" {human_bytes(a.bytes)} at {_rate(a.rate)}"
+            )
+            lines.append(f"    {quota_line(a)}")
+    return lines
 
 
 _S2_NAME = re.compile(r"^(S2\w)_MSI(L\w{2})_(\d{8})(T\d{6})_(N\d{4})_(R\d{3})_(T\w{5})_\d{8}T\d{6}")
