@@ -568,8 +568,10 @@ def settle(engine: DownloadEngine, batch: _Batch, to_fetch: list[Downloadable]) 
         state = str(row.get("state") or "")
         who = f" (worker {row['worker']})" if row.get("worker") else ""
         if state in ("done", "skipped"):
-            path = engine.layout.finished(batch.file_names[product.id])
+            file_name = batch.file_names[product.id]
+            path = engine.layout.finished(file_name)
             result = ProductResult(product, "skipped", path=path if path.exists() else None)
+            _drop_stale_part(engine, file_name)
         elif state == "failed":
             reason = str(row.get("reason") or "failed in another worker")
             result = ProductResult(product, "failed", error=f"{reason}{who}")
@@ -595,3 +597,21 @@ def metered(progress: Progress, team: Team) -> Progress:
         progress(event)
 
     return sink
+
+
+def _drop_stale_part(engine: DownloadEngine, file_name: str) -> None:
+    """A partial file of a product another worker finished (in its own folder) is of no
+    use any more: removed, unless someone still writes it."""
+    from sentinel_fetch.downloads.folderlock import PartLock
+
+    part = engine.layout.partial(file_name)
+    if not part.exists():
+        return
+    lock = PartLock(engine.layout.temp_dir, file_name)
+    try:
+        if lock.try_acquire():
+            part.unlink(missing_ok=True)
+    except (OSError, StorageError) as exc:
+        log.debug("could not remove %s: %s", part, exc)
+    finally:
+        lock.release()
