@@ -344,7 +344,9 @@ def test_a_kill_between_rename_and_ledger_write_still_ends_done(
     Two ways in: the product streams, or an earlier run left a complete ``.part`` that
     only needs its check and rename (the download host's 416 answer is delayed so the
     lock is taken first). Either way the ledger says ``downloading``: the engine records
-    it when a worker takes the product, before any request.
+    it when a worker takes the product, before any request; the lock is taken once the
+    request is on the wire (the account's connection slot, itself a ledger write, is
+    held by then, and it is given back by a thread of its own).
     """
     emulator = slow_cdse
     emulator.faults.clear()
@@ -373,6 +375,16 @@ def test_a_kill_between_rename_and_ledger_write_still_ends_done(
         deadline = time.monotonic() + TRIGGER_TIMEOUT_S
 
         def about_to_finish() -> bool:
+            # The request is on the wire (its connection slot, a ledger write of its
+            # own in a team job, is taken): from here only the rename and the ledger
+            # writes after it are left.
+            on_the_wire = (
+                bool(emulator.faults.fired)
+                if leftover == "complete part"
+                else emulator.stats.bytes_served(expected.product_id) > 0
+            )
+            if not on_the_wire:
+                return False
             try:
                 state = ledger_states(workspace.save_path).get(expected.product_id)
                 return state == state_before_rename and not finished.exists()

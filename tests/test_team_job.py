@@ -195,8 +195,11 @@ def check_outcome(
     ]
     assert len(summaries) == WORKERS, texts[-1][-2000:]
     assert emulator.stats.range_requests >= 1, "partial files were resumed"
+    # Taken over by another worker once its leases ran out, or handed back at once by the
+    # restarted one (same machine, same folder, the old pid gone).
     taken_over = sum(text.count("taking it over from worker") for text in texts[1:])
-    assert taken_over >= 1, "the killed worker's products were taken over"
+    handed_back = sum(text.count("of this folder is gone") for text in texts[1:])
+    assert taken_over + handed_back >= 1, "the killed worker's products went to others"
 
 
 def test_three_workers_share_one_folder_through_the_sqlite_ledger(

@@ -959,7 +959,9 @@ class Client:
             quota_stop_bytes=stop_at,
             own_finish=settings.ledger is None,
         )
-        return Team(ledger, options, stop=threading.Event(), save_path=str(settings.save_path))
+        return Team(
+            ledger, options, stop=threading.Event(), save_path=str(settings.save_path.resolve())
+        )
 
     def extracted(
         self, products: Iterable[Product], save_path: str | Path | None = None

@@ -31,6 +31,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import queue
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -185,6 +189,8 @@ class Team:
         self._unsent_bytes = 0
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
+        self._returns: queue.SimpleQueue[Slot | None] = queue.SimpleQueue()
+        self._returner: threading.Thread | None = None
         self._last_renewal = time.monotonic()
         self.meter = QuotaMeter(0, options.quota_bytes, options.quota_stop_bytes)
         #: Why the run stopped taking products early (a quota stop), or ``None``.
@@ -195,7 +201,13 @@ class Team:
     # -- life -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Register the worker, read the quota meter, start the heartbeat thread."""
+        """Register the worker, read the quota meter, start the heartbeat thread.
+
+        Workers of this machine and save folder that died without ending (``kill -9``,
+        a crash) are ended first: their leases go back at once, so a restarted run does
+        not wait a whole lease for its own products.
+        """
+        self._end_dead_neighbours()
         self.ledger.register_worker(
             self.worker, account=self.options.account, save_path=self.save_path
         )
@@ -207,6 +219,28 @@ class Team:
             target=self._heartbeat, name="sentinel-fetch-heartbeat", daemon=True
         )
         self._thread.start()
+        self._returner = threading.Thread(
+            target=self._return_slots, name="sentinel-fetch-slots", daemon=True
+        )
+        self._returner.start()
+
+    def _end_dead_neighbours(self) -> None:
+        host = socket.gethostname()
+        for worker in self.ledger.workers():
+            if worker.finished is not None or worker.id == self.worker:
+                continue
+            # Only what this machine can tell for sure: a process of this host, for this
+            # save folder, that no longer exists. Anything else waits for its lease.
+            if worker.host != host or worker.save_path != self.save_path:
+                continue
+            if _process_exists(worker.pid):
+                continue
+            log.warning(
+                "worker %s (pid %d) of this folder is gone: its products go back now",
+                worker.id,
+                worker.pid,
+            )
+            self.ledger.finish_worker(worker.id)
 
     def close(self) -> None:
         """Stop the heartbeat, send the last bytes, and end the worker in the ledger."""
@@ -214,6 +248,10 @@ class Team:
         if self._thread is not None:
             self._thread.join(timeout=30.0)
             self._thread = None
+        if self._returner is not None:
+            self._returns.put(None)  # after every slot already handed over
+            self._returner.join(timeout=30.0)
+            self._returner = None
         with contextlib.suppress(SentinelFetchError):
             self._flush_bytes()
         with contextlib.suppress(SentinelFetchError):
@@ -314,10 +352,26 @@ class Team:
         finally:
             with self._lock:
                 self._slots.discard(key)
-            try:
-                self.ledger.return_slot(slot)
-            except StorageError as exc:
-                log.warning("could not return a connection slot: %s (it expires)", exc)
+            if self._returner is not None:
+                # Handed to the returner thread: the transfer goes on to verify and move
+                # its file at once, even while another process holds the ledger's lock.
+                self._returns.put(slot)
+            else:
+                self._return_slot(slot)
+
+    def _return_slot(self, slot: Slot) -> None:
+        try:
+            self.ledger.return_slot(slot)
+        except SentinelFetchError as exc:
+            log.warning("could not return a connection slot: %s (it expires)", exc)
+
+    def _return_slots(self) -> None:
+        """The returner thread: gives slots back as soon as transfers are done with them."""
+        while True:
+            slot = self._returns.get()
+            if slot is None:
+                return
+            self._return_slot(slot)
 
     # -- bytes and the quota meter -------------------------------------------------
 
@@ -466,6 +520,20 @@ def claims(
             if not team.unfinished(batch):
                 return
         yield None
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (another user's counts)."""
+    if pid <= 0 or sys.platform == "win32":
+        # Not a pid we can judge (and on Windows os.kill would end the process): alive.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def lease_lost(team: Team, claim: Claim) -> bool:
