@@ -563,7 +563,12 @@ class EmulatorProcess:
                 }
             )
             for entity in page["value"]:
-                digests = {item["Algorithm"]: item["Value"] for item in entity["Checksum"]}
+                # Some entries (the emulator's older holdings) carry malformed checksums.
+                digests = {
+                    item.get("Algorithm"): item.get("Value")
+                    for item in entity.get("Checksum") or []
+                    if isinstance(item, dict)
+                }
                 facts[entity["Name"]] = ProductFacts(
                     entity["Id"],
                     entity["Name"],
