@@ -146,7 +146,7 @@ class TeamOptions:
     slot_wait_max_s: float = 3600.0
     quota_bytes: int = 12 * 10**12
     quota_stop_bytes: int | None = None
-    poll_s: float = 0.5
+    poll_s: float = 0.1
     own_finish: bool = True
 
 
