@@ -320,6 +320,22 @@ def lock_folders(
     return FolderLock.acquire(run_folders(settings), command=command, mode=mode, job=job)
 
 
+def _quota_stop_bytes(quota_stop: str | int | None, quota_bytes: int) -> int | None:
+    """A quota stop as bytes of the account's quota, checked before anything is locked.
+
+    Raises:
+        InputError: it cannot be read, or it is past the account's quota.
+    """
+    if quota_stop is None:
+        return None
+    from sentinel_fetch.downloads.quota import parse_quota_stop
+
+    try:
+        return parse_quota_stop(quota_stop, quota_bytes)
+    except ValueError as exc:
+        raise InputError(f"quota stop: {exc}") from None
+
+
 def _job_location(settings: Settings) -> str:
     """Which job a download belongs to: its PostgreSQL ledger (password masked), else
     its save folder (the SQLite ledger in it)."""
@@ -882,12 +898,15 @@ class Client:
         if progress is not None and not callable(progress):
             raise InputError(f"progress must be callable, got {type(progress).__name__}")
         settings = self._job_settings(save_path, workers)
+        stop_at = _quota_stop_bytes(quota_stop, settings.quota_bytes)
         job_location = _job_location(settings) if ledger else ""
         with lock_folders(settings, mode="shared" if ledger else "exclusive", job=job_location):
             job = self._open_job_ledger(settings) if ledger else None
             recorder: JobRecorder | None = job
-            team = self._team(job, settings, quota_stop) if job is not None else None
+            team: Team | None = None
             try:
+                if job is not None:
+                    team = self._team(job, settings, stop_at)
                 if team is not None:
                     from sentinel_fetch.downloads.folderlock import sweep_part_locks
 
@@ -931,26 +950,15 @@ class Client:
 
         return open_ledger(settings.ledger or settings.save_path, create=True)
 
-    def _team(self, ledger: Ledger, settings: Settings, quota_stop: str | int | None) -> Team:
-        """This run's part in the job: its account's budget, leases and quota stop.
-
-        Raises:
-            InputError: ``quota_stop`` cannot be read, or is past the account's quota.
-        """
+    def _team(self, ledger: Ledger, settings: Settings, stop_at: int | None) -> Team:
+        """This run's part in the job: its account's budget, leases and quota stop."""
         import threading
 
         from sentinel_fetch.downloads.coordination import Team, TeamOptions, account_key
-        from sentinel_fetch.downloads.quota import parse_quota_stop
 
         account = account_key(self._tokens.username)
         max_connections = settings.max_connections or settings.limits.workers
         quota_bytes = settings.quota_bytes
-        stop_at = None
-        if quota_stop is not None:
-            try:
-                stop_at = parse_quota_stop(quota_stop, quota_bytes)
-            except ValueError as exc:
-                raise InputError(f"quota stop: {exc}") from None
         options = TeamOptions(
             account=account,
             max_connections=max_connections,

@@ -313,3 +313,69 @@ def test_part_locks_left_by_a_killed_run_are_swept_and_live_ones_kept(tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == [".live.zip.lock", "product.zip.part"]
     live.release()
     assert sweep_part_locks(tmp_path / "missing") == 0
+
+
+RACER = """
+import os, sys
+from pathlib import Path
+from sentinel_fetch.downloads.folderlock import FolderLock
+from sentinel_fetch.errors import FolderInUseError
+folder, marks, job, loops = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+refused = together = 0
+mine = marks / f"{job}-{os.getpid()}"
+print("ready", flush=True)
+sys.stdin.readline()
+for _ in range(loops):
+    try:
+        lock = FolderLock.acquire([folder], mode="shared", job=job)
+    except FolderInUseError:
+        refused += 1
+        continue
+    mine.touch()
+    together += any(not p.name.startswith(job + "-") for p in marks.iterdir())
+    mine.unlink()
+    lock.release()
+print(refused, together, flush=True)
+"""
+
+
+def _race(tmp_path: Path, jobs: list[str], loops: int) -> list[tuple[str, int, int]]:
+    folder, marks = tmp_path / "save", tmp_path / "marks"
+    folder.mkdir()
+    marks.mkdir()
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(folder), str(marks), job, str(loops)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for job in jobs
+    ]
+    for racer in racers:
+        assert racer.stdout is not None and racer.stdout.readline() == "ready\n"
+    for racer in racers:  # a start line, not a timer: they begin together
+        assert racer.stdin is not None
+        racer.stdin.write("go\n")
+        racer.stdin.flush()
+    results = []
+    for job, racer in zip(jobs, racers, strict=True):
+        out, _ = racer.communicate(timeout=300)
+        refused, together = map(int, out.split())
+        results.append((job, refused, together))
+    return results
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shared hold is exclusive on Windows")
+def test_sharers_of_one_job_are_never_refused_in_a_race(tmp_path: Path) -> None:
+    """Every sharer probes with the exclusive lock: a probe must not refuse the others."""
+    results = _race(tmp_path, ["A", "A", "A", "A"], 400)
+    assert [refused for _, refused, _ in results] == [0, 0, 0, 0], results
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shared hold is exclusive on Windows")
+def test_two_jobs_never_hold_one_folder_together_in_a_race(tmp_path: Path) -> None:
+    """The first sharer's fresh record is written under the exclusive lock: never wiped."""
+    results = _race(tmp_path, ["A", "B", "A", "B"], 400)
+    assert [together for _, _, together in results] == [0, 0, 0, 0], results
+    assert all(refused < 400 for _, refused, _ in results), "each job got its turns"

@@ -161,7 +161,7 @@ def download(
     team: dict[str, Any] = {}
     stop_at = config.values.get("download.quota_stop")
     if stop_at is not None:
-        team["quota_stop"] = _checked_quota_stop(stop_at, config)
+        team["quota_stop"] = _checked_quota_stop(stop_at, config, settings.quota_bytes)
     if keep_zip and not unzip:
         raise click.UsageError("--keep-zip goes with --unzip")
     prepare_search(context, options)
@@ -231,8 +231,9 @@ def download(
         return status
 
 
-def _checked_quota_stop(value: object, config: Any) -> str | int:
-    """The config file's ``[download] quota_stop`` (or the option's), or a usage error."""
+def _checked_quota_stop(value: object, config: Any, quota_bytes: int) -> str | int:
+    """The config file's ``[download] quota_stop`` (or the option's) against the account's
+    quota (``[account] quota``), or a usage error, before any search or login."""
     from sentinel_fetch.client import parse_quota_stop
 
     if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -240,7 +241,7 @@ def _checked_quota_stop(value: object, config: Any) -> str | int:
             f'download.quota_stop must be a share ("95%") or a number of bytes, got {value!r}'
         )
     try:
-        parse_quota_stop(value)
+        parse_quota_stop(value, quota_bytes)
     except ValueError as exc:
         where = config.sources.get("download.quota_stop", "")
         raise click.UsageError(f"download.quota_stop: {exc} ({where})") from None

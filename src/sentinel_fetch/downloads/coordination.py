@@ -439,8 +439,11 @@ class Team:
         with self._lock:
             held = list(self._held)
             slots = list(self._slots)
+        # Stamped before the call: the lease runs from the ledger's clock inside it, so a
+        # slow answer must not push the fence past the lease's real end.
+        asked_at = time.monotonic()
         renewal = self.ledger.renew(self.worker, self.options.lease_s, held=held, slots=slots)
-        self._last_renewal = time.monotonic()
+        self._last_renewal = asked_at
         for item in renewal.lost:
             with self._lock:
                 event = self._held.pop(item, None)
@@ -513,6 +516,11 @@ def claims(
         claim = team.claim(batch - set(deferred))
         if claim is not None:
             size = sizes.get(claim.item.product_id, 0)
+            if team.options.quota_stop_bytes is not None:
+                # Every worker's bytes so far, not only this one's: the stop line is the
+                # account's. (Products other workers have in flight are counted as they
+                # arrive: the line may be passed by what they are fetching right now.)
+                team.meter.update(team.ledger.bytes_in_window(team.options.account))
             if team.quota_refuses(size):
                 team.let_go(claim.item)
                 return

@@ -50,6 +50,7 @@ import os
 import socket
 import stat
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -243,6 +244,28 @@ else:
 
     _REMOVES_FILE = True
     _HAS_SHARED = True
+
+
+#: A shared try that meets an exclusive lock is tried this many times more, this far
+#: apart: sharers hold the exclusive lock only for a moment (to learn whether they are
+#: alone), a real exclusive holder (``verify``) for its whole run.
+_SHARED_TRIES = 50
+_SHARED_PAUSE_S = 0.002
+
+
+def _try_shared(descriptor: int) -> None:
+    """The shared lock, tried again while another sharer probes with the exclusive one.
+
+    Raises:
+        _Busy: still refused after the tries: an exclusive holder.
+    """
+    for _ in range(_SHARED_TRIES):
+        try:
+            _try_lock(descriptor, shared=True)
+            return
+        except _Busy:
+            time.sleep(_SHARED_PAUSE_S)
+    _try_lock(descriptor, shared=True)
 
 
 def _holders(record: bytes) -> list[Holder]:
@@ -445,7 +468,7 @@ class FolderLock:
                 except _Busy:
                     if mode != "shared" or not _HAS_SHARED:
                         raise
-                    _try_lock(descriptor, shared=True)
+                    _try_shared(descriptor)
                     record = _read_record(descriptor)
             except _Busy:
                 raise _busy_error(Path(folder), _read_record(descriptor)) from None
@@ -477,7 +500,7 @@ class FolderLock:
                 descriptor = _open_read_only(path)
                 writable = False
             try:
-                alone = self._take(descriptor)
+                alone = self._take(descriptor, writable=writable)
             except _Busy:
                 record = _read_record(descriptor)
                 os.close(descriptor)
@@ -505,8 +528,9 @@ class FolderLock:
         mine = self.holder.to_bytes()
         try:
             if alone:
-                _write_record(descriptor, mine)
-                return
+                if self.mode == "exclusive" or not _HAS_SHARED:
+                    _write_record(descriptor, mine)
+                return  # a shared first holder wrote it under the exclusive lock
             # Another job's runs claim through another ledger: sharing its Temp or
             # Finish would let two writers at one file. Refused, as an exclusive hold
             # would be (a refusal is all the records ever decide). Checked before our
@@ -528,14 +552,16 @@ class FolderLock:
         if others:
             raise _other_job_error(folder, others[-1])
 
-    def _take(self, descriptor: int) -> bool:
+    def _take(self, descriptor: int, *, writable: bool = True) -> bool:
         """Lock ``descriptor`` in this lock's mode; ``True`` if no one else holds it.
 
         A shared hold first tries the exclusive lock: if that succeeds nobody else holds
-        the folder (the record is started afresh: the file may still name a run killed
-        long ago), and it turns into the shared lock. Turning is not atomic (``flock``
-        lets go, then locks again), so an exclusive run may slip in between: then this
-        run is the one refused, as if it had come a moment later.
+        the folder, and the record is started afresh (the file may still name a run
+        killed long ago) while the exclusive lock is still held, so that no holder
+        arriving later can be wiped from it; then it turns into the shared lock.
+        Turning is not atomic (``flock`` lets go, then locks again), and other sharers
+        probe with the exclusive lock too: a shared try that meets an exclusive lock is
+        tried again a few times (:func:`_try_shared`) before it counts as refused.
 
         Raises:
             _Busy: another holder's mode refuses this one.
@@ -547,9 +573,15 @@ class FolderLock:
         try:
             _try_lock(descriptor)
         except _Busy:
-            _try_lock(descriptor, shared=True)
+            _try_shared(descriptor)
             return False
-        _try_lock(descriptor, shared=True)
+        if writable:
+            try:
+                _write_record(descriptor, self.holder.to_bytes())
+            except OSError:
+                _unlock(descriptor)
+                raise
+        _try_shared(descriptor)
         return True
 
     def release(self) -> None:
