@@ -390,23 +390,35 @@ class JobLedger(Ledger):
         return self._connection
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction under this object's lock.
 
         IMMEDIATE takes SQLite's write lock at the start, so what the transaction reads
         no other process changes before it commits (a claim's select-then-take), and a
         busy file is waited for (busy timeout) rather than failing mid-transaction.
+
+        ``durable=False`` commits without waiting for the disk (``synchronous=NORMAL``),
+        for what only matters while the workers live: leases, slots, heartbeats. In WAL
+        mode that is still atomic and survives ``kill -9``; only a power cut can lose
+        the last few, and it stops every worker too. A state change (``record``) always
+        waits for the disk.
         """
         with self._lock, _storage_errors(self.path):
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield db
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                if not durable:
+                    db.execute("PRAGMA synchronous=FULL")
 
     def _seconds(self) -> float:
         return float(self._clock())
@@ -682,7 +694,7 @@ class JobLedger(Ledger):
         if among is not None:
             query += " AND id IN (SELECT value FROM json_each(?))"
             params.append(_json_list(among))
-        with self._write() as db:
+        with self._write(durable=False) as db:
             now = self._seconds()
             row = db.execute(query + " ORDER BY rowid LIMIT 1", (now, *params)).fetchone()
             if row is None:
@@ -706,7 +718,7 @@ class JobLedger(Ledger):
         self, worker: str, lease_s: float, *, product_id: str | None = None
     ) -> Claim | None:
         """Lease the next claimable file (see :meth:`Ledger.claim_next_file`)."""
-        with self._write() as db:
+        with self._write(durable=False) as db:
             now = self._seconds()
             row = db.execute(
                 "SELECT files.product_id, files.path, files.lease_worker, products.product,"
@@ -744,7 +756,7 @@ class JobLedger(Ledger):
         slots: Collection[tuple[str, int]] = (),
     ) -> Renewal:
         """Extend every lease and slot of ``worker`` (see :meth:`Ledger.renew`)."""
-        with self._write() as db:
+        with self._write(durable=False) as db:
             now = self._seconds()
             until = now + max(lease_s, 0.0)
             db.execute(
@@ -777,7 +789,7 @@ class JobLedger(Ledger):
 
     def release(self, worker: str, item: WorkItem) -> bool:
         """Drop ``worker``'s lease on ``item`` (see :meth:`Ledger.release`)."""
-        with self._write() as db:
+        with self._write(durable=False) as db:
             if item.path:
                 cursor = db.execute(
                     "UPDATE files SET lease_worker = NULL, lease_until = NULL"
@@ -876,7 +888,7 @@ class JobLedger(Ledger):
 
     def heartbeat(self, worker: str) -> None:
         """Note that ``worker`` is alive."""
-        with self._write() as db:
+        with self._write(durable=False) as db:
             db.execute("UPDATE workers SET last_seen = ? WHERE id = ?", (self._seconds(), worker))
 
     def finish_worker(self, worker: str) -> None:
@@ -975,7 +987,7 @@ class JobLedger(Ledger):
 
     def take_slot(self, account: str, worker: str, limit: int, lease_s: float) -> Slot | None:
         """Lease one of ``account``'s slots if fewer than ``limit`` are live."""
-        with self._write() as db:
+        with self._write(durable=False) as db:
             now = self._seconds()
             live = {
                 row[0]
@@ -997,7 +1009,7 @@ class JobLedger(Ledger):
 
     def return_slot(self, slot: Slot) -> None:
         """Give a slot back."""
-        with self._write() as db:
+        with self._write(durable=False) as db:
             db.execute(
                 "DELETE FROM slots WHERE account = ? AND number = ? AND worker = ?",
                 (slot.account, slot.number, slot.worker),
