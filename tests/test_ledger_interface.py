@@ -497,3 +497,24 @@ def test_a_writer_killed_mid_batch_leaves_whole_transactions(ledger_location: st
             connection.close()
             assert events == summary.total_products
         assert ledger.enqueue(products(1)) == 1  # and it takes writes again
+
+
+def test_a_server_that_stays_away_is_a_storage_error_after_a_few_tries(postgres_url: str) -> None:
+    import psycopg
+
+    from sentinel_fetch.errors import StorageError
+    from sentinel_fetch.ledger import postgres
+
+    with open_ledger(postgres_url) as ledger:
+        # Where it reconnects to now refuses every connection (nothing listens on port 1).
+        ledger._url = "postgresql://postgres:gone-pass-w0rd@127.0.0.1:1/postgres"  # type: ignore[attr-defined]
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'sentinel-fetch' AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StorageError) as caught:
+            ledger.pending()
+    text = str(caught.value)
+    assert "cannot connect" in text and "gone-pass-w0rd" not in text and "\n" not in text
+    assert postgres.RECONNECTS == 3  # the bound: one try and three more, then this error
