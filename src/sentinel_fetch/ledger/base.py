@@ -121,12 +121,16 @@ class Slot:
         number: 0 .. limit-1; unique among the account's live slots.
         worker: who holds it.
         lease_until: when it expires unless renewed (ledger clock, UTC, aware).
+        token: unique to this taking of the slot: :meth:`Ledger.return_slot` gives back
+            this slot only, never the same number the same worker took again later
+            (``""`` on a slot made by hand: then any slot of that number and worker).
     """
 
     account: str
     number: int
     worker: str
     lease_until: datetime
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -485,15 +489,20 @@ class Ledger(ABC):
         held: Collection[WorkItem] = (),
         slots: Collection[tuple[str, int]] = (),
     ) -> Renewal:
-        """Extend every lease and slot ``worker`` still holds by ``lease_s``; heartbeat.
+        """Extend the leases in ``held`` and the slots in ``slots`` by ``lease_s``;
+        heartbeat. Every OTHER lease or slot stored under ``worker`` is dropped in the
+        same transaction (a release or return that failed must not be kept alive by the
+        heartbeat: it would hold an account's stream and keep the batch from ending).
 
         Call it well within ``lease_s`` (a third of it, say). A lease that expired but
         was not taken over by anyone is still the worker's and is renewed.
 
         Args:
-            held: the items the worker believes it holds; those it no longer holds are
-                returned in :attr:`Renewal.lost`.
-            slots: ``(account, number)`` of the slots it believes it holds.
+            held: the items the worker holds; those it no longer holds are returned in
+                :attr:`Renewal.lost`, and so are those it held but did not name (now
+                dropped).
+            slots: ``(account, number)`` of the slots it holds; as ``held`` for
+                :attr:`Renewal.lost_slots`.
         """
 
     @abstractmethod

@@ -29,6 +29,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -155,6 +156,21 @@ _SCHEMA = [
     )""",
     "INSERT INTO meta(key, value) VALUES ('schema', %s) ON CONFLICT DO NOTHING",
 ]
+# Added to schema 2 in place (older code ignores them). ``claim_token``/``token``: the
+# request that took a lease or a slot, so a transaction run again after its COMMIT landed
+# (the answer lost with the connection) finds what it took instead of taking another.
+_COLUMNS = (
+    ("products", "claim_token", "text"),
+    ("products", "claim_prev", "text"),
+    ("files", "claim_token", "text"),
+    ("files", "claim_prev", "text"),
+    ("slots", "token", "text"),
+)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS products_claim_token ON products(claim_token)",
+    "CREATE INDEX IF NOT EXISTS files_claim_token ON files(claim_token)",
+    "CREATE INDEX IF NOT EXISTS slots_token ON slots(token)",
+)
 
 T = TypeVar("T")
 
@@ -215,6 +231,8 @@ class PostgresLedger(Ledger):
         self._lock = threading.RLock()
         self._read_only = False
         self._closed = False
+        #: Tests only: called after each transaction committed, before its result is used.
+        self._after_commit: Callable[[Any], None] | None = None
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, read_only: bool = False) -> PostgresLedger:
@@ -316,6 +334,8 @@ class PostgresLedger(Ledger):
                 " sentinel-fetch schema row); use another database or schema"
             )
         if kind == "ledger":
+            if not self._read_only:
+                self._run(self._add_columns)
             return
         if not create:
             raise LedgerFileError(f"no download job in {self.location} (no ledger tables there)")
@@ -324,8 +344,25 @@ class PostgresLedger(Ledger):
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for statement in _SCHEMA:
                 cur.execute(statement, (str(SCHEMA_VERSION),) if "%s" in statement else None)
+            self._add_columns(cur)
 
         self._run(make)
+
+    @staticmethod
+    def _add_columns(cur: Any) -> None:
+        """Add the columns and indexes schema 2 gained in place, once (advisory lock)."""
+        cur.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema()"
+        )
+        have = {(row[0], row[1]) for row in cur.fetchall()}
+        if all((table, column) in have for table, column, _ in _COLUMNS):
+            return
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        for table, column, kind in _COLUMNS:
+            cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+        for statement in _INDEXES:
+            cur.execute(statement)
 
     def close(self) -> None:
         """Close the connection."""
@@ -357,7 +394,11 @@ class PostgresLedger(Ledger):
                         self._connection = None
                         connection = self._connection = self._connect()
                     with connection.transaction(), connection.cursor() as cur:
-                        return body(cur)
+                        result = body(cur)
+                    if self._after_commit is not None:
+                        # Tests: lose the connection after the COMMIT landed.
+                        self._after_commit(connection)
+                    return result
                 except (LedgerFileError, LedgerLocationError):
                     raise
                 except StorageError:
@@ -647,8 +688,26 @@ class PostgresLedger(Ledger):
     ) -> Claim | None:
         """Lease the next claimable product (see :meth:`Ledger.claim_next`)."""
         ids = None if among is None else [str(value) for value in among]
+        token = uuid.uuid4().hex
 
         def body(cur: Any) -> Claim | None:
+            # Run again after a COMMIT whose answer was lost: the lease is already ours.
+            cur.execute(
+                "SELECT id, claim_prev, product, file_name, lease_until FROM products"
+                " WHERE claim_token = %s AND lease_worker = %s",
+                (token, worker),
+            )
+            row = cur.fetchone()
+            if row is not None:
+                return Claim(
+                    item=WorkItem(row[0]),
+                    worker=worker,
+                    lease_until=row[4],
+                    taken_over=row[1] is not None,
+                    previous_worker=row[1],
+                    product=catalogue_entry(row[2]),
+                    file_name=row[3],
+                )
             # A row another claim took between this statement's snapshot and its lock is
             # re-checked and dropped, which can leave LIMIT 1 with nothing: the next
             # statement has a fresh snapshot and moves on.
@@ -660,11 +719,12 @@ class PostgresLedger(Ledger):
                     " AND (%s::text[] IS NULL OR id = ANY(%s))"
                     " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
                     " UPDATE products SET lease_worker = %s,"
-                    " lease_until = now() + make_interval(secs => %s)"
+                    " lease_until = now() + make_interval(secs => %s),"
+                    " claim_token = %s, claim_prev = picked.lease_worker"
                     " FROM picked WHERE products.id = picked.id"
                     " RETURNING products.id, picked.lease_worker, products.product,"
                     " products.file_name, products.lease_until",
-                    (ids, ids, worker, max(lease_s, 0.0)),
+                    (ids, ids, worker, max(lease_s, 0.0), token),
                 )
                 row = cur.fetchone()
                 if row is not None:
@@ -685,9 +745,19 @@ class PostgresLedger(Ledger):
         self, worker: str, lease_s: float, *, product_id: str | None = None
     ) -> Claim | None:
         """Lease the next claimable file (see :meth:`Ledger.claim_next_file`)."""
+        token = uuid.uuid4().hex
 
         def body(cur: Any) -> Claim | None:
+            # Run again after a COMMIT whose answer was lost: the lease is already ours.
+            cur.execute(
+                "SELECT product_id, path, claim_prev, lease_until FROM files"
+                " WHERE claim_token = %s AND lease_worker = %s",
+                (token, worker),
+            )
+            row = cur.fetchone()
             for _ in range(3):
+                if row is not None:
+                    break
                 cur.execute(
                     "WITH picked AS (SELECT product_id, path, lease_worker FROM files"
                     " WHERE state IN ('queued', 'downloading')"
@@ -695,27 +765,28 @@ class PostgresLedger(Ledger):
                     " AND (%s::text IS NULL OR product_id = %s)"
                     " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
                     " UPDATE files SET lease_worker = %s,"
-                    " lease_until = now() + make_interval(secs => %s)"
+                    " lease_until = now() + make_interval(secs => %s),"
+                    " claim_token = %s, claim_prev = picked.lease_worker"
                     " FROM picked WHERE files.product_id = picked.product_id"
                     " AND files.path = picked.path"
                     " RETURNING files.product_id, files.path, picked.lease_worker,"
                     " files.lease_until",
-                    (product_id, product_id, worker, max(lease_s, 0.0)),
+                    (product_id, product_id, worker, max(lease_s, 0.0), token),
                 )
                 row = cur.fetchone()
-                if row is not None:
-                    cur.execute("SELECT product, file_name FROM products WHERE id = %s", (row[0],))
-                    product = cur.fetchone() or (None, "")
-                    return Claim(
-                        item=WorkItem(row[0], row[1]),
-                        worker=worker,
-                        lease_until=row[3],
-                        taken_over=row[2] is not None,
-                        previous_worker=row[2],
-                        product=catalogue_entry(product[0]),
-                        file_name=product[1] or "",
-                    )
-            return None
+            if row is None:
+                return None
+            cur.execute("SELECT product, file_name FROM products WHERE id = %s", (row[0],))
+            product = cur.fetchone() or (None, "")
+            return Claim(
+                item=WorkItem(row[0], row[1]),
+                worker=worker,
+                lease_until=row[3],
+                taken_over=row[2] is not None,
+                previous_worker=row[2],
+                product=catalogue_entry(product[0]),
+                file_name=product[1] or "",
+            )
 
         return self._run(body)
 
@@ -727,38 +798,68 @@ class PostgresLedger(Ledger):
         held: Collection[WorkItem] = (),
         slots: Collection[tuple[str, int]] = (),
     ) -> Renewal:
-        """Extend every lease and slot of ``worker`` (see :meth:`Ledger.renew`)."""
+        """Extend the leases and slots of ``worker`` named in ``held`` and ``slots``; drop
+        the worker's others (see :meth:`Ledger.renew`): a lease whose release failed must
+        not live on by the heartbeat."""
         seconds = max(lease_s, 0.0)
+        wanted = {WorkItem(item.product_id, item.path) for item in held}
+        wanted_slots = {(str(slot[0]), int(slot[1])) for slot in slots}
 
         def body(cur: Any) -> tuple[set[WorkItem], set[tuple[str, int]], datetime]:
-            cur.execute(
-                "UPDATE products SET lease_until = now() + make_interval(secs => %s)"
-                " WHERE lease_worker = %s RETURNING id",
-                (seconds, worker),
-            )
-            kept = {WorkItem(row[0]) for row in cur.fetchall()}
-            cur.execute(
-                "UPDATE files SET lease_until = now() + make_interval(secs => %s)"
-                " WHERE lease_worker = %s"
-                " RETURNING product_id, path",
-                (seconds, worker),
-            )
-            kept.update(WorkItem(row[0], row[1]) for row in cur.fetchall())
-            cur.execute(
-                "UPDATE slots SET lease_until = now() + make_interval(secs => %s) WHERE worker = %s"
-                " RETURNING account, number",
-                (seconds, worker),
-            )
-            kept_slots = {(row[0], int(row[1])) for row in cur.fetchall()}
-            cur.execute("UPDATE workers SET last_seen = now() WHERE id = %s", (worker,))
             cur.execute("SELECT now() + make_interval(secs => %s)", (seconds,))
             until: datetime = cur.fetchone()[0]
-            return kept, kept_slots, until
+            cur.execute("SELECT id FROM products WHERE lease_worker = %s FOR UPDATE", (worker,))
+            mine = {WorkItem(row[0]) for row in cur.fetchall()}
+            cur.execute(
+                "SELECT product_id, path FROM files WHERE lease_worker = %s FOR UPDATE", (worker,)
+            )
+            mine.update(WorkItem(row[0], row[1]) for row in cur.fetchall())
+            cur.execute("SELECT account, number FROM slots WHERE worker = %s FOR UPDATE", (worker,))
+            my_slots = {(row[0], int(row[1])) for row in cur.fetchall()}
+            for item in mine:
+                keep = item in wanted
+                if item.path:
+                    cur.execute(
+                        "UPDATE files SET lease_until = %s, lease_worker = %s"
+                        " WHERE product_id = %s AND path = %s AND lease_worker = %s",
+                        (
+                            until if keep else None,
+                            worker if keep else None,
+                            item.product_id,
+                            item.path,
+                            worker,
+                        ),
+                    )
+                else:
+                    cur.execute(
+                        "UPDATE products SET lease_until = %s, lease_worker = %s"
+                        " WHERE id = %s AND lease_worker = %s",
+                        (
+                            until if keep else None,
+                            worker if keep else None,
+                            item.product_id,
+                            worker,
+                        ),
+                    )
+            for account, number in my_slots:
+                if (account, number) in wanted_slots:
+                    cur.execute(
+                        "UPDATE slots SET lease_until = %s"
+                        " WHERE account = %s AND number = %s AND worker = %s",
+                        (until, account, number, worker),
+                    )
+                else:
+                    cur.execute(
+                        "DELETE FROM slots WHERE account = %s AND number = %s AND worker = %s",
+                        (account, number, worker),
+                    )
+            cur.execute("UPDATE workers SET last_seen = now() WHERE id = %s", (worker,))
+            return mine, my_slots, until
 
-        kept, kept_slots, until = self._run(body)
+        mine, my_slots, until = self._run(body)
         return Renewal(
-            lost=frozenset(item for item in held if item not in kept),
-            lost_slots=frozenset(slot for slot in slots if tuple(slot) not in kept_slots),
+            lost=frozenset((wanted - mine) | (mine - wanted)),
+            lost_slots=frozenset((wanted_slots - my_slots) | (my_slots - wanted_slots)),
             lease_until=until,
         )
 
@@ -975,8 +1076,14 @@ class PostgresLedger(Ledger):
 
     def take_slot(self, account: str, worker: str, limit: int, lease_s: float) -> Slot | None:
         """Lease one of ``account``'s slots if fewer than ``limit`` are live."""
+        token = uuid.uuid4().hex
 
         def body(cur: Any) -> Slot | None:
+            # Run again after a COMMIT whose answer was lost: the slot is already ours.
+            cur.execute("SELECT number, lease_until FROM slots WHERE token = %s", (token,))
+            row = cur.fetchone()
+            if row is not None:
+                return Slot(account, int(row[0]), worker, row[1], token)
             cur.execute(
                 "INSERT INTO accounts(account) VALUES (%s) ON CONFLICT DO NOTHING", (account,)
             )
@@ -991,23 +1098,24 @@ class PostgresLedger(Ledger):
                 return None
             number = next(n for n in range(len(live) + 1) if n not in live)
             cur.execute(
-                "INSERT INTO slots(account, number, worker, lease_until)"
-                " VALUES (%s, %s, %s, now() + make_interval(secs => %s))"
-                " ON CONFLICT(account, number) DO UPDATE SET"
-                " worker = excluded.worker, lease_until = excluded.lease_until"
+                "INSERT INTO slots(account, number, worker, lease_until, token)"
+                " VALUES (%s, %s, %s, now() + make_interval(secs => %s), %s)"
+                " ON CONFLICT(account, number) DO UPDATE SET worker = excluded.worker,"
+                " lease_until = excluded.lease_until, token = excluded.token"
                 " RETURNING lease_until",
-                (account, number, worker, max(lease_s, 0.0)),
+                (account, number, worker, max(lease_s, 0.0), token),
             )
-            return Slot(account, number, worker, cur.fetchone()[0])
+            return Slot(account, number, worker, cur.fetchone()[0], token)
 
         return self._run(body)
 
     def return_slot(self, slot: Slot) -> None:
-        """Give a slot back."""
+        """Give this slot back (its token: not a later taking of the same number)."""
         self._run(
             lambda cur: cur.execute(
-                "DELETE FROM slots WHERE account = %s AND number = %s AND worker = %s",
-                (slot.account, slot.number, slot.worker),
+                "DELETE FROM slots WHERE account = %s AND number = %s AND worker = %s"
+                " AND (%s = '' OR token = %s)",
+                (slot.account, slot.number, slot.worker, slot.token, slot.token),
             )
         )
 

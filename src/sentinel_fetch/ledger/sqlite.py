@@ -37,6 +37,7 @@ import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -158,6 +159,21 @@ CREATE TABLE IF NOT EXISTS meter (
 );
 UPDATE meta SET value = '2' WHERE key = 'schema';
 """
+# Added to schema 2 in place (no new version: older code ignores them): a slot's token,
+# and the indexes that keep claims and counts cheap on a batch of tens of thousands.
+_COLUMNS = (("slots", "token", "TEXT"),)
+_INDEXES: tuple[str, ...] = ()
+
+
+def _add_columns(connection: sqlite3.Connection) -> None:
+    for table, column, kind in _COLUMNS:
+        have = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    for statement in _INDEXES:
+        connection.execute(statement)
+
+
 #: Seconds a writer waits for another process's transaction before it gives up.
 BUSY_TIMEOUT_S = 30.0
 
@@ -342,6 +358,7 @@ class JobLedger(Ledger):
                 for statement in _UPGRADE_2.split(";"):
                     if statement.strip():
                         connection.execute(statement)
+            _add_columns(connection)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -755,35 +772,74 @@ class JobLedger(Ledger):
         held: Collection[WorkItem] = (),
         slots: Collection[tuple[str, int]] = (),
     ) -> Renewal:
-        """Extend every lease and slot of ``worker`` (see :meth:`Ledger.renew`)."""
+        """Extend the leases and slots of ``worker`` named in ``held`` and ``slots``; drop
+        the worker's others (see :meth:`Ledger.renew`).
+
+        A lease or slot the worker no longer tracks (its release failed: a busy file, a
+        crash between the record and the release) must not live on by its heartbeat:
+        it would hold an account's stream and keep the batch from ending.
+        """
+        wanted = {WorkItem(item.product_id, item.path) for item in held}
+        wanted_slots = {(str(slot[0]), int(slot[1])) for slot in slots}
         with self._write(durable=False) as db:
             now = self._seconds()
             until = now + max(lease_s, 0.0)
-            db.execute(
-                "UPDATE products SET lease_until = ? WHERE lease_worker = ?", (until, worker)
-            )
-            db.execute("UPDATE files SET lease_until = ? WHERE lease_worker = ?", (until, worker))
-            db.execute("UPDATE slots SET lease_until = ? WHERE worker = ?", (until, worker))
-            db.execute("UPDATE workers SET last_seen = ? WHERE id = ?", (now, worker))
-            kept = {
+            mine = {
                 WorkItem(row[0])
                 for row in db.execute("SELECT id FROM products WHERE lease_worker = ?", (worker,))
             }
-            kept.update(
+            mine.update(
                 WorkItem(row[0], row[1])
                 for row in db.execute(
                     "SELECT product_id, path FROM files WHERE lease_worker = ?", (worker,)
                 )
             )
-            kept_slots = {
-                (row[0], row[1])
+            my_slots = {
+                (row[0], int(row[1]))
                 for row in db.execute(
                     "SELECT account, number FROM slots WHERE worker = ?", (worker,)
                 )
             }
+            for item in mine:
+                if item.path:
+                    db.execute(
+                        "UPDATE files SET lease_until = ?, lease_worker = ?"
+                        " WHERE product_id = ? AND path = ? AND lease_worker = ?",
+                        (
+                            until if item in wanted else None,
+                            worker if item in wanted else None,
+                            item.product_id,
+                            item.path,
+                            worker,
+                        ),
+                    )
+                else:
+                    db.execute(
+                        "UPDATE products SET lease_until = ?, lease_worker = ?"
+                        " WHERE id = ? AND lease_worker = ?",
+                        (
+                            until if item in wanted else None,
+                            worker if item in wanted else None,
+                            item.product_id,
+                            worker,
+                        ),
+                    )
+            for account, number in my_slots:
+                if (account, number) in wanted_slots:
+                    db.execute(
+                        "UPDATE slots SET lease_until = ? WHERE account = ? AND number = ?"
+                        " AND worker = ?",
+                        (until, account, number, worker),
+                    )
+                else:
+                    db.execute(
+                        "DELETE FROM slots WHERE account = ? AND number = ? AND worker = ?",
+                        (account, number, worker),
+                    )
+            db.execute("UPDATE workers SET last_seen = ? WHERE id = ?", (now, worker))
         return Renewal(
-            lost=frozenset(item for item in held if item not in kept),
-            lost_slots=frozenset(slot for slot in slots if tuple(slot) not in kept_slots),
+            lost=frozenset((wanted - mine) | (mine - wanted)),
+            lost_slots=frozenset((wanted_slots - my_slots) | (my_slots - wanted_slots)),
             lease_until=_aware(until),
         )
 
@@ -1000,19 +1056,21 @@ class JobLedger(Ledger):
                 return None
             number = next(n for n in range(len(live) + 1) if n not in live)
             until = now + max(lease_s, 0.0)
+            token = uuid.uuid4().hex
             db.execute(
-                "INSERT OR REPLACE INTO slots(account, number, worker, lease_until)"
-                " VALUES (?, ?, ?, ?)",
-                (account, number, worker, until),
+                "INSERT OR REPLACE INTO slots(account, number, worker, lease_until, token)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (account, number, worker, until, token),
             )
-        return Slot(account, number, worker, _aware(until))
+        return Slot(account, number, worker, _aware(until), token)
 
     def return_slot(self, slot: Slot) -> None:
-        """Give a slot back."""
+        """Give this slot back (its token: not a later taking of the same number)."""
         with self._write(durable=False) as db:
             db.execute(
-                "DELETE FROM slots WHERE account = ? AND number = ? AND worker = ?",
-                (slot.account, slot.number, slot.worker),
+                "DELETE FROM slots WHERE account = ? AND number = ? AND worker = ?"
+                " AND (? = '' OR token = ?)",
+                (slot.account, slot.number, slot.worker, slot.token, slot.token),
             )
 
     # -- the quota meter ------------------------------------------------------------------

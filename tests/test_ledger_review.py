@@ -1,0 +1,148 @@
+"""Defects a hostile review found in the ledger's storage, each shown on real databases.
+
+Renewals that kept leases alive the worker no longer tracked, a slot given back twice,
+a PostgreSQL transaction run again after its COMMIT landed, records over another
+worker's lease. No test waits for a clock: SQLite's is injected, PostgreSQL's leases
+are made long or 0 s long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sentinel_fetch.ledger import JobLedger, Ledger, WorkItem, open_ledger
+from tests.test_ledger_interface import LONG, P, products
+
+
+@pytest.fixture
+def ledger(ledger_location: str) -> Iterator[Ledger]:
+    with open_ledger(ledger_location) as opened:
+        yield opened
+
+
+def test_renew_drops_leases_and_slots_the_worker_no_longer_names(ledger: Ledger) -> None:
+    ledger.enqueue(products(1))
+    slot = ledger.take_slot("a", "w1", 1, LONG)
+    claim = ledger.claim_next("w1", LONG)
+    assert slot is not None and claim is not None
+    # w1's return_slot and release failed (a busy file, a dropped connection): it
+    # tracks neither any more, and its heartbeat must not keep them alive.
+    renewal = ledger.renew("w1", LONG, held=(), slots=())
+    assert renewal.lost == {claim.item}
+    assert renewal.lost_slots == {("a", slot.number)}
+    assert ledger.take_slot("a", "w2", 1, LONG) is not None
+    other = ledger.claim_next("w2", LONG)
+    assert other is not None and other.item == claim.item
+
+
+def test_renew_keeps_what_is_named_and_reports_nothing_lost(ledger: Ledger) -> None:
+    ledger.enqueue(products(2))
+    slot = ledger.take_slot("a", "w1", 1, LONG)
+    first = ledger.claim_next("w1", LONG)
+    second = ledger.claim_next("w1", LONG)
+    assert slot is not None and first is not None and second is not None
+    renewal = ledger.renew("w1", LONG, held=[first.item], slots=[("a", slot.number)])
+    assert renewal.lost == {second.item}  # not named: dropped and reported
+    assert renewal.lost_slots == frozenset()
+    assert ledger.holds("w1", first.item)
+    assert not ledger.holds("w1", second.item)
+    assert ledger.take_slot("a", "w2", 1, LONG) is None
+
+
+def test_heartbeats_on_an_injected_clock_never_strand_a_stream_or_the_batch(
+    tmp_path: Path,
+) -> None:
+    now = [1_000_000.0]
+    with JobLedger.open(tmp_path / "job", clock=lambda: now[0]) as ledger:
+        ledger.enqueue(products(1))
+        assert ledger.take_slot("a", "w1", 1, 60) is not None
+        assert ledger.claim_next("w1", 60) is not None
+        for _ in range(10):
+            now[0] += 20
+            ledger.renew("w1", 60, held=(), slots=())
+        assert ledger.take_slot("a", "w2", 1, 60) is not None
+        claim = ledger.claim_next("w2", 60)
+        assert claim is not None
+        ledger.record(P("id-0000", "S2A_0000"), "done")
+        assert ledger.release("w2", claim.item)
+        assert ledger.pending() == 0
+
+
+def test_return_slot_gives_back_only_that_taking_of_the_slot(ledger: Ledger) -> None:
+    old = ledger.take_slot("a", "w1", 1, 0)  # expires at once
+    assert old is not None
+    new = ledger.take_slot("a", "w1", 1, LONG)  # the same number, the same worker
+    assert new is not None and new.number == old.number
+    assert new.token and new.token != old.token
+    ledger.return_slot(old)  # late: a retry of the first return
+    assert ledger.take_slot("a", "w2", 1, LONG) is None  # the new one still holds
+    ledger.return_slot(new)
+    assert ledger.take_slot("a", "w2", 1, LONG) is not None
+
+
+# -- PostgreSQL: a COMMIT that landed, its answer lost ----------------------------------
+
+
+def _lose_connection_once(ledger: Any, server_url: str) -> list[int]:
+    """After the next COMMIT, kill this ledger's backend from another connection, and
+    let the ledger find out by using it: the transaction landed, its answer is lost."""
+    import psycopg
+
+    killed: list[int] = []
+
+    def hook(connection: Any) -> None:
+        if killed:
+            return
+        pid = connection.info.backend_pid
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        killed.append(pid)
+        connection.execute("SELECT 1")  # raises: the server closed the connection
+
+    ledger._after_commit = hook
+    return killed
+
+
+def test_a_claim_run_again_after_its_commit_landed_takes_nothing_more(
+    postgres_url: str, postgres_server: str
+) -> None:
+    with open_ledger(postgres_url) as ledger:
+        ledger.enqueue(products(3))
+        killed = _lose_connection_once(ledger, postgres_server)
+        claim = ledger.claim_next("w1", LONG)
+        assert killed  # the connection was lost after the commit, and reopened
+        assert claim is not None and claim.item == WorkItem("id-0000")
+        # Exactly one lease of w1: the other two products are still free.
+        others = [ledger.claim_next("w2", LONG), ledger.claim_next("w2", LONG)]
+        assert sorted(c.item.product_id for c in others if c) == ["id-0001", "id-0002"]
+        assert ledger.claim_next("w3", LONG) is None
+
+
+def test_a_file_claim_run_again_after_its_commit_landed_takes_nothing_more(
+    postgres_url: str, postgres_server: str
+) -> None:
+    from tests.test_ledger_interface import F
+
+    with open_ledger(postgres_url) as ledger:
+        ledger.enqueue([P("a", "A")], files={"a": [F("x"), F("y")]})
+        killed = _lose_connection_once(ledger, postgres_server)
+        claim = ledger.claim_next_file("w1", LONG)
+        assert killed and claim is not None and claim.item == WorkItem("a", "x")
+        other = ledger.claim_next_file("w2", LONG)
+        assert other is not None and other.item == WorkItem("a", "y")
+
+
+def test_a_slot_taken_again_after_its_commit_landed_is_the_same_slot(
+    postgres_url: str, postgres_server: str
+) -> None:
+    with open_ledger(postgres_url) as ledger:
+        killed = _lose_connection_once(ledger, postgres_server)
+        slot = ledger.take_slot("a", "w1", 2, LONG)
+        assert killed and slot is not None and slot.number == 0
+        # One slot taken, not two: a second worker still finds one free.
+        assert ledger.take_slot("a", "w2", 2, LONG) is not None
+        assert ledger.take_slot("a", "w3", 2, LONG) is None
