@@ -146,3 +146,86 @@ def test_a_slot_taken_again_after_its_commit_landed_is_the_same_slot(
         # One slot taken, not two: a second worker still finds one free.
         assert ledger.take_slot("a", "w2", 2, LONG) is not None
         assert ledger.take_slot("a", "w3", 2, LONG) is None
+
+
+# -- a PostgreSQL URL's password never printed ------------------------------------------
+
+LEAKY_URLS = [
+    # urlsplit refuses it (a broken IPv6 host), libpq quotes it whole.
+    ("postgresql://bob:s3cr3tpw@[::1:1/db", ["s3cr3tpw"]),
+    # Short, and percent-encoded: libpq quotes the encoded form of a bad escape.
+    ("postgresql://bob:pw%zz@127.0.0.1:1/db", ["pw%zz"]),
+    ("postgresql://bob:s3cr%25pw9@127.0.0.1:1/db", ["s3cr%25pw9", "s3cr%pw9"]),
+    ("postgresql://bob@[::1:1/db?password=qu3ry-pw", ["qu3ry-pw"]),
+    ("postgresql://bob:s3cr3tpw@127.0.0.1:99999/db", ["s3cr3tpw"]),
+]
+
+
+@pytest.mark.parametrize(("url", "secrets"), LEAKY_URLS)
+def test_status_never_prints_the_password_of_a_bad_ledger_url(
+    tmp_path: Path, url: str, secrets: list[str]
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "SENTINEL_FETCH_CONFIG": str(tmp_path / "none.toml"),
+    }
+    env.pop("SENTINEL_FETCH_LEDGER", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "sentinel_fetch", "status", "--ledger", url],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    for secret in secrets:
+        assert secret not in done.stdout + done.stderr
+    assert "bob:***@" in done.stderr or "password=***" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "secrets"), [case for case in LEAKY_URLS if "s3cr%25pw9" not in case[0]]
+)
+def test_check_ledger_location_refuses_a_bad_url_without_its_password(
+    url: str, secrets: list[str]
+) -> None:
+    from sentinel_fetch.errors import LedgerLocationError
+    from sentinel_fetch.ledger import check_ledger_location
+
+    with pytest.raises(LedgerLocationError) as refused:
+        check_ledger_location(url)
+    for secret in secrets:
+        assert secret not in str(refused.value)
+
+
+def test_check_ledger_location_connects_to_nothing_and_passes_good_locations(
+    tmp_path: Path,
+) -> None:
+    from sentinel_fetch.errors import LedgerLocationError
+    from sentinel_fetch.ledger import check_ledger_location
+
+    check_ledger_location("postgresql://bob:s3cr3tpw@127.0.0.1:1/db")  # nobody listens
+    check_ledger_location("postgresql://bob:s3cr%25pw9@127.0.0.1:1/db")
+    check_ledger_location(tmp_path / "job")
+    with pytest.raises(LedgerLocationError, match="give a folder"):
+        check_ledger_location("ftp://bob:s3cr3tpw@example.com/job")
+
+
+def test_url_passwords_reads_what_urlsplit_refuses() -> None:
+    from sentinel_fetch.redact import url_passwords
+
+    assert url_passwords("postgresql://bob:p%40ss@[::1:1/db?password=two") == [
+        "p%40ss",
+        "p@ss",
+        "two",
+    ]
+    assert url_passwords("postgresql://bob@host/db") == []

@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sentinel_fetch.errors import LedgerFileError, LedgerLocationError, StorageError
 from sentinel_fetch.ledger.base import (
@@ -60,12 +59,19 @@ from sentinel_fetch.ledger.common import (
     stored_state,
     worker_status,
 )
-from sentinel_fetch.redact import redact_url, register_secret
+from sentinel_fetch.redact import MASK, redact, redact_url, register_secret, url_passwords
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["CONNECT_TIMEOUT_S", "RECONNECTS", "SCHEMES", "PostgresLedger", "is_postgres_url"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "RECONNECTS",
+    "SCHEMES",
+    "PostgresLedger",
+    "check_ledger_url",
+    "is_postgres_url",
+]
 
 #: URL schemes that name a PostgreSQL ledger (libpq's two spellings).
 SCHEMES = ("postgresql", "postgres")
@@ -183,22 +189,40 @@ def is_postgres_url(location: object) -> bool:
     return bool(sep) and scheme.lower() in SCHEMES
 
 
-def _passwords(url: str) -> list[str]:
-    """The passwords a PostgreSQL URL carries (user-info and ``?password=``)."""
-    found = []
+def _one_line(exc: BaseException, url: str) -> str:
+    """A driver's message on one line (libpq's are several, with tabs), with ``url``
+    and its passwords masked whatever their length: libpq quotes the URL as written."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if url:
+        text = text.replace(url, redact_url(url))
+    for password in sorted(url_passwords(url), key=len, reverse=True):
+        text = text.replace(password, MASK)
+    return redact(text)
+
+
+def check_ledger_url(url: str) -> None:
+    """Check a PostgreSQL ledger URL without connecting; register its passwords.
+
+    Raises:
+        LedgerLocationError: not a ``postgresql://`` URL, one libpq cannot read, a port
+            that is no port, or psycopg missing (one line, the password masked).
+    """
+    for password in url_passwords(url):
+        register_secret(password)
+    if not is_postgres_url(url):
+        raise LedgerLocationError(f"not a PostgreSQL URL: {redact_url(url)}")
+    psycopg = _psycopg()
     try:
-        parts = urlsplit(url)
-        if parts.password:
-            found.append(unquote(parts.password))
-        found += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
-    except ValueError:
-        pass
-    return found
-
-
-def _one_line(exc: BaseException) -> str:
-    """A driver's message on one line (libpq's are several, with tabs)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        raise LedgerLocationError(
+            f"cannot use the ledger URL {redact_url(url)}: {_one_line(exc, url)}"
+        ) from None
+    for port in str(params.get("port") or "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise LedgerLocationError(
+                f"cannot use the ledger URL {redact_url(url)}: {port!r} is not a port number"
+            )
 
 
 def _ROLLED_BACK(psycopg: Any) -> tuple[type[BaseException], ...]:
@@ -244,17 +268,7 @@ class PostgresLedger(Ledger):
             LedgerFileError: no job there and ``create`` false (or ``read_only``); tables
                 of another program; a schema of a newer sentinel-fetch.
         """
-        for password in _passwords(url):
-            register_secret(password)
-        if not is_postgres_url(url):
-            raise LedgerLocationError(f"not a PostgreSQL URL: {redact_url(url)}")
-        psycopg = _psycopg()
-        try:
-            psycopg.conninfo.conninfo_to_dict(url)
-        except psycopg.Error as exc:
-            raise LedgerLocationError(
-                f"cannot use the ledger URL {redact_url(url)}: {_one_line(exc)}"
-            ) from None
+        check_ledger_url(url)
         ledger = cls(url)
         ledger._read_only = read_only
         try:
@@ -283,7 +297,7 @@ class PostgresLedger(Ledger):
             )
         except psycopg.Error as exc:
             raise StorageError(
-                f"cannot connect to the job ledger {self.location}: {_one_line(exc)}"
+                f"cannot connect to the job ledger {self.location}: {_one_line(exc, self._url)}"
             ) from None
         try:
             connection.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
@@ -294,7 +308,7 @@ class PostgresLedger(Ledger):
         except psycopg.Error as exc:
             connection.close()
             raise StorageError(
-                f"cannot set up the job ledger {self.location}: {_one_line(exc)}"
+                f"cannot set up the job ledger {self.location}: {_one_line(exc, self._url)}"
             ) from None
         return connection
 
@@ -406,18 +420,19 @@ class PostgresLedger(Ledger):
                         raise
                 except _ROLLED_BACK(psycopg) as exc:
                     if attempt == RECONNECTS:
+                        why = _one_line(exc, self._url)
                         raise StorageError(
-                            f"the job ledger {self.location} kept refusing: {_one_line(exc)}"
+                            f"the job ledger {self.location} kept refusing: {why}"
                         ) from None
                 except psycopg.OperationalError as exc:
                     lost = connection is None or connection.closed or connection.broken
                     if not lost or attempt == RECONNECTS:
                         raise StorageError(
-                            f"the job ledger {self.location} failed: {_one_line(exc)}"
+                            f"the job ledger {self.location} failed: {_one_line(exc, self._url)}"
                         ) from None
                 except psycopg.Error as exc:
                     raise StorageError(
-                        f"the job ledger {self.location} failed: {_one_line(exc)}"
+                        f"the job ledger {self.location} failed: {_one_line(exc, self._url)}"
                     ) from None
                 time.sleep(min(0.2 * 2**attempt, 2.0))
         raise AssertionError("unreachable")  # pragma: no cover
