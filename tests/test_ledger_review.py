@@ -229,3 +229,63 @@ def test_url_passwords_reads_what_urlsplit_refuses() -> None:
         "two",
     ]
     assert url_passwords("postgresql://bob@host/db") == []
+
+
+# -- records of a worker that lost its lease --------------------------------------------
+
+
+def test_a_stalled_holder_cannot_write_over_the_new_holders_lease_or_done(ledger: Ledger) -> None:
+    from sentinel_fetch.ledger import RecordRefusedError
+
+    product = products(1)[0]
+    ledger.enqueue([product])
+    old = ledger.claim_next("old", 0)  # its lease expires at once: it stalled
+    new = ledger.claim_next("new", LONG)
+    assert old is not None and new is not None and new.taken_over
+    ledger.record(product, "downloading", worker="new")
+    with pytest.raises(RecordRefusedError):
+        ledger.record(product, "failed", worker="old", reason="HTTP 500")
+    assert ledger.entries()[0]["state"] == "downloading"
+    ledger.record(product, "downloaded", worker="new", bytes_received=100)
+    assert ledger.release("new", new.item)
+    # Released: no lease now, but the row is "new"'s done; "old" cannot undo it.
+    for late in ("failed", "queued", "stopped", "offline"):
+        with pytest.raises(RecordRefusedError):
+            ledger.record(product, late, worker="old", reason="late")
+    ledger.record(product, "skipped", worker="old")  # its file is there: still done
+    entry = ledger.entries()[0]
+    assert (entry["state"], entry["reason"], entry["bytes_received"]) == ("done", None, 100)
+    assert ledger.pending() == 0
+    # Without worker= the write applies, as before (the engine's own records).
+    ledger.record(product, "failed", reason="moved aside by verify")
+    assert ledger.entries()[0]["state"] == "failed"
+
+
+def test_the_lease_holder_and_a_free_row_are_written(ledger: Ledger) -> None:
+    a, b = products(2)
+    ledger.enqueue([a, b])
+    claim = ledger.claim_next("w1", LONG)
+    assert claim is not None and claim.item.product_id == a.id
+    ledger.record(a, "failed", worker="w1", reason="HTTP 404")
+    ledger.record(b, "downloading", worker="w2")  # not leased by anyone: applies
+    states = {entry["id"]: entry["state"] for entry in ledger.entries()}
+    assert states == {a.id: "failed", b.id: "downloading"}
+
+
+def test_file_records_follow_the_file_lease(ledger: Ledger) -> None:
+    from sentinel_fetch.ledger import RecordRefusedError
+    from tests.test_ledger_interface import F
+
+    product = P("a", "A")
+    band = F("B04.jp2")
+    ledger.enqueue([product], files={"a": [band]})
+    assert ledger.claim_next_file("old", 0) is not None
+    new = ledger.claim_next_file("new", LONG)
+    assert new is not None and new.taken_over
+    with pytest.raises(RecordRefusedError):
+        ledger.record_file(product, band, "failed", worker="old", reason="cut")
+    ledger.record_file(product, band, "done", worker="new", verified_by="MD5")
+    assert ledger.release("new", new.item)
+    with pytest.raises(RecordRefusedError):
+        ledger.record_file(product, band, "failed", worker="old", reason="late")
+    assert [row["state"] for row in ledger.files("a")] == ["done"]

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sentinel_fetch.errors import LedgerFileError
+from sentinel_fetch.errors import LedgerFileError, StorageError
 from sentinel_fetch.untrusted import parse_json
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "FailedProduct",
     "Ledger",
     "LedgerSummary",
+    "RecordRefusedError",
     "Renewal",
     "Slot",
     "StoredProduct",
@@ -300,6 +301,21 @@ class LedgerSummary:
         }
 
 
+class RecordRefusedError(StorageError):
+    """``record(..., worker=w)`` refused: another worker holds the item's live lease,
+    or it is ``done`` by another worker. Nothing was written."""
+
+    def __init__(self, item: WorkItem, state: str, worker: str) -> None:
+        self.item = item
+        self.state = state
+        self.worker = worker
+        what = f"{item.product_id}/{item.path}" if item.path else item.product_id
+        super().__init__(
+            f"not recording {what} as {state}: worker {worker} no longer holds it"
+            " (another worker's lease, or done by another worker)"
+        )
+
+
 class Ledger(ABC):
     """A job's ledger: recording, workers, claims, slots and the quota meter.
 
@@ -330,20 +346,43 @@ class Ledger(ABC):
     # -- recording (the engine) -----------------------------------------------------------
 
     @abstractmethod
-    def record(self, product: Any, state: str, **details: object) -> None:
+    def record(self, product: Any, state: str, *, worker: object = None, **details: object) -> None:
         """Record that ``product`` entered ``state`` (the engine's :class:`JobRecorder`).
 
         Details understood: ``reason``, ``path``, ``verified_by``, ``bytes_received``,
         ``attempts`` and ``file_name`` (``product.file_name`` if not given). Run result
         states are stored as :attr:`~sentinel_fetch.progress.ProductState.remembered_as`
         says (``downloaded`` -> ``done``, ``stopped`` -> ``queued``). Does not touch leases.
+
+        Args:
+            worker: the worker writing, in a cooperative run. Then the write is REFUSED
+                (nothing changes, ``False`` returned) when another worker holds a live
+                lease on the product (this one lost it: stalled, taken over), or when the
+                row is ``done`` by another worker and ``state`` is not ``done`` (a late
+                failure never undoes someone's verified file). The row is stamped with
+                ``worker``. Without ``worker`` the write always applies (as before).
+                (Typed ``object`` only so the engine's ``JobRecorder`` protocol, whose
+                details are ``**object``, still matches; pass a worker id ``str``.)
+
+        Raises:
+            RecordRefusedError: the write was refused (only with ``worker``); nothing
+                changed. Stop working on the product: someone else has it.
         """
 
     @abstractmethod
-    def record_file(self, product: Any, planned: Any, state: str, **details: object) -> None:
+    def record_file(
+        self,
+        product: Any,
+        planned: Any,
+        state: str,
+        *,
+        worker: object = None,
+        **details: object,
+    ) -> None:
         """Record that one file of ``product`` (``path``, ``size``, ``checksum``) entered
         ``state``. Details understood: ``reason``, ``verified_by``, ``bytes_received``,
-        ``attempts``.
+        ``attempts``. ``worker`` and :class:`RecordRefusedError`: as :meth:`record`, for
+        the file's row and lease.
         """
 
     @abstractmethod

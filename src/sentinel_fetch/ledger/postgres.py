@@ -41,6 +41,7 @@ from sentinel_fetch.ledger.base import (
     FailedProduct,
     Ledger,
     LedgerSummary,
+    RecordRefusedError,
     Renewal,
     Slot,
     WorkerStatus,
@@ -223,6 +224,15 @@ def check_ledger_url(url: str) -> None:
             raise LedgerLocationError(
                 f"cannot use the ledger URL {redact_url(url)}: {port!r} is not a port number"
             )
+
+
+def _refused(row: Any, state: str, worker: str) -> bool:
+    """Whether ``worker`` may not write ``state`` over ``row`` (state, lease_worker,
+    lease live, worker): another worker's live lease, or another worker's ``done``."""
+    current, holder, live, writer = row[0], row[1], row[2], row[3]
+    if holder is not None and holder != worker and live:
+        return True
+    return bool(current == "done" and state not in ("done", "skipped") and writer != worker)
 
 
 def _ROLLED_BACK(psycopg: Any) -> tuple[type[BaseException], ...]:
@@ -449,13 +459,15 @@ class PostgresLedger(Ledger):
 
     # -- recording -------------------------------------------------------------------------
 
-    def record(self, product: Any, state: str, **details: object) -> None:
-        """Record that ``product`` entered ``state`` (see :meth:`Ledger.record`)."""
+    def record(self, product: Any, state: str, *, worker: object = None, **details: object) -> None:
+        """Record that ``product`` entered ``state`` (see :meth:`Ledger.record`);
+        ``worker``: raises RecordRefusedError over another worker's live lease or ``done``."""
         state = stored_state(state)
         now = now_text()
         values = product_values(product, details)
+        writer = str(worker) if worker is not None else self.worker
 
-        def body(cur: Any) -> None:
+        def body(cur: Any) -> bool:
             nonlocal state
             cur.execute(
                 "INSERT INTO products(id, name, file_name, size, checksums, state, first_seen,"
@@ -474,8 +486,14 @@ class PostgresLedger(Ledger):
                 ),
             )
             if cur.fetchone() is None:
-                cur.execute("SELECT state FROM products WHERE id = %s FOR UPDATE", (values.id,))
+                cur.execute(
+                    "SELECT state, lease_worker, lease_until > now(), worker FROM products"
+                    " WHERE id = %s FOR UPDATE",
+                    (values.id,),
+                )
                 row = cur.fetchone()
+                if worker is not None and _refused(row, state, str(worker)):
+                    return False
                 if state == "skipped" and row[0] in ("done", "queued", "downloading"):
                     # This job was fetching it: the file reached Finish (verified) and the
                     # run ended before recording it.
@@ -501,7 +519,7 @@ class PostgresLedger(Ledger):
                     values.size,
                     values.checksums,
                     values.file_name,
-                    self.worker,
+                    writer,
                     values.id,
                 ),
             )
@@ -509,16 +527,36 @@ class PostgresLedger(Ledger):
                 "INSERT INTO events(product_id, at, state, detail) VALUES (%s, %s, %s, %s)",
                 (values.id, now, state, values.reason),
             )
+            return True
 
-        self._run(body)
+        if not self._run(body):
+            raise RecordRefusedError(WorkItem(values.id), state, str(writer))
 
-    def record_file(self, product: Any, planned: Any, state: str, **details: object) -> None:
+    def record_file(
+        self,
+        product: Any,
+        planned: Any,
+        state: str,
+        *,
+        worker: object = None,
+        **details: object,
+    ) -> None:
         """Record that one file of ``product`` entered ``state`` (:meth:`Ledger.record_file`)."""
         if state not in STATES:
             raise ValueError(f"unknown ledger state {state!r}")
         values = file_values(planned, details)
+        writer = str(worker) if worker is not None else self.worker
 
-        def body(cur: Any) -> None:
+        def body(cur: Any) -> bool:
+            if worker is not None:
+                cur.execute(
+                    "SELECT state, lease_worker, lease_until > now(), worker FROM files"
+                    " WHERE product_id = %s AND path = %s FOR UPDATE",
+                    (str(product.id), values.path),
+                )
+                row = cur.fetchone()
+                if row is not None and _refused(row, state, str(worker)):
+                    return False
             cur.execute(
                 "INSERT INTO files(product_id, path, size, checksum, state, reason,"
                 " bytes_received, attempts, verified_by, updated, worker)"
@@ -541,11 +579,13 @@ class PostgresLedger(Ledger):
                     values.attempts,
                     values.verified_by,
                     now_text(),
-                    self.worker,
+                    writer,
                 ),
             )
+            return True
 
-        self._run(body)
+        if not self._run(body):
+            raise RecordRefusedError(WorkItem(str(product.id), values.path), state, str(writer))
 
     def files(self, product_id: str | None = None) -> list[dict[str, Any]]:
         """Rows of the per-file table (all products, or one), oldest first."""

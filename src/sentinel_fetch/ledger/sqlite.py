@@ -52,6 +52,7 @@ from sentinel_fetch.ledger.base import (
     FailedProduct,
     Ledger,
     LedgerSummary,
+    RecordRefusedError,
     Renewal,
     Slot,
     WorkerStatus,
@@ -229,6 +230,15 @@ def _storage_errors(path: Path) -> Iterator[None]:
         if "full" in text:
             raise StorageError(f"the disk is full; cannot update the job ledger {path}") from None
         raise StorageError(f"cannot update the job ledger {path}: {text}") from None
+
+
+def _refused(row: Sequence[Any], state: str, worker: str, now: float) -> bool:
+    """Whether ``worker`` may not write ``state`` over ``row`` (state, lease_worker,
+    lease_until, worker): another worker's live lease, or another worker's ``done``."""
+    current, holder, until, writer = row[0], row[1], row[2], row[3]
+    if holder is not None and holder != worker and until is not None and until > now:
+        return True
+    return current == "done" and state not in ("done", "skipped") and writer != worker
 
 
 def _aware(seconds: float) -> datetime:
@@ -446,7 +456,7 @@ class JobLedger(Ledger):
 
     # -- writing (the engine) ------------------------------------------------------------
 
-    def record(self, product: Any, state: str, **details: object) -> None:
+    def record(self, product: Any, state: str, *, worker: object = None, **details: object) -> None:
         """Record that ``product`` entered ``state`` (implements the engine's recorder).
 
         Details understood: ``reason``, ``path``, ``verified_by``, ``bytes_received``,
@@ -454,12 +464,23 @@ class JobLedger(Ledger):
         ``product.file_name`` if not given). A run's result state is recorded as
         :attr:`~sentinel_fetch.progress.ProductState.remembered_as` says: ``downloaded``
         as ``done``, ``stopped`` (the run ended first) as ``queued``, still to do.
+        ``worker``: raises RecordRefusedError over another worker's live lease or ``done``
+        (see :meth:`Ledger.record`).
         """
         state = stored_state(state)
         now = now_text()
         values = product_values(product, details)
         with self._write() as db:
-            row = db.execute("SELECT state FROM products WHERE id = ?", (values.id,)).fetchone()
+            row = db.execute(
+                "SELECT state, lease_worker, lease_until, worker FROM products WHERE id = ?",
+                (values.id,),
+            ).fetchone()
+            if (
+                worker is not None
+                and row is not None
+                and _refused(row, state, str(worker), self._seconds())
+            ):
+                raise RecordRefusedError(WorkItem(values.id), state, str(worker))
             if row is None:
                 db.execute(
                     "INSERT INTO products(id, name, file_name, size, checksums, state, first_seen,"
@@ -503,7 +524,7 @@ class JobLedger(Ledger):
                     values.size,
                     values.checksums,
                     values.file_name,
-                    self.worker,
+                    str(worker) if worker is not None else self.worker,
                     values.id,
                 ),
             )
@@ -512,16 +533,35 @@ class JobLedger(Ledger):
                 (values.id, now, state, values.reason),
             )
 
-    def record_file(self, product: Any, planned: Any, state: str, **details: object) -> None:
+    def record_file(
+        self,
+        product: Any,
+        planned: Any,
+        state: str,
+        *,
+        worker: object = None,
+        **details: object,
+    ) -> None:
         """Record that one file of ``product`` (a planned file: ``path``, ``size``,
         ``checksum``) entered ``state`` (``downloading``, ``done``, ``failed``).
 
         Details understood: ``reason``, ``verified_by``, ``bytes_received``, ``attempts``.
+        ``worker``: as :meth:`record`, for the file's row.
         """
         if state not in STATES:
             raise ValueError(f"unknown ledger state {state!r}")
         values = file_values(planned, details)
         with self._write() as db:
+            if worker is not None:
+                row = db.execute(
+                    "SELECT state, lease_worker, lease_until, worker FROM files"
+                    " WHERE product_id = ? AND path = ?",
+                    (str(product.id), values.path),
+                ).fetchone()
+                if row is not None and _refused(row, state, str(worker), self._seconds()):
+                    raise RecordRefusedError(
+                        WorkItem(str(product.id), values.path), state, str(worker)
+                    )
             db.execute(
                 "INSERT INTO files(product_id, path, size, checksum, state, reason,"
                 " bytes_received, attempts, verified_by, updated, worker)"
@@ -544,7 +584,7 @@ class JobLedger(Ledger):
                     values.attempts,
                     values.verified_by,
                     now_text(),
-                    self.worker,
+                    str(worker) if worker is not None else self.worker,
                 ),
             )
 
