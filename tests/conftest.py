@@ -127,11 +127,13 @@ def postgres_server(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: str) -> str:
+def postgres_url(postgres_server: str) -> Iterator[str]:
     """A ``postgresql://`` URL whose tables go to a schema of this test's own."""
-    from tests.postgres import fresh_schema_url
+    from tests.postgres import drop_schema_of, fresh_schema_url
 
-    return fresh_schema_url(postgres_server)
+    url = fresh_schema_url(postgres_server)
+    yield url
+    drop_schema_of(postgres_server, url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -29,7 +29,14 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-__all__ = ["ENV_URL", "Cluster", "find_bindir", "fresh_schema_url", "server_url"]
+__all__ = [
+    "ENV_URL",
+    "Cluster",
+    "drop_schema_of",
+    "find_bindir",
+    "fresh_schema_url",
+    "server_url",
+]
 
 ENV_URL = "SENTINEL_FETCH_TEST_POSTGRES"
 
@@ -167,7 +174,11 @@ def server_url(request: pytest.FixtureRequest) -> str:
     if bindir is None:
         _unavailable("no initdb (install Debian's postgresql)")
         raise AssertionError("unreachable")
-    cluster = Cluster(bindir)
+    try:
+        cluster = Cluster(bindir)
+    except RuntimeError as exc:
+        _unavailable(str(exc))
+        raise AssertionError("unreachable") from None
     request.addfinalizer(cluster.stop)
     try:
         cluster.start()
@@ -187,3 +198,19 @@ def fresh_schema_url(server: str) -> str:
     query = parts.query + ("&" if parts.query else "")
     query += urlencode({"options": f"-csearch_path={schema}"}, quote_via=quote)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def drop_schema_of(server: str, url: str) -> None:
+    """Drop the schema :func:`fresh_schema_url` made for ``url`` (a shared server keeps
+    nothing of a test); a schema still in use is left, never waited for long."""
+    import psycopg
+
+    schema = url.rsplit("search_path%3D", 1)[-1]
+    if not schema.startswith("t_") or not schema[2:].isalnum():
+        return
+    with (
+        contextlib.suppress(psycopg.Error),
+        psycopg.connect(server, autocommit=True, connect_timeout=10) as connection,
+    ):
+        connection.execute("SET lock_timeout = '5s'")
+        connection.execute(f'DROP SCHEMA "{schema}" CASCADE')

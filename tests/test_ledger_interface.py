@@ -460,3 +460,61 @@ def test_tables_of_another_program_are_not_taken_over(postgres_url: str) -> None
         admin.execute("CREATE TABLE products (sku text)")
     with pytest.raises(LedgerFileError, match="another program"):
         open_ledger(postgres_url)
+
+
+def _enqueuer(location: str, chunks: int, out: Any) -> None:
+    with open_ledger(location) as ledger:
+        for chunk in range(chunks):
+            ledger.enqueue(P(f"id-{chunk}-{i:03d}", f"N{chunk}-{i:03d}") for i in range(500))
+            out.put(chunk)
+
+
+def test_a_writer_killed_mid_batch_leaves_whole_transactions(ledger_location: str) -> None:
+    import os
+    import signal
+
+    open_ledger(ledger_location).close()
+    out = SPAWN.Queue()
+    writer = SPAWN.Process(target=_enqueuer, args=(ledger_location, 400, out))
+    writer.start()
+    try:
+        out.get(timeout=120)  # one batch is in; the next is being written
+        os.kill(writer.pid or 0, signal.SIGKILL)
+    finally:
+        writer.join(timeout=60)
+    assert writer.exitcode == -signal.SIGKILL
+    with open_ledger(ledger_location) as ledger:
+        summary = ledger.summary()
+        assert summary.total_products % 500 == 0 and summary.total_products >= 500
+        assert summary.counts["queued"] == summary.total_products
+        # Each product's row and its "queued" event were one transaction.
+        if "://" not in ledger.location:
+            import sqlite3
+
+            with sqlite3.connect(ledger.location) as connection:
+                assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+                events = connection.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            connection.close()
+            assert events == summary.total_products
+        assert ledger.enqueue(products(1)) == 1  # and it takes writes again
+
+
+def test_a_server_that_stays_away_is_a_storage_error_after_a_few_tries(postgres_url: str) -> None:
+    import psycopg
+
+    from sentinel_fetch.errors import StorageError
+    from sentinel_fetch.ledger import postgres
+
+    with open_ledger(postgres_url) as ledger:
+        # Where it reconnects to now refuses every connection (nothing listens on port 1).
+        ledger._url = "postgresql://postgres:gone-pass-w0rd@127.0.0.1:1/postgres"  # type: ignore[attr-defined]
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'sentinel-fetch' AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StorageError) as caught:
+            ledger.pending()
+    text = str(caught.value)
+    assert "cannot connect" in text and "gone-pass-w0rd" not in text and "\n" not in text
+    assert postgres.RECONNECTS == 3  # the bound: one try and three more, then this error

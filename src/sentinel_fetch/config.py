@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sentinel_fetch.errors import ConfigError
-from sentinel_fetch.redact import MASK, redact_url, register_secret
+from sentinel_fetch.redact import MASK, redact_url, register_secret, url_passwords
 from sentinel_fetch.settings import ENVIRONMENT, Limits, Settings, settings_from_values
 from sentinel_fetch.text import read_text_file
 
@@ -214,20 +214,12 @@ class EffectiveConfig:
 
 
 def _register_url_password(url: object) -> None:
-    """The password of a ``postgresql://user:password@host`` ledger URL is a secret."""
+    """The password of a ``postgresql://user:password@host`` ledger URL is a secret, in
+    every spelling (as written and percent-decoded), even in a URL urlsplit refuses."""
     if not isinstance(url, str) or "://" not in url:
         return
-    from urllib.parse import parse_qsl, unquote, urlsplit
-
-    try:
-        parts = urlsplit(url)
-        passwords = [parts.password or ""]
-        passwords += [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
-    except ValueError:
-        return
-    for password in passwords:
-        if password:
-            register_secret(unquote(password))
+    for password in url_passwords(url):
+        register_secret(password)
 
 
 def load_config(

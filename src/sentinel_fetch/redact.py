@@ -20,9 +20,26 @@ import logging
 import re
 import threading
 from collections import deque
-from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import (
+    parse_qsl,
+    quote,
+    quote_plus,
+    unquote,
+    unquote_plus,
+    urlencode,
+    urlsplit,
+    urlunsplit,
+)
 
-__all__ = ["MASK", "RedactingFilter", "forget_secrets", "redact", "redact_url", "register_secret"]
+__all__ = [
+    "MASK",
+    "RedactingFilter",
+    "forget_secrets",
+    "redact",
+    "redact_url",
+    "register_secret",
+    "url_passwords",
+]
 
 MASK = "***"
 # Query parameters that carry credentials: CDSE's download host accepts ?token=.
@@ -42,6 +59,39 @@ _rotating: deque[str] = deque(maxlen=256)
 _BEARER = re.compile(r"(\bBearer\s+)[A-Za-z0-9\-._~+/]+=*")
 # The user-info part of something URL-like that urlsplit cannot read (a broken port).
 _USER_INFO = re.compile(r"(//[^/@\s:]*:)[^/@\s]*@")
+
+
+# The user-info of a URL, read without urlsplit (which refuses a broken host or port):
+# everything between the scheme and the last "@" before the path.
+_URL_USER_INFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]*)@")
+# A ?password= (or &password=) query parameter, however the rest of the URL looks.
+_URL_PASSWORD_PARAM = re.compile(r"[?&]password=([^&#]*)", re.IGNORECASE)
+
+
+def url_passwords(url: str) -> list[str]:
+    """Every spelling of the passwords a URL carries: as written and percent-decoded.
+
+    Read with regular expressions, not :func:`urllib.parse.urlsplit`, so a URL it
+    refuses (``postgresql://bob:pw@[::1:1/db``) still gives its password up; libpq
+    quotes a URL as written, a server may quote the decoded password.
+
+    Example:
+        >>> url_passwords("postgresql://bob:p%40ss@[::1:1/db?password=two")
+        ['p%40ss', 'p@ss', 'two']
+    """
+    found: list[str] = []
+    match = _URL_USER_INFO.match(url)
+    if match is not None:
+        _, colon, password = match.group(1).partition(":")
+        if colon and password:
+            found.append(password)
+    found += [value for value in _URL_PASSWORD_PARAM.findall(url) if value]
+    spellings: list[str] = []
+    for raw in found:
+        for spelling in (raw, unquote(raw), unquote_plus(raw)):
+            if spelling and spelling not in spellings:
+                spellings.append(spelling)
+    return spellings
 
 
 def register_secret(secret: str | None, *, rotating: bool = False) -> None:

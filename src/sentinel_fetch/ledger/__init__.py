@@ -23,6 +23,7 @@ from sentinel_fetch.ledger.base import (
     FailedProduct,
     Ledger,
     LedgerSummary,
+    RecordRefusedError,
     Renewal,
     Slot,
     StoredProduct,
@@ -43,14 +44,46 @@ __all__ = [
     "JobLedger",
     "Ledger",
     "LedgerSummary",
+    "RecordRefusedError",
     "Renewal",
     "Slot",
     "StoredProduct",
     "WorkItem",
     "WorkerStatus",
+    "check_ledger_location",
     "new_worker_id",
     "open_ledger",
 ]
+
+
+def check_ledger_location(location: str | Path) -> None:
+    """Check a ledger location before any search or login, without connecting.
+
+    Pure but for one side effect: a URL's passwords are registered with
+    :func:`~sentinel_fetch.redact.register_secret` (in every spelling), so nothing
+    printed after this can show them. A folder is not looked at (``open_ledger`` does).
+
+    Raises:
+        LedgerLocationError: a ``postgresql://`` URL that cannot be used (libpq cannot
+            read it, a port that is no number, psycopg missing), or a URL of another
+            scheme. One line, the password masked.
+    """
+    from sentinel_fetch.ledger.postgres import check_ledger_url, is_postgres_url
+
+    text = str(location)
+    if is_postgres_url(text):
+        check_ledger_url(text)
+        return
+    scheme, sep, _ = text.partition("://")
+    if sep and scheme.isalnum():
+        from sentinel_fetch.errors import LedgerLocationError
+        from sentinel_fetch.redact import redact_url, register_secret, url_passwords
+
+        for password in url_passwords(text):
+            register_secret(password)
+        raise LedgerLocationError(
+            f"unknown ledger location {redact_url(text)}: give a folder or a postgresql:// URL"
+        )
 
 
 def open_ledger(location: str | Path, *, create: bool = True, read_only: bool = False) -> Ledger:
@@ -71,15 +104,7 @@ def open_ledger(location: str | Path, *, create: bool = True, read_only: bool = 
     """
     from sentinel_fetch.ledger.postgres import PostgresLedger, is_postgres_url
 
+    check_ledger_location(location)
     if is_postgres_url(location):
         return PostgresLedger.open(str(location), create=create, read_only=read_only)
-    text = str(location)
-    scheme, sep, _ = text.partition("://")
-    if sep and scheme.isalnum():
-        from sentinel_fetch.errors import LedgerLocationError
-        from sentinel_fetch.redact import redact_url
-
-        raise LedgerLocationError(
-            f"unknown ledger location {redact_url(text)}: give a folder or a postgresql:// URL"
-        )
     return JobLedger.open(Path(location), create=create, read_only=read_only)

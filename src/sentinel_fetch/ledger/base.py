@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sentinel_fetch.errors import LedgerFileError
+from sentinel_fetch.errors import LedgerFileError, StorageError
 from sentinel_fetch.untrusted import parse_json
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "FailedProduct",
     "Ledger",
     "LedgerSummary",
+    "RecordRefusedError",
     "Renewal",
     "Slot",
     "StoredProduct",
@@ -121,12 +122,16 @@ class Slot:
         number: 0 .. limit-1; unique among the account's live slots.
         worker: who holds it.
         lease_until: when it expires unless renewed (ledger clock, UTC, aware).
+        token: unique to this taking of the slot: :meth:`Ledger.return_slot` gives back
+            this slot only, never the same number the same worker took again later
+            (``""`` on a slot made by hand: then any slot of that number and worker).
     """
 
     account: str
     number: int
     worker: str
     lease_until: datetime
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -296,6 +301,21 @@ class LedgerSummary:
         }
 
 
+class RecordRefusedError(StorageError):
+    """``record(..., worker=w)`` refused: another worker holds the item's live lease,
+    or it is ``done`` by another worker. Nothing was written."""
+
+    def __init__(self, item: WorkItem, state: str, worker: str) -> None:
+        self.item = item
+        self.state = state
+        self.worker = worker
+        what = f"{item.product_id}/{item.path}" if item.path else item.product_id
+        super().__init__(
+            f"not recording {what} as {state}: worker {worker} no longer holds it"
+            " (another worker's lease, or done by another worker)"
+        )
+
+
 class Ledger(ABC):
     """A job's ledger: recording, workers, claims, slots and the quota meter.
 
@@ -326,20 +346,43 @@ class Ledger(ABC):
     # -- recording (the engine) -----------------------------------------------------------
 
     @abstractmethod
-    def record(self, product: Any, state: str, **details: object) -> None:
+    def record(self, product: Any, state: str, *, worker: object = None, **details: object) -> None:
         """Record that ``product`` entered ``state`` (the engine's :class:`JobRecorder`).
 
         Details understood: ``reason``, ``path``, ``verified_by``, ``bytes_received``,
         ``attempts`` and ``file_name`` (``product.file_name`` if not given). Run result
         states are stored as :attr:`~sentinel_fetch.progress.ProductState.remembered_as`
         says (``downloaded`` -> ``done``, ``stopped`` -> ``queued``). Does not touch leases.
+
+        Args:
+            worker: the worker writing, in a cooperative run. Then the write is REFUSED
+                (nothing changes, ``False`` returned) when another worker holds a live
+                lease on the product (this one lost it: stalled, taken over), or when the
+                row is ``done`` by another worker and ``state`` is not ``done`` (a late
+                failure never undoes someone's verified file). The row is stamped with
+                ``worker``. Without ``worker`` the write always applies (as before).
+                (Typed ``object`` only so the engine's ``JobRecorder`` protocol, whose
+                details are ``**object``, still matches; pass a worker id ``str``.)
+
+        Raises:
+            RecordRefusedError: the write was refused (only with ``worker``); nothing
+                changed. Stop working on the product: someone else has it.
         """
 
     @abstractmethod
-    def record_file(self, product: Any, planned: Any, state: str, **details: object) -> None:
+    def record_file(
+        self,
+        product: Any,
+        planned: Any,
+        state: str,
+        *,
+        worker: object = None,
+        **details: object,
+    ) -> None:
         """Record that one file of ``product`` (``path``, ``size``, ``checksum``) entered
         ``state``. Details understood: ``reason``, ``verified_by``, ``bytes_received``,
-        ``attempts``.
+        ``attempts``. ``worker`` and :class:`RecordRefusedError`: as :meth:`record`, for
+        the file's row and lease.
         """
 
     @abstractmethod
@@ -485,15 +528,20 @@ class Ledger(ABC):
         held: Collection[WorkItem] = (),
         slots: Collection[tuple[str, int]] = (),
     ) -> Renewal:
-        """Extend every lease and slot ``worker`` still holds by ``lease_s``; heartbeat.
+        """Extend the leases in ``held`` and the slots in ``slots`` by ``lease_s``;
+        heartbeat. Every OTHER lease or slot stored under ``worker`` is dropped in the
+        same transaction (a release or return that failed must not be kept alive by the
+        heartbeat: it would hold an account's stream and keep the batch from ending).
 
         Call it well within ``lease_s`` (a third of it, say). A lease that expired but
         was not taken over by anyone is still the worker's and is renewed.
 
         Args:
-            held: the items the worker believes it holds; those it no longer holds are
-                returned in :attr:`Renewal.lost`.
-            slots: ``(account, number)`` of the slots it believes it holds.
+            held: the items the worker holds; those it no longer holds are returned in
+                :attr:`Renewal.lost`, and so are those it held but did not name (now
+                dropped).
+            slots: ``(account, number)`` of the slots it holds; as ``held`` for
+                :attr:`Renewal.lost_slots`.
         """
 
     @abstractmethod

@@ -29,10 +29,10 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sentinel_fetch.errors import LedgerFileError, LedgerLocationError, StorageError
 from sentinel_fetch.ledger.base import (
@@ -41,6 +41,7 @@ from sentinel_fetch.ledger.base import (
     FailedProduct,
     Ledger,
     LedgerSummary,
+    RecordRefusedError,
     Renewal,
     Slot,
     WorkerStatus,
@@ -59,12 +60,19 @@ from sentinel_fetch.ledger.common import (
     stored_state,
     worker_status,
 )
-from sentinel_fetch.redact import redact_url, register_secret
+from sentinel_fetch.redact import MASK, redact, redact_url, register_secret, url_passwords
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["CONNECT_TIMEOUT_S", "RECONNECTS", "SCHEMES", "PostgresLedger", "is_postgres_url"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "RECONNECTS",
+    "SCHEMES",
+    "PostgresLedger",
+    "check_ledger_url",
+    "is_postgres_url",
+]
 
 #: URL schemes that name a PostgreSQL ledger (libpq's two spellings).
 SCHEMES = ("postgresql", "postgres")
@@ -155,6 +163,21 @@ _SCHEMA = [
     )""",
     "INSERT INTO meta(key, value) VALUES ('schema', %s) ON CONFLICT DO NOTHING",
 ]
+# Added to schema 2 in place (older code ignores them). ``claim_token``/``token``: the
+# request that took a lease or a slot, so a transaction run again after its COMMIT landed
+# (the answer lost with the connection) finds what it took instead of taking another.
+_COLUMNS = (
+    ("products", "claim_token", "text"),
+    ("products", "claim_prev", "text"),
+    ("files", "claim_token", "text"),
+    ("files", "claim_prev", "text"),
+    ("slots", "token", "text"),
+)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS products_claim_token ON products(claim_token)",
+    "CREATE INDEX IF NOT EXISTS files_claim_token ON files(claim_token)",
+    "CREATE INDEX IF NOT EXISTS slots_token ON slots(token)",
+)
 
 T = TypeVar("T")
 
@@ -167,22 +190,49 @@ def is_postgres_url(location: object) -> bool:
     return bool(sep) and scheme.lower() in SCHEMES
 
 
-def _passwords(url: str) -> list[str]:
-    """The passwords a PostgreSQL URL carries (user-info and ``?password=``)."""
-    found = []
+def _one_line(exc: BaseException, url: str) -> str:
+    """A driver's message on one line (libpq's are several, with tabs), with ``url``
+    and its passwords masked whatever their length: libpq quotes the URL as written."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if url:
+        text = text.replace(url, redact_url(url))
+    for password in sorted(url_passwords(url), key=len, reverse=True):
+        text = text.replace(password, MASK)
+    return redact(text)
+
+
+def check_ledger_url(url: str) -> None:
+    """Check a PostgreSQL ledger URL without connecting; register its passwords.
+
+    Raises:
+        LedgerLocationError: not a ``postgresql://`` URL, one libpq cannot read, a port
+            that is no port, or psycopg missing (one line, the password masked).
+    """
+    for password in url_passwords(url):
+        register_secret(password)
+    if not is_postgres_url(url):
+        raise LedgerLocationError(f"not a PostgreSQL URL: {redact_url(url)}")
+    psycopg = _psycopg()
     try:
-        parts = urlsplit(url)
-        if parts.password:
-            found.append(unquote(parts.password))
-        found += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
-    except ValueError:
-        pass
-    return found
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        raise LedgerLocationError(
+            f"cannot use the ledger URL {redact_url(url)}: {_one_line(exc, url)}"
+        ) from None
+    for port in str(params.get("port") or "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise LedgerLocationError(
+                f"cannot use the ledger URL {redact_url(url)}: {port!r} is not a port number"
+            )
 
 
-def _one_line(exc: BaseException) -> str:
-    """A driver's message on one line (libpq's are several, with tabs)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+def _refused(row: Any, state: str, worker: str) -> bool:
+    """Whether ``worker`` may not write ``state`` over ``row`` (state, lease_worker,
+    lease live, worker): another worker's live lease, or another worker's ``done``."""
+    current, holder, live, writer = row[0], row[1], row[2], row[3]
+    if holder is not None and holder != worker and live:
+        return True
+    return bool(current == "done" and state not in ("done", "skipped") and writer != worker)
 
 
 def _ROLLED_BACK(psycopg: Any) -> tuple[type[BaseException], ...]:
@@ -215,6 +265,8 @@ class PostgresLedger(Ledger):
         self._lock = threading.RLock()
         self._read_only = False
         self._closed = False
+        #: Tests only: called after each transaction committed, before its result is used.
+        self._after_commit: Callable[[Any], None] | None = None
 
     @classmethod
     def open(cls, url: str, *, create: bool = True, read_only: bool = False) -> PostgresLedger:
@@ -226,17 +278,7 @@ class PostgresLedger(Ledger):
             LedgerFileError: no job there and ``create`` false (or ``read_only``); tables
                 of another program; a schema of a newer sentinel-fetch.
         """
-        for password in _passwords(url):
-            register_secret(password)
-        if not is_postgres_url(url):
-            raise LedgerLocationError(f"not a PostgreSQL URL: {redact_url(url)}")
-        psycopg = _psycopg()
-        try:
-            psycopg.conninfo.conninfo_to_dict(url)
-        except psycopg.Error as exc:
-            raise LedgerLocationError(
-                f"cannot use the ledger URL {redact_url(url)}: {_one_line(exc)}"
-            ) from None
+        check_ledger_url(url)
         ledger = cls(url)
         ledger._read_only = read_only
         try:
@@ -265,7 +307,7 @@ class PostgresLedger(Ledger):
             )
         except psycopg.Error as exc:
             raise StorageError(
-                f"cannot connect to the job ledger {self.location}: {_one_line(exc)}"
+                f"cannot connect to the job ledger {self.location}: {_one_line(exc, self._url)}"
             ) from None
         try:
             connection.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
@@ -276,7 +318,7 @@ class PostgresLedger(Ledger):
         except psycopg.Error as exc:
             connection.close()
             raise StorageError(
-                f"cannot set up the job ledger {self.location}: {_one_line(exc)}"
+                f"cannot set up the job ledger {self.location}: {_one_line(exc, self._url)}"
             ) from None
         return connection
 
@@ -316,6 +358,8 @@ class PostgresLedger(Ledger):
                 " sentinel-fetch schema row); use another database or schema"
             )
         if kind == "ledger":
+            if not self._read_only:
+                self._run(self._add_columns)
             return
         if not create:
             raise LedgerFileError(f"no download job in {self.location} (no ledger tables there)")
@@ -324,8 +368,25 @@ class PostgresLedger(Ledger):
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for statement in _SCHEMA:
                 cur.execute(statement, (str(SCHEMA_VERSION),) if "%s" in statement else None)
+            self._add_columns(cur)
 
         self._run(make)
+
+    @staticmethod
+    def _add_columns(cur: Any) -> None:
+        """Add the columns and indexes schema 2 gained in place, once (advisory lock)."""
+        cur.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema()"
+        )
+        have = {(row[0], row[1]) for row in cur.fetchall()}
+        if all((table, column) in have for table, column, _ in _COLUMNS):
+            return
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        for table, column, kind in _COLUMNS:
+            cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+        for statement in _INDEXES:
+            cur.execute(statement)
 
     def close(self) -> None:
         """Close the connection."""
@@ -357,7 +418,11 @@ class PostgresLedger(Ledger):
                         self._connection = None
                         connection = self._connection = self._connect()
                     with connection.transaction(), connection.cursor() as cur:
-                        return body(cur)
+                        result = body(cur)
+                    if self._after_commit is not None:
+                        # Tests: lose the connection after the COMMIT landed.
+                        self._after_commit(connection)
+                    return result
                 except (LedgerFileError, LedgerLocationError):
                     raise
                 except StorageError:
@@ -365,18 +430,19 @@ class PostgresLedger(Ledger):
                         raise
                 except _ROLLED_BACK(psycopg) as exc:
                     if attempt == RECONNECTS:
+                        why = _one_line(exc, self._url)
                         raise StorageError(
-                            f"the job ledger {self.location} kept refusing: {_one_line(exc)}"
+                            f"the job ledger {self.location} kept refusing: {why}"
                         ) from None
                 except psycopg.OperationalError as exc:
                     lost = connection is None or connection.closed or connection.broken
                     if not lost or attempt == RECONNECTS:
                         raise StorageError(
-                            f"the job ledger {self.location} failed: {_one_line(exc)}"
+                            f"the job ledger {self.location} failed: {_one_line(exc, self._url)}"
                         ) from None
                 except psycopg.Error as exc:
                     raise StorageError(
-                        f"the job ledger {self.location} failed: {_one_line(exc)}"
+                        f"the job ledger {self.location} failed: {_one_line(exc, self._url)}"
                     ) from None
                 time.sleep(min(0.2 * 2**attempt, 2.0))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -393,13 +459,15 @@ class PostgresLedger(Ledger):
 
     # -- recording -------------------------------------------------------------------------
 
-    def record(self, product: Any, state: str, **details: object) -> None:
-        """Record that ``product`` entered ``state`` (see :meth:`Ledger.record`)."""
+    def record(self, product: Any, state: str, *, worker: object = None, **details: object) -> None:
+        """Record that ``product`` entered ``state`` (see :meth:`Ledger.record`);
+        ``worker``: raises RecordRefusedError over another worker's live lease or ``done``."""
         state = stored_state(state)
         now = now_text()
         values = product_values(product, details)
+        writer = str(worker) if worker is not None else self.worker
 
-        def body(cur: Any) -> None:
+        def body(cur: Any) -> bool:
             nonlocal state
             cur.execute(
                 "INSERT INTO products(id, name, file_name, size, checksums, state, first_seen,"
@@ -418,8 +486,14 @@ class PostgresLedger(Ledger):
                 ),
             )
             if cur.fetchone() is None:
-                cur.execute("SELECT state FROM products WHERE id = %s FOR UPDATE", (values.id,))
+                cur.execute(
+                    "SELECT state, lease_worker, lease_until > now(), worker FROM products"
+                    " WHERE id = %s FOR UPDATE",
+                    (values.id,),
+                )
                 row = cur.fetchone()
+                if worker is not None and _refused(row, state, str(worker)):
+                    return False
                 if state == "skipped" and row[0] in ("done", "queued", "downloading"):
                     # This job was fetching it: the file reached Finish (verified) and the
                     # run ended before recording it.
@@ -445,7 +519,7 @@ class PostgresLedger(Ledger):
                     values.size,
                     values.checksums,
                     values.file_name,
-                    self.worker,
+                    writer,
                     values.id,
                 ),
             )
@@ -453,16 +527,36 @@ class PostgresLedger(Ledger):
                 "INSERT INTO events(product_id, at, state, detail) VALUES (%s, %s, %s, %s)",
                 (values.id, now, state, values.reason),
             )
+            return True
 
-        self._run(body)
+        if not self._run(body):
+            raise RecordRefusedError(WorkItem(values.id), state, str(writer))
 
-    def record_file(self, product: Any, planned: Any, state: str, **details: object) -> None:
+    def record_file(
+        self,
+        product: Any,
+        planned: Any,
+        state: str,
+        *,
+        worker: object = None,
+        **details: object,
+    ) -> None:
         """Record that one file of ``product`` entered ``state`` (:meth:`Ledger.record_file`)."""
         if state not in STATES:
             raise ValueError(f"unknown ledger state {state!r}")
         values = file_values(planned, details)
+        writer = str(worker) if worker is not None else self.worker
 
-        def body(cur: Any) -> None:
+        def body(cur: Any) -> bool:
+            if worker is not None:
+                cur.execute(
+                    "SELECT state, lease_worker, lease_until > now(), worker FROM files"
+                    " WHERE product_id = %s AND path = %s FOR UPDATE",
+                    (str(product.id), values.path),
+                )
+                row = cur.fetchone()
+                if row is not None and _refused(row, state, str(worker)):
+                    return False
             cur.execute(
                 "INSERT INTO files(product_id, path, size, checksum, state, reason,"
                 " bytes_received, attempts, verified_by, updated, worker)"
@@ -485,11 +579,13 @@ class PostgresLedger(Ledger):
                     values.attempts,
                     values.verified_by,
                     now_text(),
-                    self.worker,
+                    writer,
                 ),
             )
+            return True
 
-        self._run(body)
+        if not self._run(body):
+            raise RecordRefusedError(WorkItem(str(product.id), values.path), state, str(writer))
 
     def files(self, product_id: str | None = None) -> list[dict[str, Any]]:
         """Rows of the per-file table (all products, or one), oldest first."""
@@ -647,8 +743,26 @@ class PostgresLedger(Ledger):
     ) -> Claim | None:
         """Lease the next claimable product (see :meth:`Ledger.claim_next`)."""
         ids = None if among is None else [str(value) for value in among]
+        token = uuid.uuid4().hex
 
         def body(cur: Any) -> Claim | None:
+            # Run again after a COMMIT whose answer was lost: the lease is already ours.
+            cur.execute(
+                "SELECT id, claim_prev, product, file_name, lease_until FROM products"
+                " WHERE claim_token = %s AND lease_worker = %s",
+                (token, worker),
+            )
+            row = cur.fetchone()
+            if row is not None:
+                return Claim(
+                    item=WorkItem(row[0]),
+                    worker=worker,
+                    lease_until=row[4],
+                    taken_over=row[1] is not None,
+                    previous_worker=row[1],
+                    product=catalogue_entry(row[2]),
+                    file_name=row[3],
+                )
             # A row another claim took between this statement's snapshot and its lock is
             # re-checked and dropped, which can leave LIMIT 1 with nothing: the next
             # statement has a fresh snapshot and moves on.
@@ -660,11 +774,12 @@ class PostgresLedger(Ledger):
                     " AND (%s::text[] IS NULL OR id = ANY(%s))"
                     " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
                     " UPDATE products SET lease_worker = %s,"
-                    " lease_until = now() + make_interval(secs => %s)"
+                    " lease_until = now() + make_interval(secs => %s),"
+                    " claim_token = %s, claim_prev = picked.lease_worker"
                     " FROM picked WHERE products.id = picked.id"
                     " RETURNING products.id, picked.lease_worker, products.product,"
                     " products.file_name, products.lease_until",
-                    (ids, ids, worker, max(lease_s, 0.0)),
+                    (ids, ids, worker, max(lease_s, 0.0), token),
                 )
                 row = cur.fetchone()
                 if row is not None:
@@ -685,9 +800,19 @@ class PostgresLedger(Ledger):
         self, worker: str, lease_s: float, *, product_id: str | None = None
     ) -> Claim | None:
         """Lease the next claimable file (see :meth:`Ledger.claim_next_file`)."""
+        token = uuid.uuid4().hex
 
         def body(cur: Any) -> Claim | None:
+            # Run again after a COMMIT whose answer was lost: the lease is already ours.
+            cur.execute(
+                "SELECT product_id, path, claim_prev, lease_until FROM files"
+                " WHERE claim_token = %s AND lease_worker = %s",
+                (token, worker),
+            )
+            row = cur.fetchone()
             for _ in range(3):
+                if row is not None:
+                    break
                 cur.execute(
                     "WITH picked AS (SELECT product_id, path, lease_worker FROM files"
                     " WHERE state IN ('queued', 'downloading')"
@@ -695,27 +820,28 @@ class PostgresLedger(Ledger):
                     " AND (%s::text IS NULL OR product_id = %s)"
                     " ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
                     " UPDATE files SET lease_worker = %s,"
-                    " lease_until = now() + make_interval(secs => %s)"
+                    " lease_until = now() + make_interval(secs => %s),"
+                    " claim_token = %s, claim_prev = picked.lease_worker"
                     " FROM picked WHERE files.product_id = picked.product_id"
                     " AND files.path = picked.path"
                     " RETURNING files.product_id, files.path, picked.lease_worker,"
                     " files.lease_until",
-                    (product_id, product_id, worker, max(lease_s, 0.0)),
+                    (product_id, product_id, worker, max(lease_s, 0.0), token),
                 )
                 row = cur.fetchone()
-                if row is not None:
-                    cur.execute("SELECT product, file_name FROM products WHERE id = %s", (row[0],))
-                    product = cur.fetchone() or (None, "")
-                    return Claim(
-                        item=WorkItem(row[0], row[1]),
-                        worker=worker,
-                        lease_until=row[3],
-                        taken_over=row[2] is not None,
-                        previous_worker=row[2],
-                        product=catalogue_entry(product[0]),
-                        file_name=product[1] or "",
-                    )
-            return None
+            if row is None:
+                return None
+            cur.execute("SELECT product, file_name FROM products WHERE id = %s", (row[0],))
+            product = cur.fetchone() or (None, "")
+            return Claim(
+                item=WorkItem(row[0], row[1]),
+                worker=worker,
+                lease_until=row[3],
+                taken_over=row[2] is not None,
+                previous_worker=row[2],
+                product=catalogue_entry(product[0]),
+                file_name=product[1] or "",
+            )
 
         return self._run(body)
 
@@ -727,38 +853,68 @@ class PostgresLedger(Ledger):
         held: Collection[WorkItem] = (),
         slots: Collection[tuple[str, int]] = (),
     ) -> Renewal:
-        """Extend every lease and slot of ``worker`` (see :meth:`Ledger.renew`)."""
+        """Extend the leases and slots of ``worker`` named in ``held`` and ``slots``; drop
+        the worker's others (see :meth:`Ledger.renew`): a lease whose release failed must
+        not live on by the heartbeat."""
         seconds = max(lease_s, 0.0)
+        wanted = {WorkItem(item.product_id, item.path) for item in held}
+        wanted_slots = {(str(slot[0]), int(slot[1])) for slot in slots}
 
         def body(cur: Any) -> tuple[set[WorkItem], set[tuple[str, int]], datetime]:
-            cur.execute(
-                "UPDATE products SET lease_until = now() + make_interval(secs => %s)"
-                " WHERE lease_worker = %s RETURNING id",
-                (seconds, worker),
-            )
-            kept = {WorkItem(row[0]) for row in cur.fetchall()}
-            cur.execute(
-                "UPDATE files SET lease_until = now() + make_interval(secs => %s)"
-                " WHERE lease_worker = %s"
-                " RETURNING product_id, path",
-                (seconds, worker),
-            )
-            kept.update(WorkItem(row[0], row[1]) for row in cur.fetchall())
-            cur.execute(
-                "UPDATE slots SET lease_until = now() + make_interval(secs => %s) WHERE worker = %s"
-                " RETURNING account, number",
-                (seconds, worker),
-            )
-            kept_slots = {(row[0], int(row[1])) for row in cur.fetchall()}
-            cur.execute("UPDATE workers SET last_seen = now() WHERE id = %s", (worker,))
             cur.execute("SELECT now() + make_interval(secs => %s)", (seconds,))
             until: datetime = cur.fetchone()[0]
-            return kept, kept_slots, until
+            cur.execute("SELECT id FROM products WHERE lease_worker = %s FOR UPDATE", (worker,))
+            mine = {WorkItem(row[0]) for row in cur.fetchall()}
+            cur.execute(
+                "SELECT product_id, path FROM files WHERE lease_worker = %s FOR UPDATE", (worker,)
+            )
+            mine.update(WorkItem(row[0], row[1]) for row in cur.fetchall())
+            cur.execute("SELECT account, number FROM slots WHERE worker = %s FOR UPDATE", (worker,))
+            my_slots = {(row[0], int(row[1])) for row in cur.fetchall()}
+            for item in mine:
+                keep = item in wanted
+                if item.path:
+                    cur.execute(
+                        "UPDATE files SET lease_until = %s, lease_worker = %s"
+                        " WHERE product_id = %s AND path = %s AND lease_worker = %s",
+                        (
+                            until if keep else None,
+                            worker if keep else None,
+                            item.product_id,
+                            item.path,
+                            worker,
+                        ),
+                    )
+                else:
+                    cur.execute(
+                        "UPDATE products SET lease_until = %s, lease_worker = %s"
+                        " WHERE id = %s AND lease_worker = %s",
+                        (
+                            until if keep else None,
+                            worker if keep else None,
+                            item.product_id,
+                            worker,
+                        ),
+                    )
+            for account, number in my_slots:
+                if (account, number) in wanted_slots:
+                    cur.execute(
+                        "UPDATE slots SET lease_until = %s"
+                        " WHERE account = %s AND number = %s AND worker = %s",
+                        (until, account, number, worker),
+                    )
+                else:
+                    cur.execute(
+                        "DELETE FROM slots WHERE account = %s AND number = %s AND worker = %s",
+                        (account, number, worker),
+                    )
+            cur.execute("UPDATE workers SET last_seen = now() WHERE id = %s", (worker,))
+            return mine, my_slots, until
 
-        kept, kept_slots, until = self._run(body)
+        mine, my_slots, until = self._run(body)
         return Renewal(
-            lost=frozenset(item for item in held if item not in kept),
-            lost_slots=frozenset(slot for slot in slots if tuple(slot) not in kept_slots),
+            lost=frozenset((wanted - mine) | (mine - wanted)),
+            lost_slots=frozenset((wanted_slots - my_slots) | (my_slots - wanted_slots)),
             lease_until=until,
         )
 
@@ -975,8 +1131,14 @@ class PostgresLedger(Ledger):
 
     def take_slot(self, account: str, worker: str, limit: int, lease_s: float) -> Slot | None:
         """Lease one of ``account``'s slots if fewer than ``limit`` are live."""
+        token = uuid.uuid4().hex
 
         def body(cur: Any) -> Slot | None:
+            # Run again after a COMMIT whose answer was lost: the slot is already ours.
+            cur.execute("SELECT number, lease_until FROM slots WHERE token = %s", (token,))
+            row = cur.fetchone()
+            if row is not None:
+                return Slot(account, int(row[0]), worker, row[1], token)
             cur.execute(
                 "INSERT INTO accounts(account) VALUES (%s) ON CONFLICT DO NOTHING", (account,)
             )
@@ -991,23 +1153,24 @@ class PostgresLedger(Ledger):
                 return None
             number = next(n for n in range(len(live) + 1) if n not in live)
             cur.execute(
-                "INSERT INTO slots(account, number, worker, lease_until)"
-                " VALUES (%s, %s, %s, now() + make_interval(secs => %s))"
-                " ON CONFLICT(account, number) DO UPDATE SET"
-                " worker = excluded.worker, lease_until = excluded.lease_until"
+                "INSERT INTO slots(account, number, worker, lease_until, token)"
+                " VALUES (%s, %s, %s, now() + make_interval(secs => %s), %s)"
+                " ON CONFLICT(account, number) DO UPDATE SET worker = excluded.worker,"
+                " lease_until = excluded.lease_until, token = excluded.token"
                 " RETURNING lease_until",
-                (account, number, worker, max(lease_s, 0.0)),
+                (account, number, worker, max(lease_s, 0.0), token),
             )
-            return Slot(account, number, worker, cur.fetchone()[0])
+            return Slot(account, number, worker, cur.fetchone()[0], token)
 
         return self._run(body)
 
     def return_slot(self, slot: Slot) -> None:
-        """Give a slot back."""
+        """Give this slot back (its token: not a later taking of the same number)."""
         self._run(
             lambda cur: cur.execute(
-                "DELETE FROM slots WHERE account = %s AND number = %s AND worker = %s",
-                (slot.account, slot.number, slot.worker),
+                "DELETE FROM slots WHERE account = %s AND number = %s AND worker = %s"
+                " AND (%s = '' OR token = %s)",
+                (slot.account, slot.number, slot.worker, slot.token, slot.token),
             )
         )
 

@@ -37,6 +37,7 @@ import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -51,6 +52,7 @@ from sentinel_fetch.ledger.base import (
     FailedProduct,
     Ledger,
     LedgerSummary,
+    RecordRefusedError,
     Renewal,
     Slot,
     WorkerStatus,
@@ -158,6 +160,21 @@ CREATE TABLE IF NOT EXISTS meter (
 );
 UPDATE meta SET value = '2' WHERE key = 'schema';
 """
+# Added to schema 2 in place (no new version: older code ignores them): a slot's token,
+# and the indexes that keep claims and counts cheap on a batch of tens of thousands.
+_COLUMNS = (("slots", "token", "TEXT"),)
+_INDEXES: tuple[str, ...] = ()
+
+
+def _add_columns(connection: sqlite3.Connection) -> None:
+    for table, column, kind in _COLUMNS:
+        have = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    for statement in _INDEXES:
+        connection.execute(statement)
+
+
 #: Seconds a writer waits for another process's transaction before it gives up.
 BUSY_TIMEOUT_S = 30.0
 
@@ -213,6 +230,15 @@ def _storage_errors(path: Path) -> Iterator[None]:
         if "full" in text:
             raise StorageError(f"the disk is full; cannot update the job ledger {path}") from None
         raise StorageError(f"cannot update the job ledger {path}: {text}") from None
+
+
+def _refused(row: Sequence[Any], state: str, worker: str, now: float) -> bool:
+    """Whether ``worker`` may not write ``state`` over ``row`` (state, lease_worker,
+    lease_until, worker): another worker's live lease, or another worker's ``done``."""
+    current, holder, until, writer = row[0], row[1], row[2], row[3]
+    if holder is not None and holder != worker and until is not None and until > now:
+        return True
+    return current == "done" and state not in ("done", "skipped") and writer != worker
 
 
 def _aware(seconds: float) -> datetime:
@@ -342,6 +368,7 @@ class JobLedger(Ledger):
                 for statement in _UPGRADE_2.split(";"):
                     if statement.strip():
                         connection.execute(statement)
+            _add_columns(connection)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -390,23 +417,35 @@ class JobLedger(Ledger):
         return self._connection
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction under this object's lock.
 
         IMMEDIATE takes SQLite's write lock at the start, so what the transaction reads
         no other process changes before it commits (a claim's select-then-take), and a
         busy file is waited for (busy timeout) rather than failing mid-transaction.
+
+        ``durable=False`` commits without waiting for the disk (``synchronous=NORMAL``),
+        for what only matters while the workers live: leases, slots, heartbeats. In WAL
+        mode that is still atomic and survives ``kill -9``; only a power cut can lose
+        the last few, and it stops every worker too. A state change (``record``) always
+        waits for the disk.
         """
         with self._lock, _storage_errors(self.path):
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield db
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                if not durable:
+                    db.execute("PRAGMA synchronous=FULL")
 
     def _seconds(self) -> float:
         return float(self._clock())
@@ -417,7 +456,7 @@ class JobLedger(Ledger):
 
     # -- writing (the engine) ------------------------------------------------------------
 
-    def record(self, product: Any, state: str, **details: object) -> None:
+    def record(self, product: Any, state: str, *, worker: object = None, **details: object) -> None:
         """Record that ``product`` entered ``state`` (implements the engine's recorder).
 
         Details understood: ``reason``, ``path``, ``verified_by``, ``bytes_received``,
@@ -425,12 +464,23 @@ class JobLedger(Ledger):
         ``product.file_name`` if not given). A run's result state is recorded as
         :attr:`~sentinel_fetch.progress.ProductState.remembered_as` says: ``downloaded``
         as ``done``, ``stopped`` (the run ended first) as ``queued``, still to do.
+        ``worker``: raises RecordRefusedError over another worker's live lease or ``done``
+        (see :meth:`Ledger.record`).
         """
         state = stored_state(state)
         now = now_text()
         values = product_values(product, details)
         with self._write() as db:
-            row = db.execute("SELECT state FROM products WHERE id = ?", (values.id,)).fetchone()
+            row = db.execute(
+                "SELECT state, lease_worker, lease_until, worker FROM products WHERE id = ?",
+                (values.id,),
+            ).fetchone()
+            if (
+                worker is not None
+                and row is not None
+                and _refused(row, state, str(worker), self._seconds())
+            ):
+                raise RecordRefusedError(WorkItem(values.id), state, str(worker))
             if row is None:
                 db.execute(
                     "INSERT INTO products(id, name, file_name, size, checksums, state, first_seen,"
@@ -474,7 +524,7 @@ class JobLedger(Ledger):
                     values.size,
                     values.checksums,
                     values.file_name,
-                    self.worker,
+                    str(worker) if worker is not None else self.worker,
                     values.id,
                 ),
             )
@@ -483,16 +533,35 @@ class JobLedger(Ledger):
                 (values.id, now, state, values.reason),
             )
 
-    def record_file(self, product: Any, planned: Any, state: str, **details: object) -> None:
+    def record_file(
+        self,
+        product: Any,
+        planned: Any,
+        state: str,
+        *,
+        worker: object = None,
+        **details: object,
+    ) -> None:
         """Record that one file of ``product`` (a planned file: ``path``, ``size``,
         ``checksum``) entered ``state`` (``downloading``, ``done``, ``failed``).
 
         Details understood: ``reason``, ``verified_by``, ``bytes_received``, ``attempts``.
+        ``worker``: as :meth:`record`, for the file's row.
         """
         if state not in STATES:
             raise ValueError(f"unknown ledger state {state!r}")
         values = file_values(planned, details)
         with self._write() as db:
+            if worker is not None:
+                row = db.execute(
+                    "SELECT state, lease_worker, lease_until, worker FROM files"
+                    " WHERE product_id = ? AND path = ?",
+                    (str(product.id), values.path),
+                ).fetchone()
+                if row is not None and _refused(row, state, str(worker), self._seconds()):
+                    raise RecordRefusedError(
+                        WorkItem(str(product.id), values.path), state, str(worker)
+                    )
             db.execute(
                 "INSERT INTO files(product_id, path, size, checksum, state, reason,"
                 " bytes_received, attempts, verified_by, updated, worker)"
@@ -515,7 +584,7 @@ class JobLedger(Ledger):
                     values.attempts,
                     values.verified_by,
                     now_text(),
-                    self.worker,
+                    str(worker) if worker is not None else self.worker,
                 ),
             )
 
@@ -682,7 +751,7 @@ class JobLedger(Ledger):
         if among is not None:
             query += " AND id IN (SELECT value FROM json_each(?))"
             params.append(_json_list(among))
-        with self._write() as db:
+        with self._write(durable=False) as db:
             now = self._seconds()
             row = db.execute(query + " ORDER BY rowid LIMIT 1", (now, *params)).fetchone()
             if row is None:
@@ -706,7 +775,7 @@ class JobLedger(Ledger):
         self, worker: str, lease_s: float, *, product_id: str | None = None
     ) -> Claim | None:
         """Lease the next claimable file (see :meth:`Ledger.claim_next_file`)."""
-        with self._write() as db:
+        with self._write(durable=False) as db:
             now = self._seconds()
             row = db.execute(
                 "SELECT files.product_id, files.path, files.lease_worker, products.product,"
@@ -743,41 +812,80 @@ class JobLedger(Ledger):
         held: Collection[WorkItem] = (),
         slots: Collection[tuple[str, int]] = (),
     ) -> Renewal:
-        """Extend every lease and slot of ``worker`` (see :meth:`Ledger.renew`)."""
-        with self._write() as db:
+        """Extend the leases and slots of ``worker`` named in ``held`` and ``slots``; drop
+        the worker's others (see :meth:`Ledger.renew`).
+
+        A lease or slot the worker no longer tracks (its release failed: a busy file, a
+        crash between the record and the release) must not live on by its heartbeat:
+        it would hold an account's stream and keep the batch from ending.
+        """
+        wanted = {WorkItem(item.product_id, item.path) for item in held}
+        wanted_slots = {(str(slot[0]), int(slot[1])) for slot in slots}
+        with self._write(durable=False) as db:
             now = self._seconds()
             until = now + max(lease_s, 0.0)
-            db.execute(
-                "UPDATE products SET lease_until = ? WHERE lease_worker = ?", (until, worker)
-            )
-            db.execute("UPDATE files SET lease_until = ? WHERE lease_worker = ?", (until, worker))
-            db.execute("UPDATE slots SET lease_until = ? WHERE worker = ?", (until, worker))
-            db.execute("UPDATE workers SET last_seen = ? WHERE id = ?", (now, worker))
-            kept = {
+            mine = {
                 WorkItem(row[0])
                 for row in db.execute("SELECT id FROM products WHERE lease_worker = ?", (worker,))
             }
-            kept.update(
+            mine.update(
                 WorkItem(row[0], row[1])
                 for row in db.execute(
                     "SELECT product_id, path FROM files WHERE lease_worker = ?", (worker,)
                 )
             )
-            kept_slots = {
-                (row[0], row[1])
+            my_slots = {
+                (row[0], int(row[1]))
                 for row in db.execute(
                     "SELECT account, number FROM slots WHERE worker = ?", (worker,)
                 )
             }
+            for item in mine:
+                if item.path:
+                    db.execute(
+                        "UPDATE files SET lease_until = ?, lease_worker = ?"
+                        " WHERE product_id = ? AND path = ? AND lease_worker = ?",
+                        (
+                            until if item in wanted else None,
+                            worker if item in wanted else None,
+                            item.product_id,
+                            item.path,
+                            worker,
+                        ),
+                    )
+                else:
+                    db.execute(
+                        "UPDATE products SET lease_until = ?, lease_worker = ?"
+                        " WHERE id = ? AND lease_worker = ?",
+                        (
+                            until if item in wanted else None,
+                            worker if item in wanted else None,
+                            item.product_id,
+                            worker,
+                        ),
+                    )
+            for account, number in my_slots:
+                if (account, number) in wanted_slots:
+                    db.execute(
+                        "UPDATE slots SET lease_until = ? WHERE account = ? AND number = ?"
+                        " AND worker = ?",
+                        (until, account, number, worker),
+                    )
+                else:
+                    db.execute(
+                        "DELETE FROM slots WHERE account = ? AND number = ? AND worker = ?",
+                        (account, number, worker),
+                    )
+            db.execute("UPDATE workers SET last_seen = ? WHERE id = ?", (now, worker))
         return Renewal(
-            lost=frozenset(item for item in held if item not in kept),
-            lost_slots=frozenset(slot for slot in slots if tuple(slot) not in kept_slots),
+            lost=frozenset((wanted - mine) | (mine - wanted)),
+            lost_slots=frozenset((wanted_slots - my_slots) | (my_slots - wanted_slots)),
             lease_until=_aware(until),
         )
 
     def release(self, worker: str, item: WorkItem) -> bool:
         """Drop ``worker``'s lease on ``item`` (see :meth:`Ledger.release`)."""
-        with self._write() as db:
+        with self._write(durable=False) as db:
             if item.path:
                 cursor = db.execute(
                     "UPDATE files SET lease_worker = NULL, lease_until = NULL"
@@ -876,7 +984,7 @@ class JobLedger(Ledger):
 
     def heartbeat(self, worker: str) -> None:
         """Note that ``worker`` is alive."""
-        with self._write() as db:
+        with self._write(durable=False) as db:
             db.execute("UPDATE workers SET last_seen = ? WHERE id = ?", (self._seconds(), worker))
 
     def finish_worker(self, worker: str) -> None:
@@ -975,7 +1083,7 @@ class JobLedger(Ledger):
 
     def take_slot(self, account: str, worker: str, limit: int, lease_s: float) -> Slot | None:
         """Lease one of ``account``'s slots if fewer than ``limit`` are live."""
-        with self._write() as db:
+        with self._write(durable=False) as db:
             now = self._seconds()
             live = {
                 row[0]
@@ -988,19 +1096,21 @@ class JobLedger(Ledger):
                 return None
             number = next(n for n in range(len(live) + 1) if n not in live)
             until = now + max(lease_s, 0.0)
+            token = uuid.uuid4().hex
             db.execute(
-                "INSERT OR REPLACE INTO slots(account, number, worker, lease_until)"
-                " VALUES (?, ?, ?, ?)",
-                (account, number, worker, until),
+                "INSERT OR REPLACE INTO slots(account, number, worker, lease_until, token)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (account, number, worker, until, token),
             )
-        return Slot(account, number, worker, _aware(until))
+        return Slot(account, number, worker, _aware(until), token)
 
     def return_slot(self, slot: Slot) -> None:
-        """Give a slot back."""
-        with self._write() as db:
+        """Give this slot back (its token: not a later taking of the same number)."""
+        with self._write(durable=False) as db:
             db.execute(
-                "DELETE FROM slots WHERE account = ? AND number = ? AND worker = ?",
-                (slot.account, slot.number, slot.worker),
+                "DELETE FROM slots WHERE account = ? AND number = ? AND worker = ?"
+                " AND (? = '' OR token = ?)",
+                (slot.account, slot.number, slot.worker, slot.token, slot.token),
             )
 
     # -- the quota meter ------------------------------------------------------------------
