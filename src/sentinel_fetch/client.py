@@ -790,8 +790,12 @@ class Client:
             ConfigError: the temp and finish folders are on different file systems.
             FolderInUseError: another run holds one of the folders.
         """
+        from sentinel_fetch.ledger import check_ledger_location
+
         settings = self._job_settings(save_path)
         Layout(settings.temp_path, settings.finish_path).check()
+        if settings.ledger:
+            check_ledger_location(settings.ledger)
         # Downloads with a ledger share their folders: only an exclusive holder refuses.
         FolderLock.check_free(run_folders(settings), mode="shared", job=_job_location(settings))
 
@@ -899,6 +903,10 @@ class Client:
             raise InputError(f"progress must be callable, got {type(progress).__name__}")
         settings = self._job_settings(save_path, workers)
         stop_at = _quota_stop_bytes(quota_stop, settings.quota_bytes)
+        if ledger and settings.ledger:
+            from sentinel_fetch.ledger import check_ledger_location
+
+            check_ledger_location(settings.ledger)
         job_location = _job_location(settings) if ledger else ""
         with lock_folders(settings, mode="shared" if ledger else "exclusive", job=job_location):
             job = self._open_job_ledger(settings) if ledger else None

@@ -186,6 +186,9 @@ class Team:
         self.emit = emit
         self._lock = threading.Lock()
         self._held: dict[WorkItem, LinkedStop] = {}
+        #: Held while a lease or slot is taken and while renewing: the ledger's renew
+        #: keeps only what it is told of, so nothing taken may be missing from the list.
+        self._taking = threading.Lock()
         self._lost: set[WorkItem] = set()
         self._slots: set[tuple[str, int]] = set()
         self._unsent_bytes = 0
@@ -277,15 +280,23 @@ class Team:
             self.ledger.requeue([WorkItem(product.id) for product in products])
 
     def claim(self, among: Collection[str]) -> Claim | None:
-        """The next product of ``among`` nobody holds, leased to this worker."""
-        return self.ledger.claim_next(self.worker, self.options.lease_s, among=among)
+        """The next product of ``among`` nobody holds, leased to this worker (and renewed
+        from now on)."""
+        with self._taking:
+            claim = self.ledger.claim_next(self.worker, self.options.lease_s, among=among)
+            if claim is not None:
+                with self._lock:
+                    self._held[claim.item] = LinkedStop(self.stop)
+                    self._lost.discard(claim.item)
+        return claim
 
     def hold(self, claim: Claim) -> LinkedStop:
-        """Start renewing ``claim``; its event is set if the lease is lost."""
-        event = LinkedStop(self.stop)
+        """``claim``'s stop event: set if the lease is lost."""
         with self._lock:
-            self._held[claim.item] = event
-            self._lost.discard(claim.item)
+            event = self._held.get(claim.item)
+            if event is None:  # already lost (the heartbeat dropped it): stop at once
+                event = LinkedStop(self.stop)
+                event.set()
         return event
 
     def lost_lease(self, item: WorkItem) -> bool:
@@ -332,11 +343,14 @@ class Team:
         while True:
             if (stop is not None and stop.is_set()) or self.stop.is_set():
                 raise StoppedError
-            slot = self.ledger.take_slot(
-                options.account, self.worker, options.max_connections, options.lease_s
-            )
-            if slot is not None:
-                break
+            with self._taking:
+                slot = self.ledger.take_slot(
+                    options.account, self.worker, options.max_connections, options.lease_s
+                )
+                if slot is not None:
+                    with self._lock:
+                        self._slots.add((slot.account, slot.number))
+                    break
             waited_s = time.monotonic() - started
             if waited_s >= options.slot_wait_max_s:
                 raise TransferError(
@@ -348,8 +362,6 @@ class Team:
                 self._slot_freed.wait(pause_s)
             pause_s = min(pause_s * 2, _SLOT_POLL_MAX_S)
         key = (slot.account, slot.number)
-        with self._lock:
-            self._slots.add(key)
         try:
             yield slot
         finally:
@@ -436,13 +448,14 @@ class Team:
 
     def renew(self) -> None:
         """One heartbeat now: renew every lease and slot; stop the writers of lost ones."""
-        with self._lock:
-            held = list(self._held)
-            slots = list(self._slots)
-        # Stamped before the call: the lease runs from the ledger's clock inside it, so a
-        # slow answer must not push the fence past the lease's real end.
-        asked_at = time.monotonic()
-        renewal = self.ledger.renew(self.worker, self.options.lease_s, held=held, slots=slots)
+        with self._taking:
+            with self._lock:
+                held = list(self._held)
+                slots = list(self._slots)
+            # Stamped before the call: the lease runs from the ledger's clock inside it,
+            # so a slow answer must not push the fence past the lease's real end.
+            asked_at = time.monotonic()
+            renewal = self.ledger.renew(self.worker, self.options.lease_s, held=held, slots=slots)
         self._last_renewal = asked_at
         for item in renewal.lost:
             with self._lock:

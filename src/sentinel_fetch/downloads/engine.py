@@ -285,6 +285,9 @@ class DownloadEngine:
                 # Another worker has the product now: its state is that worker's to say
                 # (a verified file of ours is still worth telling: "done" goes through).
                 return
+        if self.team is not None:
+            # The ledger refuses a write over another worker's live lease or done row.
+            details = {**details, "worker": self.team.worker}
         try:
             self.recorder.record(product, state, file_name=batch.file_names[product.id], **details)
         except StorageError as exc:
