@@ -289,3 +289,51 @@ def test_file_records_follow_the_file_lease(ledger: Ledger) -> None:
     with pytest.raises(RecordRefusedError):
         ledger.record_file(product, band, "failed", worker="old", reason="late")
     assert [row["state"] for row in ledger.files("a")] == ["done"]
+
+
+# -- claims among tens of thousands of ids ----------------------------------------------
+
+
+def test_among_follows_each_call_even_a_list_changed_in_place(ledger: Ledger) -> None:
+    ledger.enqueue(products(4))
+    among = ["id-0002"]
+    first = ledger.claim_next("w", LONG, among=among)
+    assert first is not None and first.item.product_id == "id-0002"
+    assert ledger.pending(among=among) == 1
+    among[0] = "id-0003"  # the same list object, other contents
+    second = ledger.claim_next("w", LONG, among=among)
+    assert second is not None and second.item.product_id == "id-0003"
+    fixed = frozenset({"id-0000", "id-0003"})
+    third = ledger.claim_next("w", LONG, among=fixed)
+    assert third is not None and third.item.product_id == "id-0000"
+    assert ledger.claim_next("w", LONG, among=fixed) is None
+    assert ledger.pending(among=fixed) == 2
+    assert ledger.pending(among=()) == 0
+    assert ledger.claim_next("w", LONG, among=()) is None
+
+
+def test_a_claim_among_many_ids_sorts_nothing_and_reads_only_open_rows(tmp_path: Path) -> None:
+    """The query shape, by SQLite's own plan (not by timing): a walk of products_state
+    in rowid order, stopped by LIMIT 1; the ids asked about are a look-up."""
+    with JobLedger.open(tmp_path / "job") as ledger:
+        ledger.enqueue(products(50))
+        assert ledger.claim_next("w", LONG, among=frozenset({"id-0007"})) is not None
+        db = ledger._db
+        claim = " ".join(
+            row[3]
+            for row in db.execute(
+                "EXPLAIN QUERY PLAN SELECT rowid, id FROM products INDEXED BY products_state"
+                " WHERE state = 'queued' AND (lease_until IS NULL OR lease_until <= 0)"
+                " AND id IN (SELECT id FROM temp.among_ids) ORDER BY rowid LIMIT 1"
+            )
+        )
+        assert "products_state" in claim and "TEMP B-TREE" not in claim
+        pending = " ".join(
+            row[3]
+            for row in db.execute(
+                "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM products INDEXED BY products_state_id"
+                " WHERE state IN ('queued', 'downloading')"
+                " AND +id IN (SELECT id FROM temp.among_ids)"
+            )
+        )
+        assert "COVERING INDEX products_state_id" in pending
