@@ -1077,6 +1077,15 @@ class EmulatorServer:
             exchange.internal = True
             self._admin.serve(exchange)
             return
+        self.stats.request_started(exchange.host)
+        try:
+            self._answer(exchange)
+        finally:
+            self.stats.request_finished(exchange.host)
+
+    def _answer(self, exchange: Exchange) -> None:
+        """Latency, before-dispatch faults, then the host's app."""
+        request = exchange.request
         latency = self.config.latency_s
         if latency > 0 and self.stopping.wait(latency):
             exchange.abort()
