@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from sentinel_fetch.catalogue.query import Query
     from sentinel_fetch.catalogue.relative import parse_relative
     from sentinel_fetch.catalogue.results import ndjson_line, write_products
-    from sentinel_fetch.catalogue.search import RejectedEntry, Search
+    from sentinel_fetch.catalogue.search import RejectedEntry, Search, SearchProgress
     from sentinel_fetch.catalogue.triage import SORT_ORDERS, Triage, TriageOutcome
     from sentinel_fetch.config import EffectiveConfig
     from sentinel_fetch.credentials import PromptFn
@@ -97,6 +97,7 @@ __all__ = [
     "ProductSelection",
     "Query",
     "Quicklook",
+    "SearchProgress",
     "Selection",
     "Triage",
     "TriageOutcome",
@@ -129,6 +130,7 @@ _LAZY = {
     "is_offline": "sentinel_fetch.downloads.plan",
     "ndjson_line": "sentinel_fetch.catalogue.results",
     "Quicklook": "sentinel_fetch.quicklooks",
+    "SearchProgress": "sentinel_fetch.catalogue.search",
     "SORT_ORDERS": "sentinel_fetch.catalogue.triage",
     "Triage": "sentinel_fetch.catalogue.triage",
     "TriageOutcome": "sentinel_fetch.catalogue.triage",

@@ -72,6 +72,7 @@ def search(
           --dedupe --min-coverage 50 --map footprints.html
     """
     from sentinel_fetch.cli.render import total_size
+    from sentinel_fetch.cli.search_progress import search_progress
     from sentinel_fetch.client import ndjson_line, write_products
 
     config = context.config({"proxy": proxy, "ca_bundle": ca_bundle})
@@ -89,31 +90,34 @@ def search(
         if count_only:
             click.echo(result.count())
             return 0
-        # Every output takes the products as the catalogue sends them: memory does not
-        # grow with the listing. Dedupe, coverage, sort and the map need every result
-        # before the cut, so only they hold the listing (and the terminal's table, to lay
-        # it out).
-        listed: Iterable[Product] = result
-        kept: list[Product] | None = None
-        if triage.needs_every_product or map_file:
-            kept = report_drops(context, client.triage(list(result), triage, query.area))
-            listed = kept
-        elif triage.limit is not None:
-            listed = itertools.islice(result, triage.limit)
-        products = tally.counting(listed)
-        if output and output.lower().endswith(".stac.json"):
-            path, from_stac = client.write_item_collection(products, output)
-            context.info(
-                f"wrote {tally.products} STAC items to {path} ({from_stac} from the STAC catalogue)"
-            )
-        elif output:
-            path = write_products(products, output, query=query)
-            context.info(f"wrote {tally.products} products to {path}")
-        elif sys.stdout.isatty():
-            _print_table(list(products))
-        else:
-            for product in products:
-                sys.stdout.write(ndjson_line(product))
+        with search_progress(context.interactive, context.quiet) as progress:
+            result.progress = progress
+            # Every output takes the products as the catalogue sends them: memory does not
+            # grow with the listing. Dedupe, coverage, sort and the map need every result
+            # before the cut, so only they hold the listing (and the terminal's table, to lay
+            # it out).
+            listed: Iterable[Product] = result
+            kept: list[Product] | None = None
+            if triage.needs_every_product or map_file:
+                kept = report_drops(context, client.triage(list(result), triage, query.area))
+                listed = kept
+            elif triage.limit is not None:
+                listed = itertools.islice(result, triage.limit)
+            products = tally.counting(listed)
+            if output and output.lower().endswith(".stac.json"):
+                path, from_stac = client.write_item_collection(products, output)
+                context.info(
+                    f"wrote {tally.products} STAC items to {path} "
+                    f"({from_stac} from the STAC catalogue)"
+                )
+            elif output:
+                path = write_products(products, output, query=query)
+                context.info(f"wrote {tally.products} products to {path}")
+            elif sys.stdout.isatty():
+                _print_table(list(products))
+            else:
+                for product in products:
+                    sys.stdout.write(ndjson_line(product))
         if map_file:
             from sentinel_fetch.client import write_map
 
