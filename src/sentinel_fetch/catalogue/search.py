@@ -74,6 +74,8 @@ _LOGGED_REJECTIONS = 10
 _MAX_PAGE_BYTES = 128_000_000
 # Pages a window paged ahead may hold before its worker waits for the consumer.
 _BUFFERED_PAGES = 2
+# A window paged by the consumer itself (its first page was short): no bound needed.
+_WHOLE_WINDOW = 1 << 30
 # Answers in a row without a 429 before one more catalogue request at once is allowed.
 _CALM_ANSWERS = 20
 # How often a worker waiting between tries looks at the caller's stop event.
@@ -225,8 +227,17 @@ class Search:
 
     def pages(self) -> Iterator[list[Product]]:
         """Pages of products in order (sensing start, ascending unless asked otherwise)."""
-        for part in self._parts():
-            yield from self._pages_of(part)
+        # One set of workers for every part: their kept-alive connections serve them all.
+        pool = _Pool(self._concurrency, self._transport)
+        finished = False
+        try:
+            for part in self._parts():
+                yield from self._pages_of(part, pool)
+            finished = True
+        finally:
+            # Done: the workers are idle and end at once. Dropped: one may be inside a
+            # request, and ends when it returns (it sends no other).
+            pool.close(wait=finished)
 
     # -- planning ------------------------------------------------------------------------
 
@@ -261,7 +272,7 @@ class Search:
     def _reachable(self) -> int:
         return MAX_SKIP + self._page_size
 
-    def _pages_of(self, query: Query) -> Iterator[list[Product]]:
+    def _pages_of(self, query: Query, pool: _Pool) -> Iterator[list[Product]]:
         # Ids already yielded for this query: a window split after paging (its count was
         # too low) delivers some products twice, and so does a window paged again.
         seen: set[str] = set()
@@ -272,21 +283,24 @@ class Search:
         if total <= self._reachable:
             # One window: the first page is in hand; the rest pages in a worker, so what
             # the caller does with a page overlaps the fetching of the next.
-            runs.append(_Run.of(query, Window(start, query.end or self._now(), total), first))
+            run = _Run.of(query, Window(start, query.end or self._now(), total), first)
+            if first.entries < self._page_size:
+                # The first page is the whole window (most searches): paged right here.
+                run.buffer = _Buffer(_WHOLE_WINDOW)
+                run.started = True
+                self._fetch_run(run)
+            runs.append(run)
             plan = iter(())
         else:
             log.info("%d products match; splitting the search by sensing time", total)
             self._split = True
             whole = Window(start, query.end or (self._now() + timedelta(days=1)), total)
             plan = self._plan(query, [whole])
-        pool = _Pool(self._concurrency, self._transport)
         current: _Run | None = None
-        finished = False
         try:
             while True:
                 current = self._next_run(query, runs, plan, pool)
                 if current is None:
-                    finished = True
                     return
                 self.windows.append(current.window)
                 self._start_ahead(query, runs, plan, pool)
@@ -329,9 +343,6 @@ class Search:
                 current.buffer.close()
             for run in runs:
                 run.buffer.close()
-            # Done: the workers are idle and end at once. Dropped: one may be inside a
-            # request, and ends when it returns (it sends no other).
-            pool.close(wait=finished)
 
     def _announce(self, ahead: deque[_Run]) -> None:
         """Tell the caller's progress callback how far the listing is."""
@@ -414,6 +425,8 @@ class Search:
         except BaseException as error:  # handed to the consumer, raised there
             run.buffer.fail(error)
             return
+        finally:
+            self._local.halt = None
         run.buffer.finish(complete)
 
     def _halves(self, query: Query, window: Window, *, count_both: bool = False) -> list[Window]:
