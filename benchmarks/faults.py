@@ -78,12 +78,44 @@ class _StreamSampler:
             self.samples.append(int(stats["streams"]["current"]))
 
 
+class _Timeline:
+    """Every progress event with its time since the call: where a run's wall time went."""
+
+    def __init__(self) -> None:
+        self.began = time.perf_counter()
+        self.events: list[tuple[float, Any]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        with self._lock:
+            self.events.append((time.perf_counter() - self.began, event))
+
+    def lines(self) -> list[str]:
+        """One line per product: attempts (start, resumed-from MB), waits, the end."""
+        from sentinel_fetch.progress import ProductFinished, ProductStarted, ProductWaiting
+
+        rows: dict[str, list[str]] = {}
+        for at, event in self.events:
+            name = getattr(event, "name", None)
+            if name is None:
+                continue
+            row = rows.setdefault(name, [])
+            if isinstance(event, ProductStarted):
+                row.append(f"{at:5.1f} start@{event.resumed_from / MB:.0f}MB")
+            elif isinstance(event, ProductWaiting):
+                row.append(f"{at:5.1f} wait {event.delay_s:.1f}s ({event.reason[:40]})")
+            elif isinstance(event, ProductFinished):
+                row.append(f"{at:5.1f} {event.status}")
+        return [f"    {n:2}: " + " | ".join(row) for n, (_, row) in enumerate(sorted(rows.items()))]
+
+
 def _run(
     emulator: EmulatorProcess,
     products: list[Any],
     save: Path,
     faults: list[dict[str, Any]],
     sampler: bool = False,
+    timeline: _Timeline | None = None,
 ) -> dict[str, Any]:
     from sentinel_fetch.api import download
     from sentinel_fetch.auth import Credentials
@@ -100,12 +132,17 @@ def _run(
     )
     samples: list[int] = []
     began = time.perf_counter()
+    if timeline is not None:
+        timeline.began = began
+    settings = _settings(emulator, save)
     if sampler:
         with _StreamSampler(emulator) as watching:
-            report = download(products, settings=_settings(emulator, save), credentials=credentials)
+            report = download(
+                products, settings=settings, credentials=credentials, progress=timeline
+            )
         samples = watching.samples
     else:
-        report = download(products, settings=_settings(emulator, save), credentials=credentials)
+        report = download(products, settings=settings, credentials=credentials, progress=timeline)
     wall_s = time.perf_counter() - began
     stats = emulator.admin("GET", "stats?events=0")
     pending = emulator.admin("GET", "faults")["faults"]
@@ -122,7 +159,9 @@ def _run(
     return result
 
 
-def measure(count: int, size: int, rounds: int, context: Context) -> dict[str, Any]:
+def measure(
+    count: int, size: int, rounds: int, context: Context, *, timeline: bool = False
+) -> dict[str, Any]:
     """The rounds (clean and faulted, shuffled) and the limit-3 run; figures and ratios."""
     from sentinel_fetch.api import search
 
@@ -148,13 +187,18 @@ def measure(count: int, size: int, rounds: int, context: Context) -> dict[str, A
             context.rng.shuffle(order)
             for kind in order:
                 save = context.work_dir / f"faults-{kind}"
-                figures = _run(emulator, products, save, faults if kind == "faulted" else [])
+                events = _Timeline() if timeline else None
+                figures = _run(
+                    emulator, products, save, faults if kind == "faulted" else [], timeline=events
+                )
                 runs[kind].append(figures)
                 context.log(
                     f"  {kind:7}: {figures['wall_s']:6.2f} s, 429s: {figures['throttled']}, "
                     f"peak streams: {figures['peak_streams']}, verified: {figures['verified']}, "
                     f"rules not fired: {figures['faults_left']}"
                 )
+                for line in events.lines() if events is not None else []:
+                    context.log(line)
         emulator.admin("PATCH", "config", {"max_concurrent_downloads": 3})
         try:
             limited = _run(emulator, products, context.work_dir / "faults-limit3", [], True)
@@ -244,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--data-dir", type=Path, help="the emulator's cache folder")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--timeline", action="store_true", help="log each product's attempts, waits and end"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="faults-") as work:
         data = args.data_dir or Path(work) / "data"
@@ -252,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         context.work_dir.mkdir(parents=True, exist_ok=True)
         count, size = (12, 20 * MB) if args.quick else (12, 100 * MB)
-        result = measure(count, size, context.rounds_for(3, 1), context)
+        result = measure(count, size, context.rounds_for(3, 1), context, timeline=args.timeline)
     ratio = _median(result["time_ratios"])
     limited = result["limit3"]
     print(f"time ratio (faulted / clean): {ratio:.3f}  (target <= 1.2)")

@@ -196,6 +196,17 @@ class Governor:
                 wait_s = max(wait_s, pause_s)
             self._probe_at = now + wait_s if self._current < self._ceiling else float("inf")
 
+    def may_keep(self) -> bool:
+        """Whether a slot just used may go on to the next request without a new wait.
+
+        A cut connection resumes on its own slot, so a product waiting for one cannot
+        take it in between; not while slots in use exceed the limit in force (a 429
+        lowered it since) or a ``Retry-After`` pause runs: then the slot goes back.
+        """
+        with self._cond:
+            self._advance_locked()
+            return self._in_use <= self._current and self._clock() >= self._paused_until
+
     @contextmanager
     def slot(self, stop: threading.Event | None = None) -> Iterator[None]:
         """Hold one slot for the duration of a request.
