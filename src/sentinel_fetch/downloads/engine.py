@@ -411,7 +411,7 @@ class DownloadEngine:
                     if claim is None:
                         return
                     shared, piece = claim
-                    help_product(shared, piece, replace(context, progress=self._ids(shared)))
+                    help_product(shared, piece, replace(context, progress=self._ids(shared)), board)
             except StoppedError:
                 return
 

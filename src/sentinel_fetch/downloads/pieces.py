@@ -182,6 +182,13 @@ class Board:
         self._products: list[Shared] = []
         #: Ranges taken by helpers in this batch.
         self.splits = 0
+        #: Set when the download host answered a range with something else: no more
+        #: helping in this batch (CDSE's Range support is not documented, spec §5.4).
+        self.refused = False
+
+    def refuse(self) -> None:
+        """The host does not serve ranges as asked: stop helping for the rest of the batch."""
+        self.refused = True
 
     def clear(self) -> None:
         """Delete pieces an earlier run left (killed): no run but this one uses the folder.
@@ -208,12 +215,16 @@ class Board:
 
     def splittable(self) -> bool:
         """Whether some product has a range large enough to share."""
+        if self.refused:
+            return False
         with self._lock:
             products = list(self._products)
         return any(shared.remaining(self.min_piece) for shared in products)
 
     def split(self) -> tuple[Shared, Piece] | None:
         """Take a range of the product with the most bytes still to come in one range."""
+        if self.refused:
+            return None
         with self._lock:
             products = list(self._products)
         for shared in sorted(products, key=lambda s: -s.remaining(self.min_piece)):

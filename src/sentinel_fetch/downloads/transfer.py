@@ -524,7 +524,11 @@ class _Attempt:
         """Offer the rest of this body to helpers, when it is the plain rest of the product."""
         board = self.context.board
         size = self.expected.size
-        if board is None or not size or _content_encoding(response):
+        if board is None or board.refused or not size or _content_encoding(response):
+            return None
+        # Only a host that says it serves ranges (or just did) is asked for one.
+        ranges = "bytes" in response.headers.get("Accept-Ranges", "").lower()
+        if not ranges and response.status_code != 206:
             return None
         if length != size - offset or size - offset < 2 * board.min_piece:
             return None
@@ -766,14 +770,15 @@ def _owning(shared: Shared | None, board: Board | None) -> Iterator[None]:
             board.unregister(shared)
 
 
-def help_product(shared: Shared, piece: Piece, context: TransferContext) -> None:
+def help_product(shared: Shared, piece: Piece, context: TransferContext, board: Board) -> None:
     """Fetch a helper's piece of a product into its own file, on a slot the caller holds.
 
     Whatever happens, the piece is finished: complete, or failed where it stopped (the
-    owner then resumes from there). A 429 is reported to the governor as any other.
+    owner then resumes from there). A 429 is reported to the governor as any other; an
+    answer that is not the range asked for ends the helping for the batch.
     """
     try:
-        _fetch_piece(shared, piece, context)
+        _fetch_piece(shared, piece, context, board)
     except (OSError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
         log.info("%s: helping connection ended: %s", shared.name, type(exc).__name__)
     except (SentinelFetchError, StoppedError) as exc:
@@ -784,7 +789,7 @@ def help_product(shared: Shared, piece: Piece, context: TransferContext) -> None
             discard(piece)
 
 
-def _fetch_piece(shared: Shared, piece: Piece, context: TransferContext) -> None:
+def _fetch_piece(shared: Shared, piece: Piece, context: TransferContext, board: Board) -> None:
     headers = {"Accept-Encoding": "identity", "Range": f"bytes={piece.start}-{piece.end - 1}"}
     response = context.transport.request(
         "GET",
@@ -801,6 +806,8 @@ def _fetch_piece(shared: Shared, piece: Piece, context: TransferContext) -> None
                 context.governor.throttled(
                     error.retry_after_s, account_limit=session_limit(str(error))
                 )
+            elif response.status_code in (200, 416):
+                board.refuse()
             log.info("%s: a range request got HTTP %d", shared.name, response.status_code)
             return
         content_range = _parse_content_range(response.headers.get("Content-Range"))
@@ -811,6 +818,7 @@ def _fetch_piece(shared: Shared, piece: Piece, context: TransferContext) -> None
             or content_range[1] < piece.end - 1
             or content_range[2] != shared.size
         ):
+            board.refuse()
             log.info("%s: a range answer does not match its request", shared.name)
             return
         assert piece.path is not None
