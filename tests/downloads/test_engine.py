@@ -830,10 +830,11 @@ def test_a_cut_connection_keeps_its_slot_while_it_resumes(
     assert order in ([cut.id, cut.id, products[1].id], [products[1].id, cut.id, cut.id])
 
 
-def test_a_corrupt_body_is_fetched_again_at_once(
+def test_a_corrupt_body_is_fetched_again_at_once_on_its_slot(
     cdse: Emulator, settings: Settings, credentials: Credentials
 ) -> None:
-    (product,) = _products(settings, 1)
+    settings = with_limits(settings, workers=1)
+    product, other = _products(settings, 2)
     cdse.faults.add(CorruptFault(product=product.id, offset=product.size // 2))
     waits: list[ProductWaiting] = []
 
@@ -842,8 +843,25 @@ def test_a_corrupt_body_is_fetched_again_at_once(
             waits.append(event)
 
     engine = _engine(settings, credentials, progress=progress)
+    report = engine.run([product, other])
+    engine.transport.close()
+    _assert_verified(settings, [product, other], report)
+    assert [w.delay_s for w in waits] == [0.0], "the host served at full speed: no backoff"
+    assert report.results[0].attempts == 2
+    # Judged before its slot was given back: the second product did not get in between.
+    order = [e.product_id for e in cdse.stats.events("download")]
+    assert order in ([product.id, product.id, other.id], [other.id, product.id, product.id])
+
+
+def test_pieces_a_killed_run_left_are_deleted_by_the_next_run(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    (product,) = _products(settings, 1)
+    stale = settings.temp_path / ".pieces" / "0123456789abcdef-65536.piece"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left by a run killed while helping")
+    engine = _engine(settings, credentials)
     report = engine.run([product])
     engine.transport.close()
     _assert_verified(settings, [product], report)
-    assert [w.delay_s for w in waits] == [0.0], "the host served at full speed: no backoff"
-    assert report.results[0].attempts == 2
+    assert not stale.exists()

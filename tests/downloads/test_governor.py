@@ -236,3 +236,27 @@ def test_a_slot_is_kept_for_a_resume_only_within_the_limit_in_force() -> None:
         assert not governor.may_keep()
         clock.now += 10
         assert governor.may_keep()
+
+
+def test_a_spare_request_gives_way_to_a_waiting_one() -> None:
+    governor = Governor(1)
+    order: list[str] = []
+    stop = threading.Event()
+
+    def take(name: str, spare: bool) -> None:
+        with governor.slot(stop, spare=spare):
+            order.append(name)
+
+    with governor.slot():
+        waiting = threading.Thread(target=take, args=("product", False))
+        waiting.start()
+        for _ in range(10_000):  # bounded: until the thread is inside its wait
+            if governor.waiting == 1:
+                break
+            stop.wait(0.001)
+        assert governor.waiting == 1
+        helper = threading.Thread(target=take, args=("helper", True))
+        helper.start()
+    waiting.join()
+    helper.join()
+    assert order == ["product", "helper"]

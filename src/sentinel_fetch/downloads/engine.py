@@ -406,7 +406,7 @@ class DownloadEngine:
         """A free connection: fetch ranges of products in flight until none is worth it."""
         while not self.stop.is_set():
             try:
-                with self.governor.slot(self.stop):
+                with self.governor.slot(self.stop, spare=True):
                     claim = board.split()
                     if claim is None:
                         return

@@ -4,8 +4,9 @@ When every product of a batch has started and a connection slot is free, it woul
 idle while the last products trickle in one connection each (a 100 MB product refetched
 after a corrupt body is 5 s alone at CDSE's 20 MB/s per connection). Instead a free slot
 *helps*: it takes the second half of the largest range still to come of a product in
-flight and fetches it with a closed ``Range`` request, and the stream it was taken from
-stops where the helper's range begins.
+flight and fetches it with closed ``Range`` requests, and the stream it was taken from
+stops where the helper's range begins. The owner's open-ended request is the only one
+ever dropped mid-body (once per product); a helper's requests are read to their end.
 
 Why the part file stays what it was: only the product's own transfer (its *owner*)
 writes the ``.part`` file, in order, so it is always a prefix of the product (resumable,
@@ -30,11 +31,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MIN_PIECE_BYTES", "Board", "Piece", "Shared"]
+__all__ = ["HELPER_REQUEST_BYTES", "MIN_PIECE_BYTES", "Board", "Piece", "Shared"]
 
 #: The smallest range worth a request of its own: a split needs twice this still to come.
 #: At 20 MB/s, 8 MiB is 0.4 s of one connection; a request costs one round trip.
 MIN_PIECE_BYTES = 8 << 20
+#: A helper's requests ask for at most this much (one round trip per 0.8 s at 20 MB/s).
+HELPER_REQUEST_BYTES = 16 << 20
 
 PIECES_FOLDER = ".pieces"
 
@@ -125,6 +128,18 @@ class Shared:
             self._pieces.insert(self._pieces.index(best) + 1, piece)
             return piece
 
+    def reserve_request(self, piece: Piece, most: int) -> int:
+        """The length of a helper's next request (0 at its end); no split cuts into it.
+
+        A helper asks for its piece a request of at most ``most`` bytes at a time, each
+        read to its end: a later split of its piece begins after the request in flight,
+        so a helper never drops a connection mid-body.
+        """
+        with self._lock:
+            count = max(0, min(most, piece.end - piece.position))
+            piece.reserved = piece.position + count
+            return count
+
     def reserve(self, piece: Piece, wanted: int) -> int:
         """How many bytes ``piece`` may read next (0 at its end); no split cuts into them."""
         with self._lock:
@@ -136,7 +151,7 @@ class Shared:
         """``count`` bytes of ``piece`` arrived (at most what was reserved)."""
         with self._lock:
             piece.position += count
-            piece.reserved = piece.position
+            piece.reserved = max(piece.reserved, piece.position)
 
     def finish(self, piece: Piece) -> None:
         """``piece`` ends (complete, or failed if short of its end); the owner may go on."""

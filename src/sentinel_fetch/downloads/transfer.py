@@ -51,7 +51,7 @@ from sentinel_fetch.downloads.checksum import Expected, StreamVerifier
 from sentinel_fetch.downloads.governor import Governor, session_limit
 from sentinel_fetch.downloads.partfile import PartWriter
 from sentinel_fetch.downloads.paths import Layout
-from sentinel_fetch.downloads.pieces import Board, Piece, Shared, discard
+from sentinel_fetch.downloads.pieces import HELPER_REQUEST_BYTES, Board, Piece, Shared, discard
 from sentinel_fetch.downloads.rate import MinimumRate, Watchdog
 from sentinel_fetch.errors import (
     AuthError,
@@ -404,10 +404,15 @@ class _Attempt:
                 verifier = self._receive(response, offset, attempt_number)
         except StoppedError:
             raise _Stopped from None
+        verified_by = None
+        if verifier.expected.algorithm and verifier.expected.digest:
+            # The digest is already computed: judged on the slot, a corrupt body is
+            # fetched again on it at once, before another product can take it.
+            verified_by = self._judge(verifier)
         # The connection slot is free again: the local work (fsync, checks, move) no longer
         # holds up the next download (a 100 MB fsync takes ~0.1 s of a 20 MB/s slot).
         self.slot.release()
-        return self._finish(verifier)
+        return self._finish(verifier, verified_by)
 
     def _receive(
         self, response: requests.Response, offset: int, attempt_number: int
@@ -673,13 +678,19 @@ class _Attempt:
             raise _storage_error(exc, self.part) from None
         discard(piece)
 
-    def _finish(self, verifier: StreamVerifier) -> str:
-        """Judge the part file; if good, make it durable and move it into Finish."""
+    def _judge(self, verifier: StreamVerifier) -> str:
+        """Judge the part file; a bad one is deleted."""
         try:
-            verified_by = verifier.verify(self.product.name, self.part)
+            return verifier.verify(self.product.name, self.part)
         except IntegrityError:
             self.discard()
             raise
+
+    def _finish(self, verifier: StreamVerifier, verified_by: str | None = None) -> str:
+        """Judge the part file (unless judged already); if good, make it durable and move it
+        into Finish."""
+        if verified_by is None:
+            verified_by = self._judge(verifier)
         try:
             with self.part.open("rb") as handle:
                 os.fsync(handle.fileno())
@@ -790,7 +801,28 @@ def help_product(shared: Shared, piece: Piece, context: TransferContext, board: 
 
 
 def _fetch_piece(shared: Shared, piece: Piece, context: TransferContext, board: Board) -> None:
-    headers = {"Accept-Encoding": "identity", "Range": f"bytes={piece.start}-{piece.end - 1}"}
+    assert piece.path is not None
+    limits = context.limits
+    with PartWriter(
+        piece.path, start=0, buffer_size=limits.chunk_size_bytes, direct=limits.direct_io
+    ) as writer:
+        while not (shared.closed or context.stop.is_set()):
+            span = shared.reserve_request(piece, HELPER_REQUEST_BYTES)
+            if not span or not _fetch_span(shared, piece, span, writer, context, board):
+                return
+
+
+def _fetch_span(
+    shared: Shared,
+    piece: Piece,
+    span: int,
+    writer: PartWriter,
+    context: TransferContext,
+    board: Board,
+) -> bool:
+    """One closed range request of a helper, read to its end; ``False`` if it failed."""
+    first = piece.position
+    headers = {"Accept-Encoding": "identity", "Range": f"bytes={first}-{first + span - 1}"}
     response = context.transport.request(
         "GET",
         shared.url,
@@ -809,43 +841,33 @@ def _fetch_piece(shared: Shared, piece: Piece, context: TransferContext, board: 
             elif response.status_code in (200, 416):
                 board.refuse()
             log.info("%s: a range request got HTTP %d", shared.name, response.status_code)
-            return
+            return False
         content_range = _parse_content_range(response.headers.get("Content-Range"))
-        if (
-            _content_encoding(response)
-            or content_range is None
-            or content_range[0] != piece.start
-            or content_range[1] < piece.end - 1
-            or content_range[2] != shared.size
-        ):
+        if _content_encoding(response) or content_range != (first, first + span - 1, shared.size):
             board.refuse()
             log.info("%s: a range answer does not match its request", shared.name)
-            return
-        assert piece.path is not None
-        limits = context.limits
-        read = _body_reader(response, limits.chunk_size_bytes)
+            return False
+        read = _body_reader(response, context.limits.chunk_size_bytes)
+        left = span
         unreported = 0
-        with PartWriter(
-            piece.path, start=0, buffer_size=limits.chunk_size_bytes, direct=limits.direct_io
-        ) as writer:
-            try:
-                while not (shared.closed or context.stop.is_set()):
-                    view = writer.buffer()
-                    size = shared.reserve(piece, len(view))
-                    if not size:
-                        break
-                    count = read(view[:size])
-                    if not count:
-                        break
-                    writer.commit(count)
-                    shared.advance(piece, count)
-                    unreported += count
-                    if unreported >= _PROGRESS_STEP_BYTES:
-                        context.progress(BytesReceived(shared.name, unreported))
-                        unreported = 0
-            finally:
-                if unreported:
+        try:
+            while left and not (shared.closed or context.stop.is_set()):
+                view = writer.buffer()
+                count = read(view[: min(len(view), left)])
+                if not count:
+                    return False
+                writer.commit(count)
+                shared.advance(piece, count)
+                left -= count
+                unreported += count
+                if unreported >= _PROGRESS_STEP_BYTES:
                     context.progress(BytesReceived(shared.name, unreported))
+                    unreported = 0
+        finally:
+            if unreported:
+                context.progress(BytesReceived(shared.name, unreported))
+        # Read to its end, the connection goes back to the pool for the next request.
+        return not left and not _body_continues(read)
 
 
 def _budget(limits: Limits, expected: Expected) -> ProductBudget:
