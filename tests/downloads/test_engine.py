@@ -865,3 +865,27 @@ def test_pieces_a_killed_run_left_are_deleted_by_the_next_run(
     engine.transport.close()
     _assert_verified(settings, [product], report)
     assert not stale.exists()
+
+
+def test_a_stop_while_helped_leaves_a_part_file_the_next_run_resumes(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    (product,) = _products(settings, 1)
+    engine = _engine(settings, credentials)
+    engine.min_piece_bytes = 4096
+    finished = _held_until_helped(cdse, engine, product)
+    engine.stop.set()
+    cdse.faults.release_holds()
+    report = finished()
+    engine.transport.close()
+    assert report.results[0].status == "stopped"
+    part = settings.temp_path / f"{product.file_name}.part"
+    kept = part.stat().st_size if part.exists() else 0
+    assert kept < product.size
+    # The part file is a prefix of the product: the next run appends to it and verifies
+    # at the first attempt (a part file with a hole would fail its checksum first).
+    again = _engine(settings, credentials)
+    second = again.run([product])
+    again.transport.close()
+    _assert_verified(settings, [product], second)
+    assert second.results[0].attempts == 1

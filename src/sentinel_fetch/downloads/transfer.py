@@ -571,6 +571,8 @@ class _Attempt:
                 direct=context.limits.direct_io,
             )
         except OSError as exc:
+            if shared is not None and context.board is not None:
+                context.board.unregister(shared)
             raise _storage_error(exc, self.part) from None
         try:
             with writer, _owning(shared, context.board):
