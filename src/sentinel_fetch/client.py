@@ -33,6 +33,7 @@ import difflib
 import functools
 import inspect
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from sentinel_fetch.errors import (
     ProductNotFoundError,
     QueryError,
     ResultFileError,
+    SentinelFetchError,
 )
 from sentinel_fetch.ledger import LEDGER_FILE_NAME, JobLedger, LedgerSummary, StoredProduct
 from sentinel_fetch.progress import ProductState, Progress
@@ -376,6 +378,8 @@ class Client:
         self._account = credentials
         self._network: tuple[Transport, TokenManager] | None = None
         self._closed = False
+        self._login_ahead: threading.Thread | None = None
+        self._login_stop = threading.Event()
 
     @classmethod
     def from_config(
@@ -450,8 +454,41 @@ class Client:
     def close(self) -> None:
         """Close every connection; the Client refuses later calls. Safe to call twice."""
         self._closed = True
+        self._login_stop.set()
+        if self._login_ahead is not None:
+            self._login_ahead.join()  # a login in flight ends its tries at the stop
         if self._network is not None:
             self._network[0].close()
+
+    def log_in_ahead(self, stop: threading.Event | None = None) -> None:
+        """Start the password login now, in the background, for the downloads to come.
+
+        The first download request then finds a token instead of waiting for a login: the
+        login's round trips overlap what the caller does meanwhile (planning, catalogue
+        look-ups). The account is looked up here, in the calling thread, so a prompt
+        stays where the user is. Nothing is raised here: a refused login is met again,
+        and reported, by the download's first request (a refusal is not retried).
+        Waits between tries end when ``stop`` is set (a batch's stop), or at :meth:`close`.
+        """
+        self._check_open()
+        if self._login_ahead is not None:
+            return
+        tokens = self._tokens
+        try:
+            tokens.credentials  # noqa: B018 - looked up now, in this thread
+        except SentinelFetchError:
+            return
+
+        def log_in() -> None:
+            try:
+                tokens.access_token(stop=stop or self._login_stop)
+            except SentinelFetchError as exc:
+                from sentinel_fetch.redact import redact
+
+                log.debug("login ahead of the downloads failed: %s", redact(str(exc)))
+
+        self._login_ahead = threading.Thread(target=log_in, name="sentinel-fetch-login")
+        self._login_ahead.start()
 
     def __enter__(self) -> Client:
         self._check_open()
@@ -798,7 +835,7 @@ class Client:
         from sentinel_fetch.downloads.engine import DownloadEngine, JobRecorder
         from sentinel_fetch.downloads.files import plan_files
         from sentinel_fetch.downloads.native import native_archives, with_native
-        from sentinel_fetch.downloads.plan import is_offline
+        from sentinel_fetch.downloads.plan import Action, is_offline
         from sentinel_fetch.downloads.selection import Selection
 
         self._check_open()
@@ -819,6 +856,12 @@ class Client:
                 )
                 online = [p for p in wanted if not is_offline(p)]
                 plans = None
+                logins_before = self._tokens.logins
+                if chosen is None and any(
+                    item.action in (Action.FETCH, Action.RESUME) for item in engine.plan(online)
+                ):
+                    # The login overlaps the look-ups below and the batch's planning.
+                    self.log_in_ahead(engine.stop)
                 if chosen is None:
                     # Sentinel-1 in its first month: the native archive is about half the bytes.
                     natives = native_archives(
@@ -834,8 +877,13 @@ class Client:
                         tokens=self._tokens,
                         stop=engine.stop,
                     )
-                return engine.run(wanted, plans)
+                report = engine.run(wanted, plans)
+                # The login ahead may have ended before the run began: it is this run's.
+                return dataclasses.replace(report, logins=self._tokens.logins - logins_before)
             finally:
+                if self._login_ahead is not None:
+                    self._login_ahead.join()
+                    self._login_ahead = None
                 if isinstance(recorder, JobLedger):
                     recorder.close()
 
