@@ -379,6 +379,8 @@ class Client:
         self._network: tuple[Transport, TokenManager] | None = None
         self._closed = False
         self._login_ahead: threading.Thread | None = None
+        # The login count when the login ahead began: that login is the next download's.
+        self._logins_base = 0
         self._login_stop = threading.Event()
 
     @classmethod
@@ -487,6 +489,7 @@ class Client:
 
                 log.debug("login ahead of the downloads failed: %s", redact(str(exc)))
 
+        self._logins_base = tokens.logins
         self._login_ahead = threading.Thread(target=log_in, name="sentinel-fetch-login")
         self._login_ahead.start()
 
@@ -856,7 +859,9 @@ class Client:
                 )
                 online = [p for p in wanted if not is_offline(p)]
                 plans = None
-                logins_before = self._tokens.logins
+                # A login started ahead (by the caller, before its search) is this run's.
+                ahead = self._login_ahead is not None
+                logins_before = self._logins_base if ahead else self._tokens.logins
                 if chosen is None and any(
                     item.action in (Action.FETCH, Action.RESUME) for item in engine.plan(online)
                 ):
