@@ -8,8 +8,12 @@ Baseline, in the same rounds: the very requests our client sent (read back from 
 emulator's request log: the same pages, counts and splits) fetched by one ``curl``
 process over one kept-alive connection, bodies thrown away. ``client wall / curl wall``
 is then what parsing the JSON into products, deduplicating and planning the split cost
-on top of the raw transfer; the client's own CPU time as a share of its wall time says
-how much of the listing is the client rather than the catalogue.
+on top of the raw transfer, less what paging the time windows side by side
+(``limits.catalogue_requests``, 2) and parsing one page while the next arrives win back.
+The target is 1.0: the listing no slower than one sequential fetch of its pages. The
+client's own CPU time as a share of its wall time says how much of the listing is the
+client rather than the catalogue; the emulator's peak of catalogue requests answered at
+once shows the bound at work.
 """
 
 from __future__ import annotations
@@ -57,6 +61,12 @@ def _requests_sent(emulator: EmulatorProcess) -> list[str]:
     ]
 
 
+def _peak_in_flight(emulator: EmulatorProcess) -> int:
+    """The most catalogue requests the emulator answered at once since the stats reset."""
+    stats = emulator.admin("GET", "stats?events=0")
+    return int(stats.get("in_flight", {}).get("catalogue", {}).get("peak", 0))
+
+
 def _curl_replay(context: Context, emulator: EmulatorProcess, urls: list[str]) -> Measured:
     """One curl, one connection, every URL in turn, bodies to /dev/null."""
     config = context.work_dir / "listing.curlrc"
@@ -98,6 +108,7 @@ def search_listing(context: Context) -> list[Row]:
         emulator.admin("DELETE", "stats")
         warm = run_client(context, arguments, env)
         urls = _requests_sent(emulator)
+        peak = _peak_in_flight(emulator)
         context.log(
             f"  curl:   one curl --config with the client's {len(urls)} requests "
             f"(pages and counts), bodies to /dev/null"
@@ -142,7 +153,9 @@ def search_listing(context: Context) -> list[Row]:
             "curl, same URLs, no parsing",
             curl_wall,
             ratios_of(client_wall, curl_wall),
-            note="ratio > 1: slower than the raw transfer (parsing, products, dedup)",
+            Target("ratio", "<=", 1.0),
+            note="ratio > 1: slower than the raw transfer (parsing, products, dedup); "
+            f"at most {peak} catalogue requests were answered at once (emulator's count)",
         ),
         Row(
             "search_listing",

@@ -85,6 +85,31 @@ def test_one_client_three_downloads_one_login(cdse: Emulator, client: Client) ->
     assert client.logins == 1
 
 
+def test_a_login_ahead_is_the_one_the_downloads_use(cdse: Emulator, client: Client) -> None:
+    products = few_products(client, 2)
+    client.log_in_ahead()
+    assert cdse.stats.wait_for(lambda stats: stats.logins == {DEMO_USERNAME: 1}, 120)
+    report = client.download(products)
+    assert report.ok
+    assert cdse.stats.logins == {DEMO_USERNAME: 1}
+    # Everything is already there: the rerun plans no request, so it logs in no more.
+    again = client.download(products)
+    assert again.count("skipped") == 2 and again.logins == 0
+
+
+def test_a_refused_login_ahead_is_reported_by_the_download(
+    cdse: Emulator, settings: Settings
+) -> None:
+    from sentinel_fetch.errors import InvalidCredentialsError
+
+    with Client(settings, Credentials(DEMO_USERNAME, "wrong", source="test")) as client:
+        products = few_products(client, 1)
+        client.log_in_ahead()  # raises nothing
+        with pytest.raises(InvalidCredentialsError):
+            client.download(products)
+    assert cdse.stats.failed_logins == {DEMO_USERNAME: 1}, "a refusal is not tried again"
+
+
 def test_the_module_level_download_logs_in_once_per_call(
     cdse: Emulator, settings: Settings, credentials: Credentials
 ) -> None:

@@ -33,6 +33,7 @@ import difflib
 import functools
 import inspect
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from sentinel_fetch.errors import (
     ProductNotFoundError,
     QueryError,
     ResultFileError,
+    SentinelFetchError,
 )
 from sentinel_fetch.ledger import (
     LEDGER_FILE_NAME,
@@ -74,7 +76,7 @@ if TYPE_CHECKING:
     from sentinel_fetch.catalogue.query import Query
     from sentinel_fetch.catalogue.relative import parse_relative
     from sentinel_fetch.catalogue.results import ndjson_line, write_products
-    from sentinel_fetch.catalogue.search import RejectedEntry, Search
+    from sentinel_fetch.catalogue.search import RejectedEntry, Search, SearchProgress
     from sentinel_fetch.catalogue.triage import SORT_ORDERS, Triage, TriageOutcome
     from sentinel_fetch.config import EffectiveConfig
     from sentinel_fetch.credentials import PromptFn
@@ -115,6 +117,7 @@ __all__ = [
     "ProductSelection",
     "Query",
     "Quicklook",
+    "SearchProgress",
     "Selection",
     "Shard",
     "Triage",
@@ -156,6 +159,7 @@ _LAZY = {
     "parse_quota_stop": "sentinel_fetch.downloads.quota",
     "ndjson_line": "sentinel_fetch.catalogue.results",
     "Quicklook": "sentinel_fetch.quicklooks",
+    "SearchProgress": "sentinel_fetch.catalogue.search",
     "SORT_ORDERS": "sentinel_fetch.catalogue.triage",
     "Triage": "sentinel_fetch.catalogue.triage",
     "TriageOutcome": "sentinel_fetch.catalogue.triage",
@@ -450,6 +454,10 @@ class Client:
         self._account = credentials
         self._network: tuple[Transport, TokenManager] | None = None
         self._closed = False
+        self._login_ahead: threading.Thread | None = None
+        # The login count when the login ahead began: that login is the next download's.
+        self._logins_base = 0
+        self._login_stop = threading.Event()
 
     @classmethod
     def from_config(
@@ -524,8 +532,42 @@ class Client:
     def close(self) -> None:
         """Close every connection; the Client refuses later calls. Safe to call twice."""
         self._closed = True
+        self._login_stop.set()
+        if self._login_ahead is not None:
+            self._login_ahead.join()  # a login in flight ends its tries at the stop
         if self._network is not None:
             self._network[0].close()
+
+    def log_in_ahead(self, stop: threading.Event | None = None) -> None:
+        """Start the password login now, in the background, for the downloads to come.
+
+        The first download request then finds a token instead of waiting for a login: the
+        login's round trips overlap what the caller does meanwhile (planning, catalogue
+        look-ups). The account is looked up here, in the calling thread, so a prompt
+        stays where the user is. Nothing is raised here: a refused login is met again,
+        and reported, by the download's first request (a refusal is not retried).
+        Waits between tries end when ``stop`` is set (a batch's stop), or at :meth:`close`.
+        """
+        self._check_open()
+        if self._login_ahead is not None:
+            return
+        tokens = self._tokens
+        try:
+            tokens.credentials  # noqa: B018 - looked up now, in this thread
+        except SentinelFetchError:
+            return
+
+        def log_in() -> None:
+            try:
+                tokens.access_token(stop=stop or self._login_stop)
+            except SentinelFetchError as exc:
+                from sentinel_fetch.redact import redact
+
+                log.debug("login ahead of the downloads failed: %s", redact(str(exc)))
+
+        self._logins_base = tokens.logins
+        self._login_ahead = threading.Thread(target=log_in, name="sentinel-fetch-login")
+        self._login_ahead.start()
 
     def __enter__(self) -> Client:
         self._check_open()
@@ -889,7 +931,7 @@ class Client:
         from sentinel_fetch.downloads.engine import DownloadEngine, JobRecorder
         from sentinel_fetch.downloads.files import plan_files
         from sentinel_fetch.downloads.native import native_archives, with_native
-        from sentinel_fetch.downloads.plan import is_offline
+        from sentinel_fetch.downloads.plan import Action, is_offline
         from sentinel_fetch.downloads.selection import Selection
 
         self._check_open()
@@ -930,6 +972,14 @@ class Client:
                 )
                 online = [p for p in wanted if not is_offline(p)]
                 plans = None
+                # A login started ahead (by the caller, before its search) is this run's.
+                ahead = self._login_ahead is not None
+                logins_before = self._logins_base if ahead else self._tokens.logins
+                if chosen is None and any(
+                    item.action in (Action.FETCH, Action.RESUME) for item in engine.plan(online)
+                ):
+                    # The login overlaps the look-ups below and the batch's planning.
+                    self.log_in_ahead(engine.stop)
                 if chosen is None:
                     # Sentinel-1 in its first month: the native archive is about half the bytes.
                     natives = native_archives(
@@ -945,8 +995,13 @@ class Client:
                         tokens=self._tokens,
                         stop=engine.stop,
                     )
-                return engine.run(wanted, plans)
+                report = engine.run(wanted, plans)
+                # The login ahead may have ended before the run began: it is this run's.
+                return dataclasses.replace(report, logins=self._tokens.logins - logins_before)
             finally:
+                if self._login_ahead is not None:
+                    self._login_ahead.join()
+                    self._login_ahead = None
                 if team is not None:
                     team.close()
                 if job is not None:

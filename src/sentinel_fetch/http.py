@@ -62,6 +62,7 @@ __all__ = [
     "error_from_response",
     "error_text",
     "proxy_for_display",
+    "read_bounded",
     "read_json",
     "redirect_target",
     "requested_origin",
@@ -216,6 +217,8 @@ def declared_length(headers: Mapping[str, str]) -> int | None:
 def read_json(response: requests.Response, *, max_bytes: int) -> Any:
     """The JSON value of a response body of at most ``max_bytes``.
 
+    :func:`read_bounded` then :func:`~sentinel_fetch.untrusted.parse_json`.
+
     Open the response with ``stream=True``: a body announced longer than the bound is
     refused before a byte of it is read, and one without (or with a false)
     ``Content-Length`` is read only up to the bound.
@@ -223,6 +226,19 @@ def read_json(response: requests.Response, *, max_bytes: int) -> Any:
     Raises:
         UntrustedJSONError: the body is too large, too deep or not JSON (``hostile`` says
             whether a retry could help).
+        ServiceError: the connection broke while the body arrived.
+    """
+    return parse_json(read_bounded(response, max_bytes=max_bytes))
+
+
+def read_bounded(response: requests.Response, *, max_bytes: int) -> bytes:
+    """The whole body of a response, refused past ``max_bytes`` (``stream=True``).
+
+    Separate from parsing so a caller can let the connection go (the catalogue's
+    request bound) before it spends its CPU on the text.
+
+    Raises:
+        UntrustedJSONError: the body is larger than ``max_bytes`` (``hostile``).
         ServiceError: the connection broke while the body arrived.
     """
     too_large = UntrustedJSONError(
@@ -234,16 +250,19 @@ def read_json(response: requests.Response, *, max_bytes: int) -> Any:
     body = _prefix(response, max_bytes + 1)
     if len(body) > max_bytes:
         raise too_large
-    return parse_json(body)
+    return body
 
 
 def _prefix(response: requests.Response, limit: int) -> bytes:
     """At most ``limit`` bytes of the body (all of it, if shorter), never more in memory."""
-    received = bytearray()
+    # Joined once at the end: a 5 MB catalogue page is not copied again and again.
+    chunks: list[bytes] = []
+    size = 0
     try:
         for chunk in response.iter_content(chunk_size=min(limit, 1 << 20)):
-            received += chunk
-            if len(received) >= limit:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
                 break
     except requests.exceptions.RequestException as exc:
         watch = _RESPONSE_WATCHES.get(response)
@@ -252,7 +271,8 @@ def _prefix(response: requests.Response, limit: int) -> bytes:
         raise ServiceError(
             f"the answer from {_host(response.url)} broke off: {_short(exc)}"
         ) from None
-    return bytes(received[:limit])
+    received = b"".join(chunks)
+    return received if size <= limit else received[:limit]
 
 
 class _AnswerWatch:
@@ -459,6 +479,21 @@ class Transport:
             with self._sessions_lock:
                 self._sessions.append(session)
         return session
+
+    def close_thread_session(self) -> None:
+        """Close this thread's session, if it has one (a worker thread about to end).
+
+        A session lives until :meth:`close` otherwise: a thread that ends without this
+        leaves its kept-alive connections open for as long as the transport lives.
+        """
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            return
+        self._local.session = None
+        with self._sessions_lock:
+            if session in self._sessions:
+                self._sessions.remove(session)
+        session.close()
 
     def close(self) -> None:
         """Close every session's connections."""

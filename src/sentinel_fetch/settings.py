@@ -304,6 +304,8 @@ _LIMIT_RANGES: dict[str, _Range] = {
     "throttle_cooldown_s": _Range(float, 0, _HOUR_S),
     "probe_after_s": _Range(float, 0, _HOUR_S, above=True),
     "page_size": _Range(int, 1, 1000),
+    # The catalogue sits behind a rate-limiting WAF (cdse-api.md §6.2): a few at most.
+    "catalogue_requests": _Range(int, 1, 8),
     "token_refresh_margin_s": _Range(float, 0, _HOUR_S),
     # Cooperating runs: a lease renewed every third of it; a killed run's products wait
     # this long for another run.
@@ -465,6 +467,10 @@ class Limits:
     throttle_cooldown_s: float = 300.0
     #: Catalogue page size; 1000 is the catalogue's maximum ``$top``.
     page_size: int = 1000
+    #: Catalogue requests at once while a search pages: the time windows of a split
+    #: search are fetched side by side (parsing one page while the next arrives). A 429
+    #: from the catalogue lowers it for the rest of the search, down to 1.
+    catalogue_requests: int = 2
     #: Refresh the access token when less than this remains (capped at 20 % of its life).
     token_refresh_margin_s: float = 60.0
     #: Write part files past the page cache (``O_DIRECT``) where the filesystem allows:

@@ -14,6 +14,7 @@ inside a page, seven levels; result files add two.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -26,7 +27,14 @@ MAX_DEPTH = 64
 # One token of the depth scan: a JSON string (escapes included; an unterminated one runs
 # to the end of the text, so a match never fails and is never retried from a later
 # quote, which made the scan quadratic), an opening bracket (group 1) or a closing one.
-_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|([\[{])|[\]}]', re.DOTALL)
+# A JSON string, escapes included; an unterminated one runs to the end of the text.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# Deletes every ASCII character but quotes and brackets.
+_QUOTES_AND_BRACKETS = str.maketrans(dict.fromkeys(set(map(chr, range(128))) - set('"[]{}')))
+# A string with no escapes in it; an unterminated one runs to the end of the text.
+_QUOTED = re.compile(r'"[^"]*(?:"|\Z)')
 
 
 class UntrustedJSONError(ValueError):
@@ -95,14 +103,21 @@ def nesting_depth(text: str) -> int:
         >>> nesting_depth('{"a": [1, {"b": "]]]"}]}')
         3
     """
-    depth = deepest = 0
-    for token in _TOKEN.finditer(text):
-        if token.lastindex:
-            depth += 1
-            deepest = max(deepest, depth)
-        elif text[token.start()] != '"':
-            depth -= 1
-    return deepest
+    if "\\" in text:
+        # Escapes: strings are read by the regular expression, then dropped.
+        brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    else:
+        # No escapes (catalogue pages): every quote opens or closes a string. Keep only
+        # quotes and brackets (in C: a 5 MB page in milliseconds, where a Python loop
+        # over its tokens took longer than the parse), then drop what the strings hold.
+        # Two quotes side by side enclose nothing, or nothing but text between strings.
+        brackets = text.translate(_QUOTES_AND_BRACKETS).replace('""', "")
+        if '"' in brackets:
+            brackets = _QUOTED.sub("", brackets)
+    if not brackets:
+        return 0
+    # Anything left that is not a bracket (text outside strings: invalid JSON) counts 0.
+    return max(0, max(itertools.accumulate(map(_STEP.get, brackets, itertools.repeat(0)))))
 
 
 def _refuse_constant(name: str) -> Any:

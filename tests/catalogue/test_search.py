@@ -195,7 +195,8 @@ def test_a_failure_mid_paging_never_returns_a_short_list(
         for page in pages:
             seen.extend(page)
     assert result.windows[0].count > 100
-    assert len(seen) == 100
+    # Pages fetched ahead before the failure may still come: never the whole window.
+    assert 100 <= len(seen) < result.windows[0].count
 
 
 def test_the_catalogue_refusing_a_filter_is_a_query_error(

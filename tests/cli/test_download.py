@@ -409,3 +409,29 @@ def test_the_quota_stop_keeps_products_queued_and_says_why(
     assert code == 0, err
     with JobLedger.open(cli_env / "data", read_only=True) as ledger:
         assert {row["state"] for row in ledger.entries()} == {"done"}
+
+
+def test_the_login_overlaps_the_search(
+    cli_env: Path, cdse: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The catalogue's answer is held until the account has logged in: a download that
+    logged in only after its search would wait on the hold for ever (the test's bound)."""
+    import threading
+
+    from sentinel_fetch.emulator import HoldFault
+
+    cdse.faults.add(HoldFault(host="catalogue", after_bytes=1, times=1))
+    outcome: list[tuple[int, str, str]] = []
+    runner = threading.Thread(
+        target=lambda: outcome.append(run(capsys, "download", *FEW_PRODUCTS, "--out", "data"))
+    )
+    runner.start()
+    try:
+        logged_in = cdse.stats.wait_for(lambda stats: sum(stats.logins.values()) == 1, 120)
+    finally:
+        cdse.faults.release_holds()
+        runner.join()
+    assert logged_in, "no login while the search was held"
+    code, _, err = outcome[0]
+    assert code == 0, err
+    assert sum(cdse.stats.logins.values()) == 1, "the login ahead is the one the run used"

@@ -754,3 +754,138 @@ def test_a_cut_connection_resumes_at_once_where_it_stopped(
     assert requests[0].range is None
     assert requests[1].range == f"bytes={cut.size // 3}-"
     assert report.results[0].attempts == 3
+
+
+def _held_until_helped(
+    cdse: Emulator, engine: DownloadEngine, product: Product
+) -> Callable[[], BatchReport]:
+    """Run ``product`` alone with its first stream held after one byte until a helper asked
+    for a range of it: the owner is then still at its start, whatever the machine's speed."""
+    cdse.faults.add(HoldFault(product=product.id, after_bytes=1, times=1))
+    finished = _run_in_background(engine, [product])
+
+    def helped(stats: object) -> bool:
+        ranges = cdse.stats.events("download", lambda e: e.range is not None)
+        return any(e.range and not e.range.endswith("-") for e in ranges)
+
+    assert cdse.stats.wait_for(helped, 120)
+    return finished
+
+
+def test_free_connections_help_finish_the_last_product(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    (product,) = _products(settings, 1)
+    engine = _engine(settings, credentials)
+    engine.min_piece_bytes = 4096
+    finished = _held_until_helped(cdse, engine, product)
+    cdse.faults.release_holds()
+    report = finished()
+    engine.transport.close()
+    _assert_verified(settings, [product], report)
+    requests = cdse.stats.events("download", lambda e: e.product_id == product.id)
+    helpers = [e for e in requests if e.range is not None]
+    assert helpers and all(e.status == 206 for e in helpers)
+    # Every byte was fetched once: helped ranges are not fetched again by the owner.
+    assert report.results[0].attempts == 1
+    assert cdse.stats.bytes_served(product.id) <= product.size + 2 * 16384
+    assert cdse.stats.peak_streams(DEMO_USERNAME) <= settings.limits.workers
+    assert not any((settings.temp_path / ".pieces").glob("*")), "helpers' pieces are gone"
+
+
+def test_a_host_that_ignores_a_helpers_range_ends_the_helping_and_the_product_verifies(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    (product,) = _products(settings, 1)
+    cdse.faults.add(IgnoreRangeFault(times=1))
+    engine = _engine(settings, credentials)
+    engine.min_piece_bytes = 4096
+    finished = _held_until_helped(cdse, engine, product)
+    cdse.faults.release_holds()
+    report = finished()
+    engine.transport.close()
+    _assert_verified(settings, [product], report)
+    assert any(
+        e.range is not None and e.status == 200
+        for e in cdse.stats.events("download", lambda e: e.product_id == product.id)
+    ), "the range was answered with the whole product"
+
+
+def test_a_cut_connection_keeps_its_slot_while_it_resumes(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    settings = with_limits(settings, workers=1)
+    products = _products(settings, 2)
+    cut = products[0]
+    cdse.faults.add(CutFault(product=cut.id, after_bytes=cut.size // 3, times=1))
+    engine = _engine(settings, credentials)
+    report = engine.run(products)
+    engine.transport.close()
+    _assert_verified(settings, products, report)
+    # The spare thread waits with the second product for the one slot: it must not get
+    # the slot between the cut and the resume.
+    # Events are logged as answers end: the cut's, then its resume's, with nothing
+    # in between; whichever product's thread got the slot first.
+    order = [e.product_id for e in cdse.stats.events("download")]
+    assert order in ([cut.id, cut.id, products[1].id], [products[1].id, cut.id, cut.id])
+
+
+def test_a_corrupt_body_is_fetched_again_at_once_on_its_slot(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    settings = with_limits(settings, workers=1)
+    product, other = _products(settings, 2)
+    cdse.faults.add(CorruptFault(product=product.id, offset=product.size // 2))
+    waits: list[ProductWaiting] = []
+
+    def progress(event: ProgressEvent) -> None:
+        if isinstance(event, ProductWaiting):
+            waits.append(event)
+
+    engine = _engine(settings, credentials, progress=progress)
+    report = engine.run([product, other])
+    engine.transport.close()
+    _assert_verified(settings, [product, other], report)
+    assert [w.delay_s for w in waits] == [0.0], "the host served at full speed: no backoff"
+    assert report.results[0].attempts == 2
+    # Judged before its slot was given back: the second product did not get in between.
+    order = [e.product_id for e in cdse.stats.events("download")]
+    assert order in ([product.id, product.id, other.id], [other.id, product.id, product.id])
+
+
+def test_pieces_a_killed_run_left_are_deleted_by_the_next_run(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    (product,) = _products(settings, 1)
+    stale = settings.temp_path / ".pieces" / "0123456789abcdef-65536.piece"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left by a run killed while helping")
+    engine = _engine(settings, credentials)
+    report = engine.run([product])
+    engine.transport.close()
+    _assert_verified(settings, [product], report)
+    assert not stale.exists()
+
+
+def test_a_stop_while_helped_leaves_a_part_file_the_next_run_resumes(
+    cdse: Emulator, settings: Settings, credentials: Credentials
+) -> None:
+    (product,) = _products(settings, 1)
+    engine = _engine(settings, credentials)
+    engine.min_piece_bytes = 4096
+    finished = _held_until_helped(cdse, engine, product)
+    engine.stop.set()
+    cdse.faults.release_holds()
+    report = finished()
+    engine.transport.close()
+    assert report.results[0].status == "stopped"
+    part = settings.temp_path / f"{product.file_name}.part"
+    kept = part.stat().st_size if part.exists() else 0
+    assert kept < product.size
+    # The part file is a prefix of the product: the next run appends to it and verifies
+    # at the first attempt (a part file with a hole would fail its checksum first).
+    again = _engine(settings, credentials)
+    second = again.run([product])
+    again.transport.close()
+    _assert_verified(settings, [product], second)
+    assert second.results[0].attempts == 1

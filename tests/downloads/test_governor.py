@@ -221,3 +221,42 @@ def test_retry_after_pauses_no_longer_than_the_configured_maximum() -> None:
 def test_invalid_limit() -> None:
     with pytest.raises(ValueError):
         Governor(0)
+
+
+def test_a_slot_is_kept_for_a_resume_only_within_the_limit_in_force() -> None:
+    clock = FakeClock()
+    governor = Governor(2, probe_after_s=3.0, clock=clock)
+    with governor.slot(), governor.slot():
+        assert governor.may_keep(), "two held of two: the resume keeps its slot"
+        governor.throttled()  # the limit is now 1: one of the two must go back
+        assert not governor.may_keep()
+    with governor.slot():
+        assert governor.may_keep()
+        governor.throttled(retry_after_s=10)  # a pause: no new request, kept slot or not
+        assert not governor.may_keep()
+        clock.now += 10
+        assert governor.may_keep()
+
+
+def test_a_spare_request_gives_way_to_a_waiting_one() -> None:
+    governor = Governor(1)
+    order: list[str] = []
+    stop = threading.Event()
+
+    def take(name: str, spare: bool) -> None:
+        with governor.slot(stop, spare=spare):
+            order.append(name)
+
+    with governor.slot():
+        waiting = threading.Thread(target=take, args=("product", False))
+        waiting.start()
+        for _ in range(10_000):  # bounded: until the thread is inside its wait
+            if governor.waiting == 1:
+                break
+            stop.wait(0.001)
+        assert governor.waiting == 1
+        helper = threading.Thread(target=take, args=("helper", True))
+        helper.start()
+    waiting.join()
+    helper.join()
+    assert order == ["product", "helper"]

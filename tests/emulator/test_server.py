@@ -280,3 +280,23 @@ def test_standalone_entry_point_announces_and_stops_on_sigterm(tmp_path: Path) -
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=15)
     assert code == 0
+
+
+def test_a_paced_body_notices_at_once_that_the_client_closed() -> None:
+    """Between paced writes the server watches the socket: a client that hangs up stops
+    counting as a stream then, not at a later write (an event-driven server's view)."""
+    from types import SimpleNamespace
+
+    from sentinel_fetch.emulator.server import Exchange, _ClientGone
+
+    ours, theirs = socket.socketpair()
+    with ours:
+        exchange = SimpleNamespace(connection=SimpleNamespace(sock=ours))
+        stopping = threading.Event()
+        assert not Exchange._paced_wait(exchange, 0.01, stopping)  # type: ignore[arg-type]
+        theirs.close()
+        with pytest.raises(_ClientGone):
+            # Without the watch this would sleep the whole minute and return.
+            Exchange._paced_wait(exchange, 60.0, stopping)  # type: ignore[arg-type]
+        stopping.set()
+        assert Exchange._paced_wait(exchange, 60.0, stopping)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -322,6 +323,24 @@ def parse_datetime(text: str) -> datetime:
         >>> parse_datetime("2022-05-03T00:00:00.000-04:00").hour
         4
     """
+    usual = _CATALOGUE_TIME.match(text)
+    if usual is not None:
+        # How the catalogue writes every date of every product: read in one match.
+        year, month, day, hour, minute, second, fraction = usual.groups()
+        microsecond = int(fraction.ljust(6, "0")) if fraction else 0
+        try:
+            return datetime(
+                int(year),
+                int(month),
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
+                microsecond,
+                UTC,
+            )
+        except ValueError as error:
+            raise ValueError(f"{text!r} is an impossible date: {error}") from None
     text = text.strip()
     date_part, time_part = text[:10], text[10:]
     if len(date_part) != 10 or date_part[4] != "-" or date_part[7] != "-":
@@ -350,6 +369,12 @@ def parse_datetime(text: str) -> datetime:
         raise ValueError(f"{text!r} is an impossible date: {error}") from None
     except OverflowError:
         raise ValueError(f"{text!r} is outside the datetime range") from None
+
+
+# YYYY-MM-DDThh:mm:ss[.f to ffffff]Z, ASCII digits only: the catalogue's own form.
+_CATALOGUE_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?Z\Z", re.ASCII
+)
 
 
 def _digits(part: str, text: str) -> int:

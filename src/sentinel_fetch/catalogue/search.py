@@ -27,9 +27,12 @@ Nothing is sent until the search is iterated (or counted).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -49,11 +52,11 @@ from sentinel_fetch.errors import (
     SearchIncompleteError,
     UnreadableEntryError,
 )
-from sentinel_fetch.http import Transport, error_from_response, read_json
+from sentinel_fetch.http import Transport, error_from_response, read_bounded
 from sentinel_fetch.retry import Backoff, RetryPolicy, Sleep, retrying
-from sentinel_fetch.untrusted import UntrustedJSONError
+from sentinel_fetch.untrusted import UntrustedJSONError, parse_json
 
-__all__ = ["MISSION_START", "RejectedEntry", "Search", "Window"]
+__all__ = ["MISSION_START", "RejectedEntry", "Search", "SearchProgress", "Window"]
 
 log = logging.getLogger("sentinel_fetch.search")
 
@@ -69,13 +72,21 @@ _LOGGED_REJECTIONS = 10
 # A full page (1000 products with attributes and long orbit footprints) is a few tens of
 # megabytes; an answer this large is not a page.
 _MAX_PAGE_BYTES = 128_000_000
+# Pages a window paged ahead may hold before its worker waits for the consumer.
+_BUFFERED_PAGES = 2
+# A window paged by the consumer itself (its first page was short): no bound needed.
+_WHOLE_WINDOW = 1 << 30
+# Answers in a row without a 429 before one more catalogue request at once is allowed.
+_CALM_ANSWERS = 20
+# How often a worker waiting between tries looks at the caller's stop event.
+_POLL_S = 0.05
 
 
 class _Page(NamedTuple):
     """One catalogue page: its products, the keys of its unreadable entries, its size."""
 
     products: list[Product]
-    rejected: list[str]
+    rejected: list[tuple[str, RejectedEntry]]
     entries: int
 
 
@@ -129,6 +140,10 @@ class Search:
         now: the current time (the open end of a search without an end date).
         stop: setting it ends a wait between tries at once: the search raises
             :class:`~sentinel_fetch.errors.StoppedError`.
+        concurrency: catalogue requests at once (the time windows of a split search
+            page side by side); by default the settings' ``catalogue_requests``.
+        progress: called with a :class:`SearchProgress` after each page and window,
+            from the iterating thread.
 
     Example:
         >>> search = Search(query, transport=transport)   # doctest: +SKIP
@@ -149,6 +164,8 @@ class Search:
         sleep: Sleep | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         stop: threading.Event | None = None,
+        concurrency: int | None = None,
+        progress: Callable[[SearchProgress], None] | None = None,
     ) -> None:
         if not 1 <= page_size <= 1000:
             raise QueryError(f"page size {page_size} is outside 1..1000")
@@ -170,6 +187,20 @@ class Search:
         #: Entries the catalogue sent that could not be read as products, once each.
         self.rejected: list[RejectedEntry] = []
         self._rejected_keys: set[str] = set()
+        limits = transport.settings.limits
+        self._concurrency = limits.catalogue_requests if concurrency is None else concurrency
+        if self._concurrency < 1:
+            raise QueryError(f"catalogue concurrency {self._concurrency} is below 1")
+        self._gate = _Gate(self._concurrency)
+        #: 429 answers (rate limited) the catalogue sent; each lowered the concurrency.
+        self.throttled = 0
+        #: Called with a :class:`SearchProgress` as the listing goes (the CLI draws it).
+        self.progress = progress
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._listed = 0
+        self._windows_done = 0
+        self._split = False
 
     # -- public ---------------------------------------------------------------------------
 
@@ -196,8 +227,17 @@ class Search:
 
     def pages(self) -> Iterator[list[Product]]:
         """Pages of products in order (sensing start, ascending unless asked otherwise)."""
-        for part in self._parts():
-            yield from self._pages_of(part)
+        # One set of workers for every part: their kept-alive connections serve them all.
+        pool = _Pool(self._concurrency, self._transport)
+        finished = False
+        try:
+            for part in self._parts():
+                yield from self._pages_of(part, pool)
+            finished = True
+        finally:
+            # Done: the workers are idle and end at once. Dropped: one may be inside a
+            # request, and ends when it returns (it sends no other).
+            pool.close(wait=finished)
 
     # -- planning ------------------------------------------------------------------------
 
@@ -232,34 +272,162 @@ class Search:
     def _reachable(self) -> int:
         return MAX_SKIP + self._page_size
 
-    def _pages_of(self, query: Query) -> Iterator[list[Product]]:
+    def _pages_of(self, query: Query, pool: _Pool) -> Iterator[list[Product]]:
         # Ids already yielded for this query: a window split after paging (its count was
-        # too low) delivers some products twice.
+        # too low) delivers some products twice, and so does a window paged again.
         seen: set[str] = set()
         first, total = self._page(query, skip=0, count=True)
         start = query.start or MISSION_START
+        runs: deque[_Run] = deque()
+        plan: Iterator[Window]
         if total <= self._reachable:
-            window = Window(start, query.end or self._now(), total)
-            self.windows.append(window)
-            if (yield from self._page_window(query, total, first, seen)):
-                return
-            self.windows.remove(window)
+            # One window: the first page is in hand; the rest pages in a worker, so what
+            # the caller does with a page overlaps the fetching of the next.
+            run = _Run.of(query, Window(start, query.end or self._now(), total), first)
+            if first.entries < self._page_size:
+                # The first page is the whole window (most searches): paged right here.
+                run.buffer = _Buffer(_WHOLE_WINDOW)
+                run.started = True
+                self._fetch_run(run)
+            runs.append(run)
+            plan = iter(())
         else:
             log.info("%d products match; splitting the search by sensing time", total)
-        whole = Window(start, query.end or (self._now() + timedelta(days=1)), total)
-        # Reachable by its count yet capped while paging: the count was too low.
-        capped = total <= self._reachable
-        pending = self._halves(query, whole, count_both=True) if capped else [whole]
+            self._split = True
+            whole = Window(start, query.end or (self._now() + timedelta(days=1)), total)
+            plan = self._plan(query, [whole])
+        current: _Run | None = None
+        try:
+            while True:
+                current = self._next_run(query, runs, plan, pool)
+                if current is None:
+                    return
+                self.windows.append(current.window)
+                self._start_ahead(query, runs, plan, pool)
+                self._announce(runs)
+                while (item := current.buffer.get()) is not None:
+                    products, rejected = item
+                    for key, entry in rejected:
+                        self._reject(key, entry)
+                    fresh = [product for product in products if product.id not in seen]
+                    seen.update(product.id for product in fresh)
+                    if fresh:
+                        self._listed += len(fresh)
+                        yield fresh
+                    self._start_ahead(query, runs, plan, pool)
+                    self._announce(runs)
+                if current.buffer.complete:
+                    self._windows_done += 1
+                    self._announce(runs)
+                    continue
+                # Capped while paging: the count was too low. Its halves come before the
+                # windows already started, which start again after them (rare: their
+                # pages so far are dropped, the products they yield later are deduped).
+                self._split = True
+                self.windows.remove(current.window)
+                for later in runs:
+                    later.buffer.close()
+                if current.first is not None:
+                    whole = Window(start, query.end or (self._now() + timedelta(days=1)), total)
+                    halves = self._halves(query, whole, count_both=True)
+                else:
+                    halves = self._halves(query, current.window, count_both=True)
+                again = [_Run.of(later.query, later.window) for later in runs]
+                runs = deque(
+                    _Run.of(_narrowed(query, window), window)
+                    for window in self._plan(query, halves)
+                )
+                runs.extend(again)
+        finally:
+            if current is not None:
+                current.buffer.close()
+            for run in runs:
+                run.buffer.close()
+
+    def _announce(self, ahead: deque[_Run]) -> None:
+        """Tell the caller's progress callback how far the listing is."""
+        if self.progress is None:
+            return
+        with self._lock:
+            requests = self.requests
+        self.progress(
+            SearchProgress(
+                products=self._listed,
+                windows_done=self._windows_done,
+                windows=len(self.windows) + len(ahead),
+                requests=requests,
+                split=self._split,
+            )
+        )
+
+    def _plan(self, query: Query, pending: list[Window]) -> Iterator[Window]:
+        """Windows reachable by paging, in paging order, each split only when it is due.
+
+        ``pending`` is a stack (the next window last). A window counted above the paging
+        cap is halved (one count request) when it comes up, so the first windows page
+        while the later ones are still being counted.
+        """
         while pending:
             window = pending.pop()
             if window.count > self._reachable:
                 pending.extend(self._halves(query, window))
                 continue
-            part = query.with_changes(start=window.start, end=window.end)
-            self.windows.append(window)
-            if not (yield from self._page_window(part, window.count, None, seen)):
-                self.windows.remove(window)
-                pending.extend(self._halves(query, window, count_both=True))
+            yield window
+
+    def _next_run(
+        self, query: Query, runs: deque[_Run], plan: Iterator[Window], pool: _Pool
+    ) -> _Run | None:
+        """The window to read next, started (waiting for a free worker), or None at the end.
+
+        Windows start in output order, so the one being read is always running.
+        """
+        if not runs:
+            window = next(plan, None)
+            if window is None:
+                return None
+            runs.append(_Run.of(_narrowed(query, window), window))
+        run = runs.popleft()
+        if not run.started:
+            self._start(run, pool)
+        return run
+
+    def _start_ahead(
+        self, query: Query, runs: deque[_Run], plan: Iterator[Window], pool: _Pool
+    ) -> None:
+        """Start the following windows while a worker is free, ``concurrency`` at most.
+
+        Called by the consuming thread only. At most ``concurrency`` windows are read
+        ahead, each holding at most ``_BUFFERED_PAGES`` pages: memory stays flat however
+        long the listing is. Counting a later window (to split it) happens here, while
+        the workers page.
+        """
+        while sum(run.started for run in runs) < self._concurrency and pool.idle():
+            run = next((run for run in runs if not run.started), None)
+            if run is None:
+                window = next(plan, None)
+                if window is None:
+                    return
+                run = _Run.of(_narrowed(query, window), window)
+                runs.append(run)
+            self._start(run, pool)
+
+    def _start(self, run: _Run, pool: _Pool) -> None:
+        run.started = True
+        pool.submit(lambda: self._fetch_run(run))
+
+    def _fetch_run(self, run: _Run) -> None:
+        """A worker's job: page one window into its buffer, then mark how it ended."""
+        self._local.halt = run.buffer.halt
+        try:
+            complete = self._page_window(run.query, run.window.count, run.first, run.buffer.put)
+        except _Halted:
+            return
+        except BaseException as error:  # handed to the consumer, raised there
+            run.buffer.fail(error)
+            return
+        finally:
+            self._local.halt = None
+        run.buffer.finish(complete)
 
     def _halves(self, query: Query, window: Window, *, count_both: bool = False) -> list[Window]:
         """The two halves of a window, the one to page first last (a stack's order).
@@ -291,9 +459,9 @@ class Search:
     # -- paging --------------------------------------------------------------------------
 
     def _page_window(
-        self, query: Query, expected: int, first: _Page | None, seen: set[str]
-    ) -> Generator[list[Product], None, bool]:
-        """Page one window, yielding products not yet in ``seen``.
+        self, query: Query, expected: int, first: _Page | None, deliver: Callable[[_Page], None]
+    ) -> bool:
+        """Page one window, handing each page to ``deliver`` (the consumer dedupes).
 
         The catalogue's count is checked, not trusted (cdse-api.md §3.7: the Copernicus
         Browser calls it unreliable, and the catalogue changes while a long search
@@ -316,11 +484,8 @@ class Search:
                     page, _ = self._page(query, skip=skip)
                 received.update(product.id for product in page.products)
                 # An unreadable entry was received all the same: it counts.
-                received.update(page.rejected)
-                fresh = [product for product in page.products if product.id not in seen]
-                seen.update(product.id for product in fresh)
-                if fresh:
-                    yield fresh
+                received.update(key for key, _ in page.rejected)
+                deliver(page)
                 if page.entries < self._page_size:
                     break
                 skip += self._page_size
@@ -390,24 +555,23 @@ class Search:
             expand=self._expand if size else (),
             orderby=self._order,
         )
-        body = self._get(encode_params(params))
+        body, escapes = self._get(encode_params(params))
         values = body.get("value")
         if not isinstance(values, list):
             raise CatalogueError("the catalogue answered without a product list", status=200)
         total = _count_of(body) if count else -1
         products: list[Product] = []
-        rejected: list[str] = []
+        rejected: list[tuple[str, RejectedEntry]] = []
         for entity in values:
             try:
-                products.append(Product.from_odata(entity))
+                products.append(Product.from_odata(entity, escapes=escapes))
             except UnreadableEntryError as error:
-                rejected.append(self._reject(entity, error))
+                entry = RejectedEntry.of(entity, error)
+                rejected.append((f"rejected:{entry.id}:{entry.name}:{entry.reason}", entry))
         return _Page(products, rejected, len(values)), total
 
-    def _reject(self, entity: object, error: UnreadableEntryError) -> str:
-        """Record an unreadable entry once; returns the key it counts under as received."""
-        entry = RejectedEntry.of(entity, error)
-        key = f"rejected:{entry.id}:{entry.name}:{entry.reason}"
+    def _reject(self, key: str, entry: RejectedEntry) -> None:
+        """Record an unreadable entry once (the consuming thread, in output order)."""
         if key not in self._rejected_keys:
             self._rejected_keys.add(key)
             self.rejected.append(entry)
@@ -419,33 +583,62 @@ class Search:
                 entry.name or entry.id or "(no name)",
                 entry.reason,
             )
-        return key
 
-    def _get(self, query_string: str) -> dict[str, Any]:
+    def _get(self, query_string: str) -> tuple[dict[str, Any], bool]:
+        """The JSON object the catalogue answers, and whether its text holds ``\\u``."""
         url = f"{products_url(self._transport.settings.endpoints)}?{query_string}"
 
-        def attempt() -> dict[str, Any]:
-            self.requests += 1
+        def attempt() -> tuple[dict[str, Any], bool]:
+            if halt is not None and halt.is_set():
+                raise _Halted
+            with self._gate.slot():
+                with self._lock:
+                    self.requests += 1
+                text = fetch()
+            try:
+                body = parse_json(text)
+            except UntrustedJSONError as flaw:
+                # Cut short or garbled may be a glitch; too deep is not.
+                raise CatalogueError(
+                    f"the catalogue sent {flaw}", status=200, transient=not flaw.hostile
+                ) from None
+            if not isinstance(body, dict):
+                raise CatalogueError(
+                    "the catalogue sent an unexpected answer", status=200, transient=True
+                )
+            return body, b"\\u" in text
+
+        def fetch() -> bytes:
             # Raises transient errors to be retried, anything else to stop the search.
             response = self._transport.request("GET", url, stream=True)
             with response:
                 if response.status_code != 200:
                     error = error_from_response(response, CatalogueError)
+                    if error.status == 429:
+                        # The catalogue asks for fewer requests: fewer at once from now on.
+                        self._gate.throttled()
+                        with self._lock:
+                            self.throttled += 1
                     if error.status in (400, 422):
                         raise QueryError(f"the catalogue refused the search: {error}")
                     raise error
                 try:
-                    body = read_json(response, max_bytes=_MAX_PAGE_BYTES)
+                    text = read_bounded(response, max_bytes=_MAX_PAGE_BYTES)
                 except UntrustedJSONError as flaw:
-                    # Cut short or garbled may be a glitch; too large or too deep is not.
                     raise CatalogueError(
                         f"the catalogue sent {flaw}", status=200, transient=not flaw.hostile
                     ) from None
-            if not isinstance(body, dict):
-                raise CatalogueError(
-                    "the catalogue sent an unexpected answer", status=200, transient=True
-                )
-            return body
+            self._gate.answered()
+            return text
+
+        # A worker's waits between tries end when its window is dropped, too.
+        halt: threading.Event | None = getattr(self._local, "halt", None)
+        stop, sleep = self._stop, self._sleep
+        if halt is not None and sleep is None:
+            if stop is None:
+                stop = halt
+            else:
+                sleep = functools.partial(_wait_either, stop, halt)
 
         return retrying(
             attempt,
@@ -455,8 +648,8 @@ class Search:
             ),
             what="catalogue",
             logger=log,
-            stop=self._stop,
-            sleep=self._sleep,
+            stop=stop,
+            sleep=sleep,
         )
 
 
@@ -473,3 +666,241 @@ def _count_of(body: dict[str, Any]) -> int:
             f"the catalogue answered with an unusable @odata.count ({shown})", status=200
         )
     return total
+
+
+def _narrowed(query: Query, window: Window) -> Query:
+    """The search narrowed to one window (sensing start in ``[start, end)``)."""
+    return query.with_changes(start=window.start, end=window.end)
+
+
+def _wait_either(stop: threading.Event, halt: threading.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for either event; whether one is set.
+
+    Two events cannot be waited on at once; the caller's stop is looked at every
+    ``_POLL_S`` while the worker waits on its own.
+    """
+    remaining = seconds
+    while remaining > 0 and not stop.is_set():
+        if halt.wait(min(remaining, _POLL_S)):
+            return True
+        remaining -= _POLL_S
+    return stop.is_set() or halt.is_set()
+
+
+class _Halted(Exception):
+    """The consumer dropped a window (the iteration ended or the window starts again)."""
+
+
+@dataclass(frozen=True)
+class SearchProgress:
+    """How far a search is: what the caller's ``progress`` callback receives.
+
+    Sent from the thread iterating the search, after each page it yields and each window
+    it finishes, so a callback may draw on a terminal without locking.
+
+    Attributes:
+        products: distinct products yielded so far.
+        windows_done: time windows paged to the end.
+        windows: windows known so far (a split search counts its later windows as it
+            reaches them, so this grows; 1 for a search that was not split).
+        requests: catalogue requests sent so far (pages, counts, retries).
+        split: whether the search was split by sensing time (more than 10,000 matches).
+    """
+
+    products: int
+    windows_done: int
+    windows: int
+    requests: int
+    split: bool
+
+
+@dataclass
+class _Run:
+    """One window being paged by a worker into its buffer, read by the consumer."""
+
+    query: Query
+    window: Window
+    first: _Page | None
+    buffer: _Buffer
+    started: bool = False
+
+    @classmethod
+    def of(cls, query: Query, window: Window, first: _Page | None = None) -> _Run:
+        """A window to page, not started."""
+        return cls(query, window, first, _Buffer(_BUFFERED_PAGES))
+
+
+class _Buffer:
+    """Pages of one window on their way from its worker to the consumer, a few at most.
+
+    The worker waits while the buffer is full, so a window read ahead holds at most
+    ``size`` pages; closing it (the consumer dropped the window) makes the worker's next
+    :meth:`put` raise :class:`_Halted`, and :attr:`halt` ends its waits between tries.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._pages: deque[_Page] = deque()
+        self._ended = False
+        self._error: BaseException | None = None
+        self.complete = False
+        self.halt = threading.Event()
+        self._changed = threading.Condition()
+
+    def put(self, page: _Page) -> None:
+        """Hand a page on; waits while the buffer is full."""
+        with self._changed:
+            while len(self._pages) >= self._size and not self.halt.is_set():
+                self._changed.wait()
+            if self.halt.is_set():
+                raise _Halted
+            self._pages.append(page)
+            self._changed.notify_all()
+
+    def finish(self, complete: bool) -> None:
+        """The window is paged to its end (``complete``) or hit the ``$skip`` cap."""
+        with self._changed:
+            self.complete = complete
+            self._ended = True
+            self._changed.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        """The window could not be paged: the consumer raises ``error``."""
+        with self._changed:
+            self._error = error
+            self._ended = True
+            self._changed.notify_all()
+
+    def get(self) -> tuple[list[Product], list[tuple[str, RejectedEntry]]] | None:
+        """The next page's products and rejected entries, or None at the window's end.
+
+        Raises:
+            BaseException: what the worker failed with.
+        """
+        with self._changed:
+            while not self._pages and not self._ended:
+                self._changed.wait()
+            if self._pages:
+                page = self._pages.popleft()
+                self._changed.notify_all()
+                return page.products, page.rejected
+            if self._error is not None:
+                raise self._error
+            return None
+
+    def close(self) -> None:
+        """Drop the window: its worker stops at its next step."""
+        with self._changed:
+            self.halt.set()
+            self._pages.clear()
+            self._changed.notify_all()
+
+
+class _Pool:
+    """The worker threads of one iteration: at most ``size``, each paging one window.
+
+    Threads are kept for the whole iteration (each keeps its kept-alive connection),
+    started as jobs need them, and each closes its connection when it ends.
+    """
+
+    def __init__(self, size: int, transport: Transport) -> None:
+        self._size = size
+        self._transport = transport
+        self._jobs: deque[Callable[[], None] | None] = deque()
+        self._busy = 0
+        self._threads: list[threading.Thread] = []
+        self._changed = threading.Condition()
+
+    def idle(self) -> bool:
+        """Whether a job submitted now starts at once."""
+        with self._changed:
+            return self._busy < self._size
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on a worker; waits for one to be free."""
+        with self._changed:
+            while self._busy >= self._size:
+                self._changed.wait()
+            self._busy += 1
+            self._jobs.append(job)
+            if len(self._threads) < self._busy:
+                thread = threading.Thread(
+                    target=self._work, name="sentinel-fetch-search", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+            self._changed.notify_all()
+
+    def close(self, *, wait: bool) -> None:
+        """End the workers once their jobs are done; ``wait`` for them (all idle)."""
+        with self._changed:
+            self._jobs.extend([None] * len(self._threads))
+            self._changed.notify_all()
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+    def _work(self) -> None:
+        try:
+            while True:
+                with self._changed:
+                    while not self._jobs:
+                        self._changed.wait()
+                    job = self._jobs.popleft()
+                if job is None:
+                    return
+                try:
+                    job()
+                finally:
+                    with self._changed:
+                        self._busy -= 1
+                        self._changed.notify_all()
+        finally:
+            self._transport.close_thread_session()
+
+
+class _Gate:
+    """At most ``bound`` catalogue requests at once, fewer after the catalogue's 429s.
+
+    A 429 lowers the limit by one (never below one) for the next requests; after
+    ``_CALM_ANSWERS`` answers in a row without one it rises by one again, up to the
+    bound. Counted in answers, not seconds: the same requests give the same limits.
+    """
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self.limit = bound
+        self._busy = 0
+        self._calm = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the requests allowed at once."""
+        with self._changed:
+            while self._busy >= self.limit:
+                self._changed.wait()
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify_all()
+
+    def throttled(self) -> None:
+        """The catalogue answered 429: one request fewer at once."""
+        with self._changed:
+            self._calm = 0
+            if self.limit > 1:
+                self.limit -= 1
+                log.info("the catalogue is rate limiting: %d request(s) at once now", self.limit)
+
+    def answered(self) -> None:
+        """An answer without a 429: after enough of them, one request more at once."""
+        with self._changed:
+            self._calm += 1
+            if self._calm >= _CALM_ANSWERS and self.limit < self.bound:
+                self.limit += 1
+                self._calm = 0
+                self._changed.notify_all()

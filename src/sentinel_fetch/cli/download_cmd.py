@@ -174,6 +174,9 @@ def download(
     with context.client(config, totp=totp) as client:
         if not dry_run:
             client.check_folders()
+        if not dry_run and query is not None:
+            # The login's round trips overlap the search: the first request finds a token.
+            client.log_in_ahead()
         since = _since(context, client) if only_new else None
         try:
             selection = client.products(

@@ -72,7 +72,7 @@ def search(
           --dedupe --min-coverage 50 --map footprints.html
     """
     from sentinel_fetch.cli.render import total_size
-    from sentinel_fetch.client import ndjson_line, write_products
+    from sentinel_fetch.cli.search_progress import search_progress
 
     config = context.config({"proxy": proxy, "ca_bundle": ca_bundle})
     prepare_search(context, options)
@@ -92,28 +92,29 @@ def search(
         # Every output takes the products as the catalogue sends them: memory does not
         # grow with the listing. Dedupe, coverage, sort and the map need every result
         # before the cut, so only they hold the listing (and the terminal's table, to lay
-        # it out).
-        listed: Iterable[Product] = result
+        # it out); those are drawn once the live progress line is gone, and so is every
+        # message (printed under it, the two would share a line).
+        wrote: str | None = None
         kept: list[Product] | None = None
-        if triage.needs_every_product or map_file:
-            kept = report_drops(context, client.triage(list(result), triage, query.area))
-            listed = kept
-        elif triage.limit is not None:
-            listed = itertools.islice(result, triage.limit)
-        products = tally.counting(listed)
-        if output and output.lower().endswith(".stac.json"):
-            path, from_stac = client.write_item_collection(products, output)
-            context.info(
-                f"wrote {tally.products} STAC items to {path} ({from_stac} from the STAC catalogue)"
-            )
-        elif output:
-            path = write_products(products, output, query=query)
-            context.info(f"wrote {tally.products} products to {path}")
-        elif sys.stdout.isatty():
-            _print_table(list(products))
-        else:
-            for product in products:
-                sys.stdout.write(ndjson_line(product))
+        held: list[Product] | None = None
+        needs_all = triage.needs_every_product or map_file
+        table = not output and sys.stdout.isatty()
+        with search_progress(context.interactive, context.quiet) as progress:
+            result.progress = progress
+            listed: Iterable[Product] = result
+            if triage.limit is not None and not needs_all:
+                listed = itertools.islice(result, triage.limit)
+            if needs_all or table:
+                held = list(listed)
+            else:
+                wrote = _emit(client, tally.counting(listed), output, query, tally)
+        if held is not None:
+            if needs_all:
+                kept = report_drops(context, client.triage(held, triage, query.area))
+                held = kept
+            wrote = _emit(client, tally.counting(held), output, query, tally)
+        if wrote:
+            context.info(wrote)
         if map_file:
             from sentinel_fetch.client import write_map
 
@@ -133,6 +134,30 @@ def search(
         click.echo(_unreadable(result.rejected), err=True)
         return 1
     return 0
+
+
+def _emit(
+    client: Any, products: Iterable[Product], output: str | None, query: Any, tally: _Tally
+) -> str | None:
+    """Write the products where asked (a file, the terminal's table, NDJSON on stdout).
+
+    Returns:
+        The line saying what was written to a file, else None.
+    """
+    from sentinel_fetch.client import ndjson_line, write_products
+
+    if output and output.lower().endswith(".stac.json"):
+        path, from_stac = client.write_item_collection(products, output)
+        return f"wrote {tally.products} STAC items to {path} ({from_stac} from the STAC catalogue)"
+    if output:
+        path = write_products(products, output, query=query)
+        return f"wrote {tally.products} products to {path}"
+    if sys.stdout.isatty():
+        _print_table(list(products))
+    else:
+        for product in products:
+            sys.stdout.write(ndjson_line(product))
+    return None
 
 
 class _Tally:

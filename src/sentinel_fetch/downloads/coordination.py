@@ -491,9 +491,9 @@ class TeamGovernor(Governor):
         self.team = team
 
     @contextmanager
-    def slot(self, stop: threading.Event | None = None) -> Iterator[None]:
+    def slot(self, stop: threading.Event | None = None, *, spare: bool = False) -> Iterator[None]:
         """This run's slot first (cheap, local), then the account's (the ledger)."""
-        with super().slot(stop), self.team.account_slot(stop):
+        with super().slot(stop, spare=spare), self.team.account_slot(stop):
             yield
 
 

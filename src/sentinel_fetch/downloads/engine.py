@@ -49,12 +49,14 @@ from sentinel_fetch.downloads.files import (
 )
 from sentinel_fetch.downloads.governor import Governor, StoppedError
 from sentinel_fetch.downloads.paths import Layout
+from sentinel_fetch.downloads.pieces import MIN_PIECE_BYTES, Board, Shared
 from sentinel_fetch.downloads.plan import Action, PlannedProduct, is_offline, plan
 from sentinel_fetch.downloads.transfer import (
     Downloadable,
     TransferContext,
     TransferOutcome,
     download_product,
+    help_product,
 )
 from sentinel_fetch.errors import (
     AuthError,
@@ -253,6 +255,8 @@ class DownloadEngine:
             if team.emit is None:
                 team.emit = self.progress
             self.progress = metered(self.progress, team)
+        #: The smallest range a free connection takes of a product in flight.
+        self.min_piece_bytes = MIN_PIECE_BYTES
         self.governor = self._governor()
 
     def _governor(self) -> Governor:
@@ -449,7 +453,7 @@ class DownloadEngine:
             )
         )
 
-    def _context(self) -> TransferContext:
+    def _context(self, board: Board | None = None) -> TransferContext:
         return TransferContext(
             transport=self.transport,
             tokens=self.tokens,
@@ -458,7 +462,32 @@ class DownloadEngine:
             limits=self.settings.limits,
             progress=self.progress,
             stop=self.stop,
+            board=board,
         )
+
+    def _help(self, context: TransferContext, board: Board) -> None:
+        """A free connection: fetch ranges of products in flight until none is worth it."""
+        while not self.stop.is_set():
+            try:
+                with self.governor.slot(self.stop, spare=True):
+                    claim = board.split()
+                    if claim is None:
+                        return
+                    shared, piece = claim
+                    help_product(shared, piece, replace(context, progress=self._ids(shared)), board)
+            except StoppedError:
+                return
+
+    def _ids(self, shared: Shared) -> Progress:
+        """Progress of a helper, under the id of the product its owner reports."""
+        product_id = shared.product_id
+
+        def progress(event: ProgressEvent) -> None:
+            if isinstance(event, BytesReceived):
+                event = replace(event, product_id=product_id)
+            self.progress(event)
+
+        return progress
 
     def _work(self, product: Downloadable, context: TransferContext, batch: _Batch) -> None:
         if self.stop.is_set():
@@ -596,7 +625,9 @@ class DownloadEngine:
         """Run transfers; return ``True`` if interrupted by the user."""
         if not products:
             return False
-        context = self._context()
+        board = Board(self.layout.temp_dir, self.min_piece_bytes)
+        board.clear()
+        context = self._context(board)
         # One thread more than connections: while a finished product is fsynced, checked
         # and moved, the spare thread already uses the connection slot it freed. The
         # governor still bounds open requests to the download host by ``workers``.
@@ -617,6 +648,12 @@ class DownloadEngine:
                             break
                         assert not isinstance(product, _End)
                         pending.add(pool.submit(self._work, product, context, batch))
+                    if exhausted:
+                        # Every product has started: free threads help the ones in flight.
+                        helpers = threads - len(pending)
+                        while helpers > 0 and not self.stop.is_set() and board.splittable():
+                            pending.add(pool.submit(self._help, context, board))
+                            helpers -= 1
                     if not pending:
                         if exhausted or self.stop.is_set():
                             break

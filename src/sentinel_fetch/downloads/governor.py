@@ -86,6 +86,8 @@ class Governor:
         self._clock = clock
         self._cond = threading.Condition()
         self._in_use = 0
+        #: Requests waiting for a slot (spare requests not counted).
+        self._waiting = 0
         #: The highest level probing may reach: the limit, or the number a 429 named.
         self._ceiling = limit
         self._current = limit
@@ -110,6 +112,12 @@ class Governor:
         """Slots held right now."""
         with self._cond:
             return self._in_use
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot now (spare ones not counted)."""
+        with self._cond:
+            return self._waiting
 
     @property
     def pause_remaining_s(self) -> float:
@@ -196,28 +204,37 @@ class Governor:
                 wait_s = max(wait_s, pause_s)
             self._probe_at = now + wait_s if self._current < self._ceiling else float("inf")
 
+    def may_keep(self) -> bool:
+        """Whether a slot just used may go on to the next request without a new wait.
+
+        A cut connection resumes on its own slot, so a product waiting for one cannot
+        take it in between; not while slots in use exceed the limit in force (a 429
+        lowered it since) or a ``Retry-After`` pause runs: then the slot goes back.
+        """
+        with self._cond:
+            self._advance_locked()
+            return self._in_use <= self._current and self._clock() >= self._paused_until
+
     @contextmanager
-    def slot(self, stop: threading.Event | None = None) -> Iterator[None]:
+    def slot(self, stop: threading.Event | None = None, *, spare: bool = False) -> Iterator[None]:
         """Hold one slot for the duration of a request.
+
+        Args:
+            stop: ends the wait.
+            spare: take only a slot nobody else waits for (a connection that helps
+                another product's transfer gives way to a product's own request).
 
         Raises:
             StoppedError: ``stop`` was set while waiting.
         """
         with self._cond:
-            while True:
-                if stop is not None and stop.is_set():
-                    raise StoppedError
-                self._advance_locked()
-                now = self._clock()
-                if now >= self._paused_until and self._in_use < self._current:
-                    break
-                # Wake up for time-based changes (pause end, probe) and for stop requests.
-                wait_s = 0.25
-                if now < self._paused_until:
-                    wait_s = min(wait_s, self._paused_until - now)
-                if self._probe_at > now:
-                    wait_s = min(wait_s, self._probe_at - now)
-                self._cond.wait(max(wait_s, 0.01))
+            if not spare:
+                self._waiting += 1
+            try:
+                self._wait_locked(stop, spare)
+            finally:
+                if not spare:
+                    self._waiting -= 1
             self._in_use += 1
             self.peak = max(self.peak, self._in_use)
         try:
@@ -225,4 +242,22 @@ class Governor:
         finally:
             with self._cond:
                 self._in_use -= 1
-                self._cond.notify()
+                self._cond.notify_all()
+
+    def _wait_locked(self, stop: threading.Event | None, spare: bool) -> None:
+        """Wait until a slot may be taken (a spare one: only if nobody else waits)."""
+        while True:
+            if stop is not None and stop.is_set():
+                raise StoppedError
+            self._advance_locked()
+            now = self._clock()
+            free = now >= self._paused_until and self._in_use < self._current
+            if free and not (spare and self._waiting):
+                return
+            # Wake up for time-based changes (pause end, probe) and for stop requests.
+            wait_s = 0.25
+            if now < self._paused_until:
+                wait_s = min(wait_s, self._paused_until - now)
+            if self._probe_at > now:
+                wait_s = min(wait_s, self._probe_at - now)
+            self._cond.wait(max(wait_s, 0.01))

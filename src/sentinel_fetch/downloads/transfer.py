@@ -38,7 +38,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -51,12 +51,14 @@ from sentinel_fetch.downloads.checksum import Expected, StreamVerifier
 from sentinel_fetch.downloads.governor import Governor, session_limit
 from sentinel_fetch.downloads.partfile import PartWriter
 from sentinel_fetch.downloads.paths import Layout
+from sentinel_fetch.downloads.pieces import HELPER_REQUEST_BYTES, Board, Piece, Shared, discard
 from sentinel_fetch.downloads.rate import MinimumRate, Watchdog
 from sentinel_fetch.errors import (
     AuthError,
     DownloadServiceError,
     IntegrityError,
     ProductOfflineError,
+    SentinelFetchError,
     ServiceError,
     StoppedError,
     StorageError,
@@ -68,7 +70,13 @@ from sentinel_fetch.redact import redact_url
 from sentinel_fetch.retry import ProductBudget, RetryPolicy, Sleep, fetch_budget_bytes, pause
 from sentinel_fetch.settings import Limits
 
-__all__ = ["Downloadable", "TransferContext", "TransferOutcome", "download_product"]
+__all__ = [
+    "Downloadable",
+    "TransferContext",
+    "TransferOutcome",
+    "download_product",
+    "help_product",
+]
 
 log = logging.getLogger("sentinel_fetch.download")
 
@@ -109,6 +117,8 @@ class TransferContext:
     sleep: Sleep | None = None
     #: Monotonic clock of the minimum-rate guard.
     clock: Callable[[], float] = time.monotonic
+    #: Where free connections find products to help with (none: no helping).
+    board: Board | None = None
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; return ``True`` if the job is stopping."""
@@ -130,6 +140,51 @@ class TransferOutcome:
     bytes_received: int
     attempts: int
     verified_by: str
+
+
+class _HeldSlot:
+    """A product's governor slot, kept from one attempt to the next when it resumes at once.
+
+    A connection cut while bytes were flowing resumes on the slot it had: released and
+    taken again, a product waiting for a slot would get it first and the cut one would
+    wait for the next product to end.
+    """
+
+    def __init__(self, governor: Governor, stop: threading.Event) -> None:
+        self._governor = governor
+        self._stop = stop
+        self._stack: contextlib.ExitStack | None = None
+        #: How many requests went out on a slot kept from the attempt before.
+        self.kept = 0
+
+    @property
+    def held(self) -> bool:
+        """Whether the slot is held now."""
+        return self._stack is not None
+
+    def take(self) -> None:
+        """Hold a slot (waiting for one) unless it is held already.
+
+        Raises:
+            StoppedError: the job stopped while waiting.
+        """
+        if self._stack is not None:
+            self.kept += 1
+            return
+        stack = contextlib.ExitStack()
+        stack.enter_context(self._governor.slot(self._stop))
+        self._stack = stack
+
+    def release(self) -> None:
+        """Give the slot back (nothing if none is held)."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+    def keep_or_release(self, resume_at_once: bool) -> None:
+        """Keep the slot for an attempt that resumes at once, if the governor allows."""
+        if not (resume_at_once and self._governor.may_keep()):
+            self.release()
 
 
 class _TransientError(Exception):
@@ -276,6 +331,7 @@ class _Attempt:
         url: str,
         *,
         allowance: int,
+        slot: _HeldSlot | None = None,
     ) -> None:
         self.product = product
         self.context = context
@@ -289,6 +345,8 @@ class _Attempt:
         self.final = context.layout.finished(product.file_name)
         self.received = 0
         self.token: str | None = None
+        #: The governor slot; the retry loop may keep it for the next attempt.
+        self.slot = slot or _HeldSlot(context.governor, context.stop)
 
     def _bearer(self) -> str:
         # A token request that waits between tries ends when the batch stops.
@@ -324,29 +382,37 @@ class _Attempt:
         if offset:
             headers["Range"] = f"bytes={offset}-"
         try:
-            with context.governor.slot(context.stop):
-                try:
-                    # No deadline for the whole answer: a body may rightly take hours, and
-                    # the minimum transfer rate guards it.
-                    response = context.transport.request(
-                        "GET",
-                        self.url,
-                        bearer=self._bearer,
-                        headers=headers,
-                        stream=True,
-                        whole_answer_deadline=False,
-                    )
-                except ServiceError as exc:  # no answer at all: refused, reset, DNS, TLS
-                    if exc.transient:
-                        raise _TransientError(str(exc)) from None
-                    raise TransferError(f"{self.product.name}: {exc}") from None
-                with response:
-                    verifier = self._receive(response, offset, attempt_number)
+            # On an error the slot stays held: the retry loop keeps it for a resume that
+            # starts at once and gives it back otherwise.
+            self.slot.take()
+            try:
+                # No deadline for the whole answer: a body may rightly take hours, and
+                # the minimum transfer rate guards it.
+                response = context.transport.request(
+                    "GET",
+                    self.url,
+                    bearer=self._bearer,
+                    headers=headers,
+                    stream=True,
+                    whole_answer_deadline=False,
+                )
+            except ServiceError as exc:  # no answer at all: refused, reset, DNS, TLS
+                if exc.transient:
+                    raise _TransientError(str(exc)) from None
+                raise TransferError(f"{self.product.name}: {exc}") from None
+            with response:
+                verifier = self._receive(response, offset, attempt_number)
         except StoppedError:
             raise _Stopped from None
+        verified_by = None
+        if verifier.expected.algorithm and verifier.expected.digest:
+            # The digest is already computed: judged on the slot, a corrupt body is
+            # fetched again on it at once, before another product can take it.
+            verified_by = self._judge(verifier)
         # The connection slot is free again: the local work (fsync, checks, move) no longer
         # holds up the next download (a 100 MB fsync takes ~0.1 s of a 20 MB/s slot).
-        return self._finish(verifier)
+        self.slot.release()
+        return self._finish(verifier, verified_by)
 
     def _receive(
         self, response: requests.Response, offset: int, attempt_number: int
@@ -442,6 +508,7 @@ class _Attempt:
                     append=bool(offset),
                     room=self._size_bound() - offset,
                     rate=rate,
+                    shared=self._share(response, offset, length),
                 )
                 if fits and length and self.received != length:
                     raise _TransientError(
@@ -458,6 +525,20 @@ class _Attempt:
             raise
         return fits
 
+    def _share(self, response: requests.Response, offset: int, length: int) -> Shared | None:
+        """Offer the rest of this body to helpers, when it is the plain rest of the product."""
+        board = self.context.board
+        size = self.expected.size
+        if board is None or board.refused or not size or _content_encoding(response):
+            return None
+        # Only a host that says it serves ranges (or just did) is asked for one.
+        ranges = "bytes" in response.headers.get("Accept-Ranges", "").lower()
+        if not ranges and response.status_code != 206:
+            return None
+        if length != size - offset or size - offset < 2 * board.min_piece:
+            return None
+        return board.register(self.url, self.product.id, self.product.name, size, offset, self.part)
+
     def _stream(
         self,
         response: requests.Response,
@@ -466,10 +547,13 @@ class _Attempt:
         append: bool,
         room: int,
         rate: MinimumRate | None = None,
+        shared: Shared | None = None,
     ) -> bool:
         """Write the body to the part file, at most ``room`` bytes of it.
 
-        With ``rate``, reads are sized by it and reported to it.
+        With ``rate``, reads are sized by it and reported to it. With ``shared``, helpers
+        may take the end of the body: the read stops where their ranges begin, and their
+        pieces are appended in order (:mod:`~sentinel_fetch.downloads.pieces`).
 
         Returns:
             ``False`` if the body had more than ``room`` bytes (nothing past them is
@@ -487,9 +571,11 @@ class _Attempt:
                 direct=context.limits.direct_io,
             )
         except OSError as exc:
+            if shared is not None and context.board is not None:
+                context.board.unregister(shared)
             raise _storage_error(exc, self.part) from None
         try:
-            with writer:
+            with writer, _owning(shared, context.board):
                 while True:
                     try:
                         view = writer.buffer()
@@ -507,6 +593,11 @@ class _Attempt:
                     if rate is not None:
                         size = rate.read_size(size)
                         began = context.clock()
+                    if shared is not None:
+                        size = shared.reserve(shared.owner, size)
+                        if not size:  # helpers have the rest
+                            self._join(shared, response, writer, verifier)
+                            break
                     view = view[:size]
                     # Network errors and disk errors are told apart here: both can be
                     # OSErrors (a connection reset is one), but only one is worth a retry.
@@ -526,6 +617,8 @@ class _Attempt:
                     except OSError as exc:
                         raise _storage_error(exc, self.part) from None
                     self.received += count
+                    if shared is not None:
+                        shared.advance(shared.owner, count)
                     if context.stop.is_set():  # after the commit: received bytes are kept
                         raise _Stopped
                     unreported += count
@@ -539,13 +632,67 @@ class _Attempt:
                 context.progress(BytesReceived(self.product.name, unreported))
         return fits
 
-    def _finish(self, verifier: StreamVerifier) -> str:
-        """Judge the part file; if good, make it durable and move it into Finish."""
+    def _join(
+        self,
+        shared: Shared,
+        response: requests.Response,
+        writer: PartWriter,
+        verifier: StreamVerifier,
+    ) -> None:
+        """Append the helpers' pieces in order; a piece that ended early ends the attempt.
+
+        The owner's connection is closed (its request asked for the whole rest) and its
+        slot given back first: waiting for a helper needs no connection.
+        """
+        shared.finish(shared.owner)
+        response.close()
+        self.slot.release()
+        piece = shared.next_after(shared.owner)
+        while piece is not None:
+            while not piece.finished.wait(0.25):
+                if self.context.stop.is_set():
+                    raise _Stopped
+            self._append(piece, writer, verifier)
+            if piece.failed:
+                raise _TransientError(
+                    f"a helping connection ended at byte {piece.position} of {piece.end}; "
+                    "resuming from there"
+                )
+            piece = shared.next_after(piece)
+
+    def _append(self, piece: Piece, writer: PartWriter, verifier: StreamVerifier) -> None:
+        """Copy a helper's piece onto the part file, hashing it in order."""
+        left = piece.position - piece.start
+        if not left or piece.path is None:
+            return
         try:
-            verified_by = verifier.verify(self.product.name, self.part)
+            with piece.path.open("rb") as source:
+                while left > 0:
+                    view = writer.buffer()[:left]
+                    count = source.readinto(view)
+                    if not count:
+                        raise OSError(errno.EIO, f"{piece.path.name} is shorter than received")
+                    verifier.update(view[:count])
+                    writer.commit(count)
+                    self.received += count
+                    left -= count
+        except OSError as exc:
+            raise _storage_error(exc, self.part) from None
+        discard(piece)
+
+    def _judge(self, verifier: StreamVerifier) -> str:
+        """Judge the part file; a bad one is deleted."""
+        try:
+            return verifier.verify(self.product.name, self.part)
         except IntegrityError:
             self.discard()
             raise
+
+    def _finish(self, verifier: StreamVerifier, verified_by: str | None = None) -> str:
+        """Judge the part file (unless judged already); if good, make it durable and move it
+        into Finish."""
+        if verified_by is None:
+            verified_by = self._judge(verifier)
         try:
             with self.part.open("rb") as handle:
                 os.fsync(handle.fileno())
@@ -626,6 +773,105 @@ class _Attempt:
         raise TransferError(f"{self.product.name}: {error}")
 
 
+@contextlib.contextmanager
+def _owning(shared: Shared | None, board: Board | None) -> Iterator[None]:
+    """While the owner streams: on the way out, helpers stop and their pieces go."""
+    try:
+        yield
+    finally:
+        if shared is not None and board is not None:
+            board.unregister(shared)
+
+
+def help_product(shared: Shared, piece: Piece, context: TransferContext, board: Board) -> None:
+    """Fetch a helper's piece of a product into its own file, on a slot the caller holds.
+
+    Whatever happens, the piece is finished: complete, or failed where it stopped (the
+    owner then resumes from there). A 429 is reported to the governor as any other; an
+    answer that is not the range asked for ends the helping for the batch.
+    """
+    try:
+        _fetch_piece(shared, piece, context, board)
+    except (OSError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+        log.info("%s: helping connection ended: %s", shared.name, type(exc).__name__)
+    except (SentinelFetchError, StoppedError) as exc:
+        log.info("%s: helping connection ended: %s", shared.name, exc)
+    finally:
+        shared.finish(piece)
+        if shared.closed:
+            discard(piece)
+
+
+def _fetch_piece(shared: Shared, piece: Piece, context: TransferContext, board: Board) -> None:
+    assert piece.path is not None
+    limits = context.limits
+    with PartWriter(
+        piece.path, start=0, buffer_size=limits.chunk_size_bytes, direct=limits.direct_io
+    ) as writer:
+        while not (shared.closed or context.stop.is_set()):
+            span = shared.reserve_request(piece, HELPER_REQUEST_BYTES)
+            if not span or not _fetch_span(shared, piece, span, writer, context, board):
+                return
+
+
+def _fetch_span(
+    shared: Shared,
+    piece: Piece,
+    span: int,
+    writer: PartWriter,
+    context: TransferContext,
+    board: Board,
+) -> bool:
+    """One closed range request of a helper, read to its end; ``False`` if it failed."""
+    first = piece.position
+    headers = {"Accept-Encoding": "identity", "Range": f"bytes={first}-{first + span - 1}"}
+    response = context.transport.request(
+        "GET",
+        shared.url,
+        bearer=lambda: context.tokens.access_token(stop=context.stop),
+        headers=headers,
+        stream=True,
+        whole_answer_deadline=False,
+    )
+    with response:
+        if response.status_code != 206:
+            if response.status_code == 429:
+                error = error_from_response(response, DownloadServiceError)
+                context.governor.throttled(
+                    error.retry_after_s, account_limit=session_limit(str(error))
+                )
+            elif response.status_code in (200, 416):
+                board.refuse()
+            log.info("%s: a range request got HTTP %d", shared.name, response.status_code)
+            return False
+        content_range = _parse_content_range(response.headers.get("Content-Range"))
+        if _content_encoding(response) or content_range != (first, first + span - 1, shared.size):
+            board.refuse()
+            log.info("%s: a range answer does not match its request", shared.name)
+            return False
+        read = _body_reader(response, context.limits.chunk_size_bytes)
+        left = span
+        unreported = 0
+        try:
+            while left and not (shared.closed or context.stop.is_set()):
+                view = writer.buffer()
+                count = read(view[: min(len(view), left)])
+                if not count:
+                    return False
+                writer.commit(count)
+                shared.advance(piece, count)
+                left -= count
+                unreported += count
+                if unreported >= _PROGRESS_STEP_BYTES:
+                    context.progress(BytesReceived(shared.name, unreported))
+                    unreported = 0
+        finally:
+            if unreported:
+                context.progress(BytesReceived(shared.name, unreported))
+        # Read to its end, the connection goes back to the pool for the next request.
+        return not left and not _body_continues(read)
+
+
 def _budget(limits: Limits, expected: Expected) -> ProductBudget:
     """What one product may cost in one run, from the limits and its (known) size."""
     return ProductBudget(
@@ -672,11 +918,26 @@ def download_product(
         ProxyError: the proxy is not running or refuses our credentials.
         StoppedError: the job is stopping (the partial file is kept).
     """
-    limits = context.limits
     if url is None:
         url = context.transport.settings.endpoints.product_url(product.id)
     if expected is None:
         expected = Expected.from_catalogue(product.size, product.checksums)
+    slot = _HeldSlot(context.governor, context.stop)
+    try:
+        return _attempts(product, context, url, expected, slot)
+    finally:
+        slot.release()
+
+
+def _attempts(
+    product: Downloadable,
+    context: TransferContext,
+    url: str,
+    expected: Expected,
+    slot: _HeldSlot,
+) -> TransferOutcome:
+    """The retry loop of :func:`download_product`; ``slot`` is released by the caller."""
+    limits = context.limits
     backoff = RetryPolicy.from_limits(limits).backoff
     attempts_without_progress = 0
     attempts = 0
@@ -687,7 +948,7 @@ def download_product(
     while True:
         attempts += 1
         attempt = _Attempt(
-            product, context, expected, url, allowance=budget.max_bytes - total_received
+            product, context, expected, url, allowance=budget.max_bytes - total_received, slot=slot
         )
         started = time.monotonic()
         try:
@@ -730,13 +991,19 @@ def download_product(
             if isinstance(exc, _TokenRejectedError):
                 # A fresh token is one request away: refresh and resume at once.
                 log.info("%s: token refused (%s); refreshing and resuming", product.name, exc)
+                slot.keep_or_release(True)
                 continue
             retry_after = exc.retry_after_s if isinstance(exc, _TransientError) else None
+            # A body that arrived whole but wrong is fetched again at once: the host was
+            # serving at full speed, nothing asks for a pause. Attempts in a row and the
+            # byte budget still bound a product that is corrupt every time.
+            refetch = isinstance(exc, IntegrityError) and attempt.received > 0
             delay = (
                 0.0
-                if progressed and retry_after is None
+                if (progressed or refetch) and retry_after is None
                 else backoff.delay_s(attempts_without_progress, retry_after_s=retry_after)
             )
+            slot.keep_or_release(delay == 0.0)
             log.info("%s: %s; retrying in %.1f s", product.name, exc, delay)
             context.progress(ProductWaiting(product.name, str(exc), delay, attempts))
             if (delay and context.wait(delay)) or context.stop.is_set():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,13 @@ class EmulatorConfig:
             replaced products, CloudFerro L2A, a datatake split into two partial tiles;
             about 3.5 % of Sentinel-2 tiles, see :mod:`.catalogue.generator`). Off, each
             such tile is one product, as in catalogues built before twins existed.
+        published_until: the catalogue serves only products whose ``PublicationDate``
+            is not later (``None``: every product). Moving it forward publishes the
+            products in between, at their own dates, while a search pages (spec §3.7:
+            the catalogue changes while a long search pages).
+        publish_step_s: after each catalogue search it answers, ``published_until``
+            moves this many seconds forward (0: it stays): new products appear between
+            every two pages of a listing, whatever the client's order of requests.
     """
 
     seed: int = 20231001
@@ -188,6 +195,8 @@ class EmulatorConfig:
     stac_malformed_metadata_checksums: bool = True
     quicklook_failure_share: float = 0.0
     reprocessed_twins: bool = True
+    published_until: datetime | None = None
+    publish_step_s: float = 0.0
 
     def patch(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply run-time changes (the admin endpoint's ``PATCH config``).
@@ -215,8 +224,18 @@ class EmulatorConfig:
         return self.patchable()
 
     def patchable(self) -> dict[str, Any]:
-        """The current values of the fields :meth:`patch` accepts."""
-        return {name: getattr(self, name) for name in PATCHABLE_FIELDS}
+        """The current values of the fields :meth:`patch` accepts (JSON types)."""
+        values = {name: getattr(self, name) for name in PATCHABLE_FIELDS}
+        return {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in values.items()
+        }
+
+    def advance_publication(self) -> None:
+        """One catalogue search answered: publish ``publish_step_s`` more (if set)."""
+        until = self.published_until
+        if until is not None and self.publish_step_s > 0:
+            self.published_until = until + timedelta(seconds=self.publish_step_s)
 
 
 #: Fields the admin endpoint may change, with their type: ``"bool"``, ``"int"``
@@ -249,6 +268,8 @@ PATCHABLE_FIELDS: dict[str, str] = {
     "stac_malformed_metadata_checksums": "bool",
     "quicklook_failure_share": "float",
     "reprocessed_twins": "bool",
+    "published_until": "datetime?",
+    "publish_step_s": "float",
 }
 
 
@@ -267,6 +288,15 @@ def _coerce(name: str, value: Any, kind: str) -> Any:
         if value in words:
             return value
         raise ValueError(f"{name} must be one of {', '.join(words)}, got {value!r}")
+    if kind == "datetime":
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                return moment
+        raise ValueError(f"{name} must be an ISO 8601 time with its zone, got {value!r}")
     if kind == "bool":
         if isinstance(value, bool):
             return value

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+import select
 import selectors
 import socket
 import ssl
@@ -736,7 +737,7 @@ class Exchange:
                     # Token bucket with a one-slice burst: these bytes may leave once the
                     # bucket has refilled enough since the stream began.
                     due = began + (sent + size - chunk) / rate - time.monotonic()
-                    if due > 0 and stopping.wait(due):
+                    if due > 0 and self._paced_wait(due, stopping):
                         self.abort()
                         return False
                 if options.product_id is not None:
@@ -779,6 +780,30 @@ class Exchange:
         finally:
             if reader is not None:
                 reader.close()
+
+    def _paced_wait(self, seconds: float, stopping: threading.Event) -> bool:
+        """Wait between paced writes; ``True`` if the server stops meanwhile.
+
+        A client that closes its end mid-body is noticed at once, as an event-driven
+        server notices it, not at the next write: its stream stops counting against the
+        account's limit when it is gone (a client that stops reading early and asks
+        again must not meet its own stale stream). While a body is sent a client sends
+        nothing, so anything readable is its close (a TLS alert, FIN or reset).
+
+        Raises:
+            _ClientGone: the client closed the connection.
+        """
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if stopping.is_set():
+                return True
+            try:
+                readable = select.select([self.connection.sock], [], [], min(left, 0.05))[0]
+            except (OSError, ValueError):
+                readable = [self.connection.sock]
+            if readable:
+                raise _ClientGone("closed by the client mid-body")
+        return stopping.is_set()
 
     def _pause(self, fault: StallFault | HoldFault, stopping: threading.Event) -> bool:
         """Wait as a stall or hold rule says; ``False`` if the server stops meanwhile."""
@@ -1077,6 +1102,15 @@ class EmulatorServer:
             exchange.internal = True
             self._admin.serve(exchange)
             return
+        self.stats.request_started(exchange.host)
+        try:
+            self._answer(exchange)
+        finally:
+            self.stats.request_finished(exchange.host)
+
+    def _answer(self, exchange: Exchange) -> None:
+        """Latency, before-dispatch faults, then the host's app."""
+        request = exchange.request
         latency = self.config.latency_s
         if latency > 0 and self.stopping.wait(latency):
             exchange.abort()

@@ -73,6 +73,8 @@ class Stats:
         self._peak_total = 0
         self._throttled = 0
         self._range_requests = 0
+        self._in_flight: Counter[str] = Counter()
+        self._peak_in_flight: Counter[str] = Counter()
         self._session_counter: Callable[[], dict[str, int]] | None = None
 
     def bind_sessions(self, counter: Callable[[], dict[str, int]]) -> None:
@@ -111,6 +113,27 @@ class Stats:
             if self._current_streams[user] <= 0:
                 del self._current_streams[user]
             self._current_total -= 1
+
+    def request_started(self, host: str) -> None:
+        """A request to ``host`` is being answered (from its dispatch to its last byte)."""
+        with self._lock:
+            self._in_flight[host] += 1
+            self._peak_in_flight[host] = max(self._peak_in_flight[host], self._in_flight[host])
+
+    def request_finished(self, host: str) -> None:
+        """A request to ``host`` is answered (or its connection died)."""
+        with self._lock:
+            self._in_flight[host] -= 1
+
+    def in_flight(self, host: str) -> int:
+        """Requests to ``host`` being answered now."""
+        with self._lock:
+            return self._in_flight[host]
+
+    def peak_in_flight(self, host: str) -> int:
+        """The most requests to ``host`` answered at once since the last reset."""
+        with self._lock:
+            return self._peak_in_flight[host]
 
     def add_product_bytes(self, product_id: str, count: int, file_path: str | None = None) -> None:
         """``count`` more bytes of this product were handed to a socket.
@@ -291,6 +314,10 @@ class Stats:
                 },
                 "throttled": self._throttled,
                 "range_requests": self._range_requests,
+                "in_flight": {
+                    host: {"current": self._in_flight[host], "peak": peak}
+                    for host, peak in sorted(self._peak_in_flight.items())
+                },
                 "events": [asdict(e) for e in recent],
             }
 
@@ -308,3 +335,4 @@ class Stats:
             self._peak_total = self._current_total
             self._throttled = 0
             self._range_requests = 0
+            self._peak_in_flight = Counter(+self._in_flight)

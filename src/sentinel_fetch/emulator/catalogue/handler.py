@@ -21,6 +21,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote_plus, unquote_plus
 
 from sentinel_fetch.emulator.config import EmulatorConfig
@@ -42,6 +43,7 @@ MAX_TOP = 1000
 MAX_SKIP = 10_000
 # Pydantic's boolean spellings (CDSE is a FastAPI service); True/true/1/False/false/0
 # are the documented ones (§3.6).
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "f", "no", "n", "off"})
 
@@ -268,7 +270,9 @@ class _Catalogue:
         filter_text = _last(pairs, "$filter")
         try:
             node = parse_filter(filter_text) if filter_text and filter_text.strip() else None
-            where = served(compile_filter(node), self.config.reprocessed_twins)
+            where = served(
+                compile_filter(node), self.config.reprocessed_twins, self._published_until_us()
+            )
         except FilterError as error:
             raise HttpError(400, {"detail": str(error)}) from None
         try:
@@ -286,7 +290,15 @@ class _Catalogue:
         # A full page may have a successor (possibly empty); none past the $skip cap.
         if top and len(rows) == top and skip + top <= MAX_SKIP:
             payload["@odata.nextLink"] = next_link(request.base_url, pairs, skip + top)
+        self.config.advance_publication()
         return Response.json(200, payload)
+
+    def _published_until_us(self) -> int | None:
+        """The ``published_until`` switch as the store's epoch microseconds."""
+        until = self.config.published_until
+        if until is None:
+            return None
+        return (until - _EPOCH_UTC) // timedelta(microseconds=1)
 
     def _filter_list(self, request: Request) -> Response:
         try:

@@ -98,14 +98,20 @@ _TRUE = SqlFilter("1", ())
 _FALSE = SqlFilter("0", ())
 
 
-def served(where: SqlFilter, twins: bool) -> SqlFilter:
-    """``where`` narrowed to the products served with the ``reprocessed_twins`` switch.
+def served(where: SqlFilter, twins: bool, published_until_us: int | None = None) -> SqlFilter:
+    """``where`` narrowed to the products served with the ``reprocessed_twins`` switch
+    and, when given, published no later than ``published_until_us``.
 
     >>> served(SqlFilter("p.online = ?", (1,)), twins=False)
     SqlFilter(where='(p.online = ?) AND p.variant != 1', params=(1,))
+    >>> served(SqlFilter("1", ()), twins=True, published_until_us=5)
+    SqlFilter(where='(1) AND p.variant != 2 AND p.publication_us <= ?', params=(5,))
     """
     hidden = SPLIT_ORIGINAL if twins else TWIN
-    return SqlFilter(f"({where.where}) AND p.variant != {hidden}", where.params)
+    clause = f"({where.where}) AND p.variant != {hidden}"
+    if published_until_us is None:
+        return SqlFilter(clause, where.params)
+    return SqlFilter(f"{clause} AND p.publication_us <= ?", (*where.params, published_until_us))
 
 
 def compile_filter(node: Node | None) -> SqlFilter:
